@@ -1,0 +1,10 @@
+// Package jsclient holds the JavaScript reference client of rpcws and the pages
+// served beside it, embedded so that the reference server can serve them.
+package jsclient
+
+import "embed"
+
+// Files holds the client module, its type declarations and the demo page.
+//
+//go:embed rpcws.js index.html
+var Files embed.FS

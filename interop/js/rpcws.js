@@ -1,0 +1,2 @@
+// The rpcws reference client lands here.
+export {};
