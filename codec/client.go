@@ -1,0 +1,564 @@
+package codec
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/rpc"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// DefaultTimeout is how long a client waits for a reply unless
+// [ClientOptions.Timeout] says otherwise.
+const DefaultTimeout = 10 * time.Second
+
+// DefaultMaxQueuedEvents is how many received events may wait for
+// [ClientOptions.OnEvent] unless [ClientOptions.MaxQueuedEvents] says
+// otherwise.
+const DefaultMaxQueuedEvents = 1024
+
+// ClientOptions configures a [ClientCodec]. A nil *ClientOptions is valid and
+// means all defaults.
+type ClientOptions struct {
+	// TypeName maps a net/rpc "Service.Method" name to the request's type.
+	// Nil means [TypeName]: "User.Get" → "user.get".
+	TypeName func(method string) string
+
+	// Timeout bounds every call: when it passes without a reply the codec
+	// fails the call itself with the lesson's "timeout: <type>" (code
+	// Timeout), so that even the stock (*rpc.Client).Call returns. Zero means
+	// [DefaultTimeout]; a negative value disables the timeout.
+	Timeout time.Duration
+
+	// OnEvent, if set, receives every event (a frame without id) in arrival
+	// order, one call at a time, on a goroutine of its own: a slow OnEvent
+	// never holds up replies. data is the event's raw JSON, which OnEvent may
+	// keep.
+	OnEvent func(eventType string, data json.RawMessage)
+
+	// MaxQueuedEvents caps the events received but not yet handed to
+	// OnEvent; beyond it events are dropped and counted in
+	// [ClientStats.DroppedEvents]. Zero means [DefaultMaxQueuedEvents].
+	MaxQueuedEvents int
+
+	// Logger receives what no call can be told: error frames without id,
+	// frames that could not be read, dropped events. Nil means silent.
+	Logger *slog.Logger
+}
+
+// ClientStats counts what a client dropped.
+type ClientStats struct {
+	LateReplies   uint64 // replies whose call had already ended (timed out, cancelled) or was never made
+	DroppedEvents uint64 // events dropped because OnEvent fell behind
+	BadFrames     uint64 // frames that could not be read as a message
+}
+
+// ClientCodec is an [rpc.ClientCodec] that speaks the wire protocol over a
+// [Conn]; hand it to [rpc.NewClientWithCodec]. Beyond what net/rpc asks of
+// it, it times calls out, cancels them with a context ([ClientCodec.Call]),
+// sends notifications and delivers events.
+//
+// A goroutine of its own reads the connection, so that a timeout can complete
+// a call while no reply comes.
+type ClientCodec struct {
+	conn        Conn
+	ctx         context.Context // ends when the codec closes
+	cancel      context.CancelFunc
+	timeout     time.Duration
+	logger      *slog.Logger
+	onEvent     func(string, json.RawMessage)
+	maxEvents   int
+	late        atomic.Uint64
+	dropped     atomic.Uint64
+	badFrames   atomic.Uint64
+	readerDone  chan struct{}
+	responses   chan *response // replies for net/rpc, in the order they complete
+	cur         *response      // the reply net/rpc is reading; its goroutine only
+	free        chan []byte    // read buffers not in use
+	done        chan struct{}  // closed once the connection is done
+	doneErr     error          // why; set before done closes
+	closeCalled atomic.Bool
+
+	wmu   sync.Mutex // serialises writes; guards enc, names and ids
+	enc   *encoder
+	names nameCache
+	ids   *bufio.Reader // random bytes for ids, read in blocks
+
+	mu      sync.Mutex // guards pending
+	pending map[string]*clientCall
+
+	evmu      sync.Mutex // guards events and evRunning
+	events    []event
+	evRunning bool
+}
+
+// clientCall is a call waiting for its reply.
+type clientCall struct {
+	id    string
+	typ   string
+	timer *time.Timer
+
+	// A call from net/rpc: its reply goes to net/rpc's reading goroutine.
+	seq uint64
+
+	// A call from Call: the reader decodes the reply into reply and sends
+	// the outcome on done.
+	direct bool
+	reply  any
+	done   chan error
+}
+
+// response is a reply (or a verdict) on its way to net/rpc.
+type response struct {
+	seq   uint64
+	err   string
+	data  []byte
+	frame []byte // the buffer data lives in, returned to free once read
+}
+
+type event struct {
+	typ  string
+	data json.RawMessage
+}
+
+var _ rpc.ClientCodec = (*ClientCodec)(nil)
+
+// NewClientCodec returns a client codec that sends requests on conn and reads
+// replies from it. The codec owns conn from then on and closes it in
+// [ClientCodec.Close].
+func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
+	if opts == nil {
+		opts = &ClientOptions{}
+	}
+	c := &ClientCodec{
+		conn:       conn,
+		timeout:    opts.Timeout,
+		logger:     opts.Logger,
+		onEvent:    opts.OnEvent,
+		maxEvents:  opts.MaxQueuedEvents,
+		readerDone: make(chan struct{}),
+		responses:  make(chan *response),
+		free:       make(chan []byte, 2),
+		done:       make(chan struct{}),
+		enc:        newEncoder(),
+		ids:        bufio.NewReaderSize(rand.Reader, 16*64),
+		pending:    make(map[string]*clientCall),
+	}
+	if c.timeout == 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.maxEvents <= 0 {
+		c.maxEvents = DefaultMaxQueuedEvents
+	}
+	c.names.fn = opts.TypeName
+	if c.names.fn == nil {
+		c.names.fn = TypeName
+	}
+	c.free <- nil
+	c.free <- nil
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	go c.read()
+	return c
+}
+
+// WriteRequest sends a request for net/rpc.
+func (c *ClientCodec) WriteRequest(r *rpc.Request, body any) error {
+	return c.send(&clientCall{seq: r.Seq}, r.ServiceMethod, body)
+}
+
+// ReadResponseHeader waits for the next reply or verdict for net/rpc.
+func (c *ClientCodec) ReadResponseHeader(r *rpc.Response) error {
+	select {
+	case resp := <-c.responses:
+		c.cur = resp
+		r.Seq = resp.seq
+		r.Error = resp.err
+		return nil
+	case <-c.done:
+		return c.closedErr()
+	}
+}
+
+// ReadResponseBody decodes the current reply's data into x; nil x discards it.
+func (c *ClientCodec) ReadResponseBody(x any) error {
+	resp := c.cur
+	c.cur = nil
+	if resp == nil {
+		return nil
+	}
+	var err error
+	if x != nil && resp.data != nil && !isNull(resp.data) {
+		err = json.Unmarshal(resp.data, x)
+	}
+	if resp.frame != nil {
+		c.free <- resp.frame
+	}
+	return err
+}
+
+// Call sends a request for serviceMethod and waits for its reply, which it
+// decodes into reply. It returns when the reply comes, when ctx ends (the
+// error then wraps ctx.Err()), or when the codec's timeout passes (an
+// [*Error] that matches [ErrTimeout]). An error reply is an [*Error]. A call
+// that ended early never writes into reply afterwards. ctx bounds the call
+// only: ending it never touches the connection.
+func (c *ClientCodec) Call(ctx context.Context, serviceMethod string, args, reply any) error {
+	call := &clientCall{direct: true, reply: reply, done: make(chan error, 1)}
+	if err := c.send(call, serviceMethod, args); err != nil {
+		return err
+	}
+	select {
+	case err := <-call.done:
+		return err
+	case <-ctx.Done():
+		if c.remove(call) {
+			return fmt.Errorf("codec: call %s: %w", call.typ, ctx.Err())
+		}
+		// The reader took the reply first and is delivering it now.
+		return <-call.done
+	}
+}
+
+// Notify sends a notification: the server runs serviceMethod with args and
+// sends nothing back.
+func (c *ClientCodec) Notify(ctx context.Context, serviceMethod string, args any) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, typ := c.names.lookup([]byte(serviceMethod))
+	c.enc.start(nil, typ, "")
+	if err := c.enc.data(args); err != nil {
+		return fmt.Errorf("codec: cannot encode the data of %s: %w", typ, err)
+	}
+	return c.write(ctx)
+}
+
+// send registers call and writes its request.
+func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, call.typ = c.names.lookup([]byte(serviceMethod))
+	id, err := uuid.NewRandomFromReader(c.ids)
+	if err != nil {
+		return fmt.Errorf("codec: cannot make an id: %w", err)
+	}
+	call.id = id.String()
+	var idJSON [38]byte
+	idJSON[0], idJSON[37] = '"', '"'
+	copy(idJSON[1:], call.id)
+	c.enc.start(idJSON[:], call.typ, "")
+	if err := c.enc.data(args); err != nil {
+		return fmt.Errorf("codec: cannot encode the data of %s: %w", call.typ, err)
+	}
+
+	// Register before writing: the reply may come before WriteFrame returns.
+	c.mu.Lock()
+	select {
+	case <-c.done:
+		c.mu.Unlock()
+		return c.callClosedErr()
+	default:
+	}
+	c.pending[call.id] = call
+	if c.timeout > 0 {
+		call.timer = time.AfterFunc(c.timeout, func() { c.expire(call) })
+	}
+	c.mu.Unlock()
+
+	if err := c.write(c.ctx); err != nil {
+		c.remove(call)
+		return err
+	}
+	return nil
+}
+
+func (c *ClientCodec) write(ctx context.Context) error {
+	if err := c.conn.WriteFrame(ctx, c.enc.buf.Bytes()); err != nil {
+		select {
+		case <-c.done:
+			return c.callClosedErr()
+		default:
+		}
+		return fmt.Errorf("codec: write: %w", err)
+	}
+	return nil
+}
+
+// remove takes call out of the pending set. It reports false when the call
+// was no longer there: its reply or verdict is already on its way.
+func (c *ClientCodec) remove(call *clientCall) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending[call.id] != call {
+		return false
+	}
+	delete(c.pending, call.id)
+	if call.timer != nil {
+		call.timer.Stop()
+	}
+	return true
+}
+
+// claim takes the call with the given id out of the pending set, for its
+// reply to be delivered.
+func (c *ClientCodec) claim(id []byte) *clientCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	call := c.pending[string(id)]
+	if call == nil {
+		return nil
+	}
+	delete(c.pending, call.id)
+	if call.timer != nil {
+		call.timer.Stop()
+	}
+	return call
+}
+
+// expire fails call with a timeout, if it is still pending.
+func (c *ClientCodec) expire(call *clientCall) {
+	if !c.remove(call) {
+		return
+	}
+	c.complete(call, timeoutError(call.typ))
+}
+
+// complete ends call with err and no reply.
+func (c *ClientCodec) complete(call *clientCall, err *Error) {
+	if call.direct {
+		call.done <- err
+		return
+	}
+	select {
+	case c.responses <- &response{seq: call.seq, err: err.Error()}:
+	case <-c.done:
+	}
+}
+
+// read is the codec's reading goroutine: it matches replies to calls and
+// hands events to OnEvent, until the connection ends.
+func (c *ClientCodec) read() {
+	defer close(c.readerDone)
+	for {
+		buf := <-c.free
+		frame, err := c.conn.ReadFrame(c.ctx, buf)
+		if errors.Is(err, ErrBinaryFrame) {
+			c.badFrame("binary frame")
+			c.free <- frame
+			continue
+		}
+		if err != nil {
+			c.shutdown(err)
+			return
+		}
+		if c.dispatch(frame) {
+			c.free <- frame
+		}
+	}
+}
+
+// dispatch delivers one frame. It reports whether frame is free for reuse;
+// false means it went to net/rpc, which frees it.
+func (c *ClientCodec) dispatch(frame []byte) bool {
+	env, err := parseEnvelope(frame)
+	if err != nil {
+		c.badFrame(err.Error())
+		return true
+	}
+	typ, _ := stringValue(env.typ)
+	isError := string(typ) == "error"
+	if !env.hasID() {
+		if isError {
+			code, msg := errorFields(&env)
+			c.logf("the server reported an error", "code", code, "message", msg)
+		} else if len(typ) > 0 {
+			c.event(string(typ), env.data)
+		} else {
+			c.badFrame("frame without id and type")
+		}
+		return true
+	}
+	id, ok := stringValue(env.id)
+	var call *clientCall
+	if ok {
+		call = c.claim(id)
+	}
+	if call == nil {
+		c.late.Add(1)
+		return true
+	}
+	var callErr *Error
+	if isError {
+		code, msg := errorFields(&env)
+		callErr = &Error{Code: code, Message: msg}
+	}
+	if call.direct {
+		switch {
+		case callErr != nil:
+			call.done <- callErr
+		case call.reply != nil && env.data != nil && !isNull(env.data):
+			if err := json.Unmarshal(env.data, call.reply); err != nil {
+				call.done <- fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
+			} else {
+				call.done <- nil
+			}
+		default:
+			call.done <- nil
+		}
+		return true
+	}
+	resp := &response{seq: call.seq, frame: frame}
+	if callErr != nil {
+		resp.err = callErr.Error()
+	} else {
+		resp.data = env.data
+	}
+	select {
+	case c.responses <- resp:
+		return false
+	case <-c.done:
+		return true
+	}
+}
+
+// errorFields returns the code and message of an error frame. A foreign
+// server may leave them out or send them in another shape: the client keeps
+// what it can.
+func errorFields(env *envelope) (code, message string) {
+	code = CodeServerError
+	if b, ok := stringValue(env.code); ok && validWireCode(string(b)) {
+		code = string(b)
+	} else if env.code != nil && validWireCode(string(env.code)) {
+		code = string(env.code) // a number, say
+	}
+	if b, ok := stringValue(env.message); ok {
+		message = string(b)
+	}
+	return code, message
+}
+
+// event queues an event for OnEvent and starts the goroutine that delivers
+// them if it is not running.
+func (c *ClientCodec) event(typ string, data []byte) {
+	if c.onEvent == nil {
+		return
+	}
+	c.evmu.Lock()
+	defer c.evmu.Unlock()
+	if len(c.events) >= c.maxEvents {
+		c.dropped.Add(1)
+		c.logf("dropped an event: OnEvent is behind", "type", typ)
+		return
+	}
+	var raw json.RawMessage
+	if data != nil {
+		raw = append(json.RawMessage(nil), data...)
+	}
+	c.events = append(c.events, event{typ, raw})
+	if !c.evRunning {
+		c.evRunning = true
+		go c.deliverEvents()
+	}
+}
+
+// deliverEvents hands queued events to OnEvent one at a time, and exits when
+// the queue is empty, so that an idle client keeps no goroutine for it.
+func (c *ClientCodec) deliverEvents() {
+	for {
+		c.evmu.Lock()
+		if len(c.events) == 0 || c.closeCalled.Load() {
+			c.events = nil
+			c.evRunning = false
+			c.evmu.Unlock()
+			return
+		}
+		ev := c.events[0]
+		c.events[0] = event{}
+		c.events = c.events[1:]
+		c.evmu.Unlock()
+		c.onEvent(ev.typ, ev.data)
+	}
+}
+
+// shutdown records why the connection ended and fails every pending call.
+func (c *ClientCodec) shutdown(cause error) {
+	c.mu.Lock()
+	if c.closeCalled.Load() {
+		c.doneErr = io.EOF
+	} else {
+		c.doneErr = &Error{Code: CodeDisconnected, Message: "connection closed: " + cause.Error()}
+	}
+	pending := c.pending
+	c.pending = make(map[string]*clientCall)
+	close(c.done)
+	c.mu.Unlock()
+	for _, call := range pending {
+		if call.timer != nil {
+			call.timer.Stop()
+		}
+		if call.direct {
+			call.done <- c.callClosedErr()
+		}
+	}
+	c.conn.Close()
+}
+
+// closedErr is what net/rpc gets once the connection is done: io.EOF after
+// Close (net/rpc reports rpc.ErrShutdown), else a Disconnected *Error.
+func (c *ClientCodec) closedErr() error {
+	<-c.done
+	return c.doneErr
+}
+
+// callClosedErr is what a direct call gets once the connection is done.
+func (c *ClientCodec) callClosedErr() error {
+	if c.doneErr == io.EOF {
+		return rpc.ErrShutdown
+	}
+	return c.doneErr
+}
+
+// Stats returns what the client has dropped so far.
+func (c *ClientCodec) Stats() ClientStats {
+	return ClientStats{
+		LateReplies:   c.late.Load(),
+		DroppedEvents: c.dropped.Load(),
+		BadFrames:     c.badFrames.Load(),
+	}
+}
+
+// Done returns a channel that is closed once the connection has ended, by
+// Close or by the peer.
+func (c *ClientCodec) Done() <-chan struct{} { return c.done }
+
+// Close closes the connection and waits for the reading goroutine to end.
+// Pending calls fail: net/rpc's with [rpc.ErrShutdown], those of Call too.
+func (c *ClientCodec) Close() error {
+	if c.closeCalled.Swap(true) {
+		<-c.readerDone
+		return nil
+	}
+	c.cancel()
+	err := c.conn.Close()
+	<-c.readerDone
+	return err
+}
+
+func (c *ClientCodec) badFrame(why string) {
+	c.badFrames.Add(1)
+	c.logf("dropped a frame", "error", why)
+}
+
+func (c *ClientCodec) logf(msg string, args ...any) {
+	if c.logger != nil {
+		c.logger.Warn("codec: "+msg, args...)
+	}
+}

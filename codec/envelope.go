@@ -1,0 +1,253 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"unicode/utf8"
+)
+
+// envelope holds the raw JSON values of a frame's top-level fields. Each
+// slice aliases the frame; nil means the field is absent.
+type envelope struct {
+	id, typ, data []byte
+	code, message []byte // error replies only
+}
+
+var errNotObject = errors.New("frame is not a JSON object")
+
+// parseEnvelope reads the top level of a frame once, without reflection: it
+// checks that the frame is one valid JSON object and notes where the fields
+// it knows stand. Unknown fields are skipped; for a repeated field the last
+// one wins, as with encoding/json.
+func parseEnvelope(p []byte) (envelope, error) {
+	var env envelope
+	if !json.Valid(p) {
+		return env, errNotObject
+	}
+	i := skipSpace(p, 0)
+	if p[i] != '{' {
+		return env, errNotObject
+	}
+	i = skipSpace(p, i+1)
+	for p[i] != '}' {
+		keyEnd := skipString(p, i)
+		key := p[i:keyEnd]
+		i = skipSpace(p, keyEnd)
+		i = skipSpace(p, i+1) // ':'
+		valEnd := skipValue(p, i)
+		val := p[i:valEnd]
+		switch string(unquoteKey(key)) {
+		case "id":
+			env.id = val
+		case "type":
+			env.typ = val
+		case "data":
+			env.data = val
+		case "code":
+			env.code = val
+		case "message":
+			env.message = val
+		}
+		i = skipSpace(p, valEnd)
+		if p[i] == ',' {
+			i = skipSpace(p, i+1)
+		}
+	}
+	return env, nil
+}
+
+// hasID reports whether the frame carries an id: absent and null are alike.
+func (e *envelope) hasID() bool { return e.id != nil && !isNull(e.id) }
+
+func isNull(v []byte) bool { return string(v) == "null" }
+
+// unquoteKey returns a key's text. Keys with escapes are rare; they are
+// decoded the slow way.
+func unquoteKey(q []byte) []byte {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return q[1 : len(q)-1]
+	}
+	var s string
+	if json.Unmarshal(q, &s) != nil {
+		return nil
+	}
+	return []byte(s)
+}
+
+// stringValue returns the text of a raw JSON string value, and false when v is
+// not a string. It allocates only for strings with escapes.
+func stringValue(v []byte) ([]byte, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return nil, false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return v[1 : len(v)-1], true
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return nil, false
+	}
+	return []byte(s), true
+}
+
+// The scanners below run on input that json.Valid accepted.
+
+func skipSpace(p []byte, i int) int {
+	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string that starts at p[i].
+func skipString(p []byte, i int) int {
+	for i++; ; i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// skipValue returns the index just past the value that starts at p[i].
+func skipValue(p []byte, i int) int {
+	switch p[i] {
+	case '"':
+		return skipString(p, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch p[i] {
+			case '"':
+				i = skipString(p, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	default: // number, true, false, null
+		for i < len(p) && !isDelim(p[i]) {
+			i++
+		}
+		return i
+	}
+}
+
+func isDelim(c byte) bool {
+	return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r'
+}
+
+// appendString appends s as a JSON string. Unlike encoding/json it leaves <, >
+// and & alone (frames are not HTML); like it, it writes invalid UTF-8 as
+// U+FFFD.
+func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= ' ' && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(string(s[i:]))
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// encoder appends frames to a reused buffer. It is not safe for concurrent
+// use; each codec guards its own.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+func newEncoder() *encoder {
+	e := new(encoder)
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}
+
+// start begins a new frame: {"id":ID,"type":T — or {"type":T without id.
+func (e *encoder) start(id []byte, typ string, suffix string) {
+	e.buf.Reset()
+	b := e.buf.AvailableBuffer()
+	b = append(b, '{')
+	if id != nil {
+		b = append(b, `"id":`...)
+		b = append(b, id...)
+		b = append(b, ',')
+	}
+	b = append(b, `"type":`...)
+	if suffix == "" {
+		b = appendString(b, typ)
+	} else {
+		b = appendString(b, typ)
+		b = append(b[:len(b)-1], suffix...)
+		b = append(b, '"')
+	}
+	e.buf.Write(b)
+}
+
+// data finishes the frame with ,"data":V}. On an encoding error the frame is
+// left unfinished and the error returned.
+func (e *encoder) data(v any) error {
+	e.buf.WriteString(`,"data":`)
+	if raw, ok := v.(json.RawMessage); ok && raw == nil {
+		v = nil
+	}
+	if err := e.enc.Encode(v); err != nil {
+		return err
+	}
+	e.buf.Truncate(e.buf.Len() - 1) // Encode's newline
+	e.buf.WriteByte('}')
+	return nil
+}
+
+// errorFrame writes a whole error frame: {"id":ID,"type":"error","code":C,"message":M}.
+func (e *encoder) errorFrame(id []byte, code, message string) []byte {
+	e.start(id, "error", "")
+	b := e.buf.AvailableBuffer()
+	b = append(b, `,"code":`...)
+	b = appendString(b, code)
+	b = append(b, `,"message":`...)
+	b = appendString(b, message)
+	b = append(b, '}')
+	e.buf.Write(b)
+	return e.buf.Bytes()
+}

@@ -1,0 +1,58 @@
+package codec
+
+// MethodName maps a lesson type to a net/rpc method name by upper-casing the
+// first letter of each dot-separated part: "user.get" → "User.Get". It is the
+// server's default mapping; a name that comes out ill-formed ("user..get")
+// finds no method and is answered MethodNotFound.
+func MethodName(typ string) string { return mapParts(typ, 'a', 'z', 'A'-'a') }
+
+// TypeName maps a net/rpc method name to a lesson type by lower-casing the
+// first letter of each dot-separated part: "User.Get" → "user.get". It is the
+// client's default mapping.
+func TypeName(method string) string { return mapParts(method, 'A', 'Z', 'a'-'A') }
+
+// mapParts shifts the ASCII letter in [lo, hi] that starts each part of s by
+// delta. It returns s itself, without allocating, when nothing changes.
+func mapParts(s string, lo, hi byte, delta int) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if (i == 0 || s[i-1] == '.') && lo <= s[i] && s[i] <= hi {
+			if b == nil {
+				b = []byte(s)
+			}
+			b[i] = byte(int(s[i]) + delta)
+		}
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
+}
+
+// nameCache remembers a bounded number of name mappings, so that a steady
+// stream of calls to the same methods maps each name once and allocates
+// nothing. It is not safe for concurrent use.
+type nameCache struct {
+	fn func(string) string
+	m  map[string]namePair
+}
+
+type namePair struct{ from, to string }
+
+const nameCacheSize = 256
+
+// lookup returns key as a string and fn of it.
+func (c *nameCache) lookup(key []byte) (from, to string) {
+	if p, ok := c.m[string(key)]; ok {
+		return p.from, p.to
+	}
+	from = string(key)
+	to = c.fn(from)
+	if c.m == nil {
+		c.m = make(map[string]namePair)
+	}
+	if len(c.m) < nameCacheSize {
+		c.m[from] = namePair{from, to}
+	}
+	return from, to
+}
