@@ -272,6 +272,13 @@ func classify(text, typ string) (code, message string) {
 	return CodeServerError, text
 }
 
+// InFlight returns the number of requests read but not yet answered.
+func (c *ServerCodec) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
 // Drain stops the codec taking new requests and waits until every request in
 // flight has been answered, or ctx ends. Requests read after Drain began are
 // answered at once with code Unavailable. Drain does not close the
