@@ -1,0 +1,157 @@
+// Command peers measures rpcws against other ways of doing RPC between Go
+// programs, over 127.0.0.1.
+//
+// Every peer serves the same methods (Arith.Multiply and Echo.Echo) and runs
+// the same workloads; repetitions run the peers in a rotated order, so that
+// drift in the machine's speed falls on all of them alike. The report gives
+// each figure's median across repetitions, how much the repetitions
+// disagreed (coefficient of variation), and its ratio to two references:
+// "the classic way" (net/rpc/jsonrpc over golang.org/x/net/websocket) and
+// "the ceiling" (a bare frame echo on coder/websocket, no RPC at all).
+//
+// Usage:
+//
+//	go run . [-duration 1s] [-reps 3] [-idle 1000] [-peers a,b] [-json | -markdown]
+//
+// Run with -h for every flag.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The references of the ratios.
+const (
+	classicPeer = "classic-xnet"
+	ceilingPeer = "ceiling-coder"
+)
+
+// allPeers returns every peer, in the order of the report.
+func allPeers() []peer {
+	return []peer{
+		gobTCP{},
+		jsonTCP{},
+		classicWS{},
+		newSourcegraphWS(),
+		gethWS{},
+		ceilingWS{},
+		rpcwsPeer{},
+	}
+}
+
+// missingPeers names the peers that this build leaves out, and why. A peer
+// whose module cannot be fetched is removed from allPeers and go.mod and
+// named here, so that every report says what it lacks.
+var missingPeers = map[string]string{}
+
+// config is the settings of a run.
+type config struct {
+	Duration  time.Duration `json:"duration"`
+	Warmup    time.Duration `json:"warmup"`
+	Reps      int           `json:"reps"`
+	Callers   int           `json:"callers"`
+	Payload   int           `json:"payload_bytes"`
+	Idle      int           `json:"idle_conns"`
+	MaxCalls  int           `json:"max_calls_per_cell"`
+	Peers     []string      `json:"peers"`
+	Workloads []string      `json:"workloads"`
+}
+
+func main() {
+	cfg, format, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peers:", err)
+		os.Exit(2)
+	}
+	r := run(cfg, os.Stderr)
+	if err := write(os.Stdout, r, format); err != nil {
+		fmt.Fprintln(os.Stderr, "peers:", err)
+		os.Exit(1)
+	}
+}
+
+// parseFlags reads the command line.
+func parseFlags(args []string) (config, string, error) {
+	fs := flag.NewFlagSet("peers", flag.ContinueOnError)
+	var cfg config
+	fs.DurationVar(&cfg.Duration, "duration", time.Second, "measured time of each cell (one workload against one peer)")
+	fs.DurationVar(&cfg.Warmup, "warmup", 100*time.Millisecond, "unmeasured calls before each cell")
+	fs.IntVar(&cfg.Reps, "reps", 3, "repetitions of every cell; each runs the peers in a rotated order")
+	fs.IntVar(&cfg.Callers, "callers", 64, "concurrent callers of the shared, echo and conns workloads")
+	fs.IntVar(&cfg.Payload, "payload", 1024, "bytes of the Echo.Echo payload")
+	fs.IntVar(&cfg.Idle, "idle", 1000, "connections held open by the idle workload (up to 10000 and more)")
+	fs.IntVar(&cfg.MaxCalls, "max-calls", 2_000_000, "most calls in one cell, whatever the duration")
+	peers := fs.String("peers", "", "comma-separated peers to run (default all): "+strings.Join(peerNames(allPeers()), ","))
+	wls := fs.String("workloads", "", "comma-separated workloads to run (default all): "+strings.Join(workloadKeys(), ","))
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	asMarkdown := fs.Bool("markdown", false, "print the report as Markdown")
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", err
+	}
+	if fs.NArg() > 0 {
+		return cfg, "", fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	format := "text"
+	switch {
+	case *asJSON && *asMarkdown:
+		return cfg, "", errors.New("-json and -markdown exclude each other")
+	case *asJSON:
+		format = "json"
+	case *asMarkdown:
+		format = "markdown"
+	}
+	if cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Reps < 1 || cfg.Callers < 1 || cfg.Payload < 0 || cfg.Idle < 1 || cfg.MaxCalls < 1 {
+		return cfg, "", errors.New("-duration, -reps, -callers, -idle and -max-calls must be positive")
+	}
+	var err error
+	if cfg.Peers, err = pick(*peers, peerNames(allPeers())); err != nil {
+		return cfg, "", fmt.Errorf("-peers: %w", err)
+	}
+	if cfg.Workloads, err = pick(*wls, workloadKeys()); err != nil {
+		return cfg, "", fmt.Errorf("-workloads: %w", err)
+	}
+	return cfg, format, nil
+}
+
+// pick returns the names listed in list (all of known if list is empty),
+// in the order of known.
+func pick(list string, known []string) ([]string, error) {
+	if list == "" {
+		return known, nil
+	}
+	want := strings.Split(list, ",")
+	for _, w := range want {
+		if !slices.Contains(known, w) {
+			return nil, fmt.Errorf("unknown name %q (known: %s)", w, strings.Join(known, ", "))
+		}
+	}
+	var picked []string
+	for _, k := range known {
+		if slices.Contains(want, k) {
+			picked = append(picked, k)
+		}
+	}
+	return picked, nil
+}
+
+func peerNames(ps []peer) []string {
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.name())
+	}
+	return names
+}
+
+func workloadKeys() []string {
+	var keys []string
+	for _, w := range workloads {
+		keys = append(keys, w.key)
+	}
+	return keys
+}
