@@ -1,0 +1,412 @@
+// The interop scenarios: what a server of this protocol must do for the reference
+// client, checked against the reference services of PROTOCOL.md. The same list runs in
+// Node (test/scenarios.test.mjs), in a browser (test/browser.html) and from the command
+// line (conformance.mjs).
+//
+// A scenario is {name, needs, slow?, timeoutMs?, run}. `needs` lists the request types
+// it uses; a target that answers MethodNotFound to one of them skips the scenario.
+// `run(t)` gets t.assert (node:assert/strict or suite/assert.mjs), t.connect(options)
+// for a client and t.raw() for a raw WebSocket; both are closed after the scenario.
+
+import { RpcError } from '../rpcws.js';
+
+const MiB = 1 << 20;
+
+/** Starts a stopwatch: returns a function that tells the milliseconds since. */
+const within = () => {
+  const start = performance.now();
+  return () => performance.now() - start;
+};
+
+/** Resolves on the first frame on ws for which match(parsed frame) holds. */
+function frameSeen(ws, match) {
+  return new Promise((resolve) => {
+    const onMessage = (e) => {
+      let f;
+      try {
+        f = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      if (match(f)) {
+        ws.removeEventListener('message', onMessage);
+        resolve(f);
+      }
+    };
+    ws.addEventListener('message', onMessage);
+  });
+}
+
+/** Resolves once `count` events of `type` arrived on client; returns their data. */
+function events(client, type, count) {
+  const got = [];
+  return new Promise((resolve) => {
+    const off = client.on(type, (data) => {
+      got.push(data);
+      if (got.length === count) {
+        off();
+        resolve(got);
+      }
+    });
+  });
+}
+
+/**
+ * The lesson's exercise: five concurrent requests whose replies come back out of order,
+ * all matched to their own request; the server holds one past the client's timeout,
+ * which rejects it with "timeout: demo.sleep" while the other four resolve. The reply
+ * to the held request still comes, later, and is dropped without harm.
+ */
+function lessonExercise({ holdMs, timeoutMs }) {
+  return async ({ connect, assert }) => {
+    const client = await connect(timeoutMs === undefined ? {} : { timeoutMs });
+    const limit = timeoutMs ?? 10_000; // the client's default
+    const sleeps = [700, 100, holdMs, 500, 300]; // sent in this order
+    const arrived = []; // indexes, in the order the replies arrived
+    const events = [];
+    client.on('*', (data, frame) => events.push(frame));
+    const late = frameSeen(client.socket, (f) => f.type === 'demo.sleep.response' && f.data?.ms === holdMs);
+
+    const elapsed = within();
+    let timedOutAt;
+    const results = await Promise.allSettled(
+      sleeps.map((ms, i) =>
+        client.request('demo.sleep', { ms }).finally(() => {
+          arrived.push(i);
+          if (ms === holdMs) timedOutAt = elapsed();
+        }),
+      ),
+    );
+
+    for (const [i, ms] of sleeps.entries()) {
+      if (ms === holdMs) continue;
+      assert.deepEqual(results[i], { status: 'fulfilled', value: { ms } }, `request ${i} (${ms} ms)`);
+    }
+    const held = results[2];
+    assert.equal(held.status, 'rejected');
+    assert.ok(held.reason instanceof RpcError, `got ${held.reason}, want an RpcError`);
+    assert.equal(held.reason.code, 'Timeout');
+    assert.equal(held.reason.message, 'timeout: demo.sleep');
+    assert.deepEqual(arrived, [1, 4, 3, 0, 2], 'replies settle in the order of their sleeps, not of sending');
+    assert.ok(timedOutAt >= limit - 5 && timedOutAt < holdMs, `timed out after ${timedOutAt} ms, want about ${limit}`);
+    assert.equal(client.pendingCount, 0);
+
+    // The held reply arrives after the timeout: it settles nothing and raises no event.
+    await late;
+    assert.ok(elapsed() >= holdMs - 5, `the held reply came after ${elapsed()} ms, want ${holdMs}`);
+    assert.deepEqual(events, []);
+    assert.deepEqual(await client.request('demo.echo', 'still here'), 'still here');
+  };
+}
+
+/** @type {Array<{name: string, needs: string[], slow?: boolean, timeoutMs?: number, run: (t: any) => Promise<void>}>} */
+export const scenarios = [
+  {
+    name: 'request and reply: user.get, user.save, demo.echo',
+    needs: ['user.get', 'user.save', 'demo.echo'],
+    async run({ connect, assert }) {
+      const client = await connect();
+      const user = await client.request('user.get', { id: '123' });
+      assert.equal(user.id, '123');
+      assert.equal(typeof user.name, 'string');
+
+      const id = `u-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;
+      const saved = await client.request('user.save', { id, name: 'Ada Lovelace' });
+      assert.equal(saved.id, id);
+      assert.equal(saved.name, 'Ada Lovelace');
+      const again = await client.request('user.get', { id });
+      assert.equal(again.name, 'Ada Lovelace');
+
+      const values = [0, -1.5, 1e21, 'héllo ✓ 😀 "quoted" \\ \n', '', true, false, null, [], {}, [1, [2, { a: null }]], { nested: { deep: [1, 'x'] } }];
+      for (const v of values) assert.deepEqual(await client.request('demo.echo', v), v);
+      assert.equal(await client.request('demo.echo'), null, 'absent data echoes as null');
+    },
+  },
+  {
+    name: 'ids are echoed as they were sent, whatever their JSON kind',
+    needs: ['demo.echo'],
+    async run({ raw, assert }) {
+      const conn = await raw();
+      for (const id of ['"a\\u0041"', '17', '-0.5e3', '{"k":[1,2]}', '[1,"x"]', 'true']) {
+        conn.send(`{"id":${id},"type":"demo.echo","data":1}`);
+        assert.equal(await conn.next(), `{"id":${id},"type":"demo.echo.response","data":1}`);
+      }
+    },
+  },
+  {
+    name: 'lesson exercise, fast: 5 concurrent, replies out of order, one held 1.5 s past a 1 s timeout',
+    needs: ['demo.sleep', 'demo.echo'],
+    run: lessonExercise({ holdMs: 1500, timeoutMs: 1000 }),
+  },
+  {
+    name: 'lesson exercise: 5 concurrent, one held 15 s, default 10 s timeout',
+    needs: ['demo.sleep', 'demo.echo'],
+    slow: true,
+    timeoutMs: 30_000,
+    run: lessonExercise({ holdMs: 15_000 }),
+  },
+  {
+    name: 'ParseError: frames that are not JSON objects, and binary frames',
+    needs: ['demo.echo'],
+    async run({ raw, assert }) {
+      const conn = await raw();
+      const bad = ['not json', '[1,2]', '"text"', '42', 'null', '{"id":"x","type":"demo.echo"', ''];
+      for (const frame of bad) {
+        conn.send(frame);
+        const f = await conn.nextJSON();
+        assert.equal(f.type, 'error', `reply to ${JSON.stringify(frame)}`);
+        assert.equal(f.code, 'ParseError', `code for ${JSON.stringify(frame)}`);
+        assert.equal(typeof f.message, 'string');
+        assert.equal('id' in f, false, 'an error that belongs to no request has no id');
+      }
+      conn.sendBinary('{"id":"b1","type":"demo.echo","data":1}');
+      const f = await conn.nextJSON();
+      assert.equal(f.code, 'ParseError', 'code for a binary frame');
+      assert.equal('id' in f, false);
+      conn.send('{"id":"ok","type":"demo.echo","data":1}');
+      assert.equal(await conn.next(), '{"id":"ok","type":"demo.echo.response","data":1}');
+    },
+  },
+  {
+    name: 'BadRequest: type missing, empty or not a string',
+    needs: ['demo.echo'],
+    async run({ raw, assert }) {
+      const conn = await raw();
+      const bad = ['{"id":"b1","data":1}', '{"id":"b2","type":"","data":1}', '{"id":"b3","type":7}', '{"id":"b4","type":{"a":1}}', '{"id":"b5","type":null}'];
+      for (const [i, frame] of bad.entries()) {
+        conn.send(frame);
+        const f = await conn.nextJSON();
+        assert.deepEqual([f.id, f.type, f.code], [`b${i + 1}`, 'error', 'BadRequest'], `reply to ${frame}`);
+        assert.equal(typeof f.message, 'string');
+      }
+      conn.send('{"id":"ok","type":"demo.echo","data":2}');
+      assert.equal(await conn.next(), '{"id":"ok","type":"demo.echo.response","data":2}');
+    },
+  },
+  {
+    name: 'MethodNotFound: unknown services and methods, malformed types',
+    needs: [],
+    async run({ connect, assert }) {
+      const client = await connect();
+      for (const type of ['no.such', 'user.nosuch', 'user..get', '.get', 'user.', 'user', '..']) {
+        await assert.rejects(client.request(type, {}), { name: 'RpcError', code: 'MethodNotFound' }, type);
+      }
+    },
+  },
+  {
+    name: 'InvalidParams: data that does not fit the method',
+    needs: ['demo.sleep', 'demo.fail', 'user.get'],
+    async run({ connect, assert }) {
+      const client = await connect();
+      const cases = [
+        ['demo.sleep', { ms: -1 }],
+        ['demo.sleep', { ms: 60_001 }],
+        ['demo.sleep', { ms: 'soon' }],
+        ['demo.sleep', [1, 2]],
+        ['user.get', 'not an object'],
+        ['demo.fail', { code: 'not a code', message: 'x' }],
+        ['demo.fail', { code: 'lowerCamel', message: 'x' }],
+      ];
+      for (const [type, data] of cases) {
+        await assert.rejects(client.request(type, data), { code: 'InvalidParams' }, `${type} ${JSON.stringify(data)}`);
+      }
+    },
+  },
+  {
+    name: 'coded errors keep their code and message',
+    needs: ['demo.fail', 'user.get'],
+    async run({ connect, assert }) {
+      const client = await connect();
+      for (const [code, message] of [['NotFound', 'no such thing'], ['PaymentRequired', 'héllo "wörld"'], ['ServerError', 'boom'], ['E2', '']]) {
+        await assert.rejects(client.request('demo.fail', { code, message }), { name: 'RpcError', code, message });
+      }
+      await assert.rejects(client.request('user.get', { id: 'nobody-has-this-id' }), { code: 'NotFound' });
+    },
+  },
+  {
+    name: 'Timeout: the client gives up, the late reply is dropped',
+    needs: ['demo.sleep', 'demo.echo'],
+    async run({ connect, assert }) {
+      const client = await connect();
+      const events = [];
+      client.on('*', (data, frame) => events.push(frame));
+      const late = frameSeen(client.socket, (f) => f.type === 'demo.sleep.response');
+      const elapsed = within();
+      await assert.rejects(client.request('demo.sleep', { ms: 600 }, { timeoutMs: 100 }), { code: 'Timeout', message: 'timeout: demo.sleep' });
+      assert.ok(elapsed() < 600, `timed out after ${elapsed()} ms, want about 100`);
+      assert.equal(client.pendingCount, 0);
+      await late;
+      assert.deepEqual(events, []);
+      assert.equal(await client.request('demo.echo', 3), 3);
+    },
+  },
+  {
+    name: 'Disconnected: the server closes (frame over 1 MiB, 1009), pending requests fail at once',
+    needs: ['demo.sleep'],
+    async run({ connect, assert }) {
+      const client = await connect();
+      const elapsed = within();
+      const held = client.request('demo.sleep', { ms: 5000 });
+      const big = client.request('demo.echo', 'x'.repeat(MiB));
+      await Promise.all([
+        assert.rejects(held, { code: 'Disconnected', message: 'disconnected: demo.sleep', closeCode: 1009 }),
+        assert.rejects(big, { code: 'Disconnected' }),
+      ]);
+      assert.ok(elapsed() < 5000, `failed after ${elapsed()} ms, want before the reply`);
+      assert.equal(client.connected, false);
+      await assert.rejects(client.request('demo.echo', 1), { code: 'Disconnected' });
+    },
+  },
+  {
+    name: 'Disconnected: the client closes, pending requests fail at once',
+    needs: ['demo.sleep'],
+    async run({ connect, assert }) {
+      const client = await connect();
+      const held = client.request('demo.sleep', { ms: 5000 });
+      const elapsed = within();
+      const closed = client.close();
+      await assert.rejects(held, { code: 'Disconnected', message: 'disconnected: demo.sleep' });
+      assert.ok(elapsed() < 1000);
+      await closed;
+      assert.equal(client.connected, false);
+    },
+  },
+  {
+    name: 'an AbortSignal cancels a request in flight',
+    needs: ['demo.sleep', 'demo.echo'],
+    async run({ connect, assert }) {
+      const client = await connect();
+      const ac = new AbortController();
+      const p = client.request('demo.sleep', { ms: 300 }, { signal: ac.signal });
+      const late = frameSeen(client.socket, (f) => f.type === 'demo.sleep.response');
+      ac.abort();
+      await assert.rejects(p, { name: 'AbortError' });
+      assert.equal(client.pendingCount, 0);
+      await late;
+      assert.equal(await client.request('demo.echo', 'x'), 'x');
+    },
+  },
+  {
+    name: 'events: demo.ticks pushes its reply, then N demo.tick events in order',
+    needs: ['demo.ticks'],
+    async run({ connect, assert }) {
+      const client = await connect();
+      const order = [];
+      const all = [];
+      client.on('*', (data, frame) => all.push(frame));
+      const ticks = events(client, 'demo.tick', 5);
+      client.on('demo.tick', (data) => order.push(`tick ${data.n}`));
+      const reply = await client.request('demo.ticks', { count: 5, intervalMs: 20 }).then((r) => {
+        order.push('reply');
+        return r;
+      });
+      assert.deepEqual(reply, { count: 5 });
+      assert.deepEqual(await ticks, [1, 2, 3, 4, 5].map((n) => ({ n })));
+      assert.deepEqual(order, ['reply', 'tick 1', 'tick 2', 'tick 3', 'tick 4', 'tick 5']);
+      assert.deepEqual(all.map((f) => [f.type, f.data.n, 'id' in f]), [1, 2, 3, 4, 5].map((n) => ['demo.tick', n, false]));
+    },
+  },
+  {
+    name: 'events do not disturb replies: 50 ticks streaming through 50 requests',
+    needs: ['demo.ticks', 'demo.echo', 'demo.sleep'],
+    async run({ connect, assert }) {
+      const client = await connect();
+      const ticks = events(client, 'demo.tick', 50);
+      assert.deepEqual(await client.request('demo.ticks', { count: 50, intervalMs: 2 }), { count: 50 });
+      const replies = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => (i % 2 ? client.request('demo.echo', { i }) : client.request('demo.sleep', { ms: i }))),
+      );
+      replies.forEach((r, i) => assert.deepEqual(r, i % 2 ? { i } : { ms: i }));
+      assert.deepEqual((await ticks).map((d) => d.n), Array.from({ length: 50 }, (_, i) => i + 1));
+    },
+  },
+  {
+    name: 'notifications: nothing comes back, not even an error; the method runs',
+    needs: ['demo.echo', 'user.save', 'user.get'],
+    async run({ raw, connect, assert }) {
+      const conn = await raw();
+      conn.send('{"type":"demo.echo","data":1}');
+      conn.send('{"id":null,"type":"demo.echo","data":2}');
+      conn.send('{"type":"no.such","data":3}');
+      conn.send('{"type":"demo.sleep","data":{"ms":-1}}');
+      conn.send('{"id":"r1","type":"demo.echo","data":4}');
+      assert.equal(await conn.next(), '{"id":"r1","type":"demo.echo.response","data":4}', 'the reply is the very next frame');
+
+      const client = await connect();
+      const id = `n-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;
+      client.notify('user.save', { id, name: 'Grace Hopper' });
+      // A server serves a connection's frames concurrently: the save may land after a
+      // get sent behind it. Ask until it has, a bounded number of times.
+      for (let attempt = 1; ; attempt++) {
+        const got = await client.request('user.get', { id }).catch((err) => err);
+        if (got?.name === 'Grace Hopper') break;
+        assert.ok(got instanceof RpcError && got.code === 'NotFound', `got ${got}, want the user or NotFound`);
+        assert.ok(attempt < 200, 'the notified user.save never took effect');
+      }
+    },
+  },
+  {
+    name: "bad frames on the client's own connection, then good requests",
+    needs: ['user.get', 'demo.echo'],
+    async run({ connect, assert }) {
+      const client = await connect();
+      const errors = events(client, 'error', 3);
+      client.socket.send('this is not JSON');
+      client.socket.send(new Uint8Array([0xff, 0x00, 0x7b]));
+      client.socket.send('{"id":"x","type":"demo.echo"'); // cut short
+      const user = await client.request('user.get', { id: '123' });
+      assert.equal(user.id, '123');
+      const frames = await errors;
+      assert.deepEqual(frames, [undefined, undefined, undefined], 'error events carry no data');
+      assert.equal(await client.request('demo.echo', 'fine'), 'fine');
+      assert.equal(client.connected, true);
+    },
+  },
+  {
+    name: '1000 concurrent requests, replies out of order, all matched',
+    needs: ['demo.echo', 'demo.sleep'],
+    timeoutMs: 30_000,
+    async run({ connect, assert }) {
+      const client = await connect();
+      const n = 1000;
+      const replies = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          i % 4 === 0 ? client.request('demo.sleep', { ms: (i * 37) % 100 }) : client.request('demo.echo', { i, text: `payload ${i}` }),
+        ),
+      );
+      for (const [i, r] of replies.entries()) {
+        assert.deepEqual(r, i % 4 === 0 ? { ms: (i * 37) % 100 } : { i, text: `payload ${i}` }, `reply ${i}`);
+      }
+      assert.equal(client.pendingCount, 0);
+    },
+  },
+  {
+    name: 'reconnect: a dropped connection comes back, pending requests fail and are not resent',
+    needs: ['demo.sleep', 'demo.echo'],
+    async run({ connect, assert }) {
+      const client = await connect({ reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+      const first = client.socket;
+      const dropped = new Promise((resolve) => client.on('disconnect', resolve));
+      const reconnected = new Promise((resolve) => client.on('reconnect', resolve));
+      const held = client.request('demo.sleep', { ms: 5000 });
+      client.request('demo.echo', 'x'.repeat(MiB)).catch(() => {}); // the server closes: 1009
+      await assert.rejects(held, { code: 'Disconnected', closeCode: 1009 });
+      const info = await dropped;
+      assert.deepEqual([info.code, info.reconnecting], [1009, true]);
+      assert.deepEqual(await reconnected, { attempt: 1 });
+      assert.notEqual(client.socket, first);
+      assert.equal(client.connected, true);
+      assert.equal(await client.request('demo.echo', 'back'), 'back');
+    },
+  },
+];
+
+/** Data that each reference method accepts, to probe whether a target has it. */
+export const probes = {
+  'user.get': { id: '123' },
+  'user.save': { id: 'probe', name: 'probe' },
+  'demo.echo': null,
+  'demo.sleep': { ms: 0 },
+  'demo.fail': { code: 'Probe', message: 'probe' },
+  'demo.ticks': { count: 0, intervalMs: 0 },
+};

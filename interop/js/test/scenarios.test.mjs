@@ -1,0 +1,30 @@
+// The interop scenarios (suite/scenarios.mjs) against a live server.
+//
+//   RPCWS_URL=ws://127.0.0.1:8080/rpc node --experimental-websocket --test test/
+//
+// RPCWS_SLOW=1 adds the slow ones (the lesson's 15 s exercise). Without RPCWS_URL every
+// test here is skipped; the Go test in interop/ sets it to an in-process reference server.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { scenarios } from '../suite/scenarios.mjs';
+import { probe, runScenario } from '../suite/runner.mjs';
+
+const url = process.env.RPCWS_URL;
+const slow = process.env.RPCWS_SLOW === '1';
+
+let missing; // types the target answers MethodNotFound, probed once
+const lacks = async (needs) => {
+  missing ??= probe(url, scenarios.flatMap((s) => s.needs));
+  const m = await missing;
+  return needs.filter((type) => m.has(type));
+};
+
+for (const s of scenarios) {
+  const skip = !url ? 'RPCWS_URL is not set' : s.slow && !slow ? 'slow: set RPCWS_SLOW=1' : false;
+  test(s.name, { skip }, async (t) => {
+    const lacking = await lacks(s.needs);
+    if (lacking.length > 0) return t.skip(`target lacks ${lacking.join(', ')}`);
+    await runScenario(s, { url, assert });
+  });
+}
