@@ -13,21 +13,25 @@ import (
 	"github.com/rpcws/rpcws/codec"
 )
 
-// wsConn adapts a *websocket.Conn to [codec.Conn], and adds what the codecs
-// leave to the transport: a write timeout per frame, a bounded queue for
-// pushed events, and keepalive pings.
-//
-// It keeps no goroutine of its own while idle: events are written by a
-// goroutine that runs only while the queue has some, and pings by a timer.
+// transport is what the handler serves a connection over: a [codec.Conn]
+// that can close with a WebSocket status and tells when it has ended.
+type transport interface {
+	codec.Conn
+	// closeWith closes the connection with a status and a short reason.
+	closeWith(code websocket.StatusCode, reason string) error
+	// context ends once the connection can no longer be read.
+	context() context.Context
+}
+
+// wsConn adapts a *websocket.Conn to a [transport], and adds what the codecs
+// leave to it: a write timeout per frame and keepalive pings. It keeps no
+// goroutine of its own: pings run on a timer.
 type wsConn struct {
 	ws           *websocket.Conn
 	writeTimeout time.Duration // <= 0: none
-	maxQueued    int
 
-	mu      sync.Mutex // guards queue, writing and closed
-	queue   [][]byte   // events waiting to be written
-	writing bool       // an event writer goroutine is running
-	closed  bool
+	mu     sync.Mutex // guards closed and pingTimer's reset
+	closed bool
 
 	// Keepalive.
 	pingInterval time.Duration
@@ -43,19 +47,26 @@ type wsConn struct {
 	closeOnce sync.Once
 }
 
-func newWSConn(ws *websocket.Conn, writeTimeout, pingInterval time.Duration, maxQueued int, busy func() bool) *wsConn {
-	c := &wsConn{
-		ws:           ws,
-		writeTimeout: writeTimeout,
-		maxQueued:    maxQueued,
-		pingInterval: pingInterval,
-		busy:         busy,
-	}
+func newWSConn(ws *websocket.Conn, writeTimeout time.Duration) *wsConn {
+	c := &wsConn{ws: ws, writeTimeout: writeTimeout}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if pingInterval > 0 {
-		c.pingTimer = time.AfterFunc(pingInterval, c.keepalive)
-	}
 	return c
+}
+
+// startKeepalive starts pinging the peer whenever the connection has been
+// idle for interval (<= 0: never). busy, if not nil, reports work in flight:
+// a server stops reading at its in-flight cap, so no pong could be read then,
+// and a busy connection is not idle anyway.
+func (c *wsConn) startKeepalive(interval time.Duration, busy func() bool) {
+	if interval <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pingInterval, c.busy = interval, busy
+	if !c.closed {
+		c.pingTimer = time.AfterFunc(interval, c.keepalive)
+	}
 }
 
 // ReadFrame reads one message into buf. The connection's own lifetime bounds
@@ -106,68 +117,6 @@ func (c *wsConn) WriteFrame(_ context.Context, p []byte) error {
 	return c.ws.Write(ctx, websocket.MessageText, p)
 }
 
-// ErrSlowConsumer is the error of a push to a connection whose queue of
-// events is full: the peer reads too slowly. The connection is closed with
-// status 1008 (policy violation) and the reason [SlowConsumerReason].
-var ErrSlowConsumer = errors.New("rpcws: event queue full: peer reads too slowly")
-
-// SlowConsumerReason is the close reason sent to a peer whose event queue
-// overflowed.
-const SlowConsumerReason = "rpcws: event queue overflow: client reads too slowly"
-
-// ErrClosed is the error of a push to a connection that has closed.
-var ErrClosed = errors.New("rpcws: connection closed")
-
-// push queues an event frame for writing, without waiting. frame must not
-// change afterwards; it may be shared between connections.
-func (c *wsConn) push(frame []byte) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
-	}
-	if len(c.queue) >= c.maxQueued {
-		c.mu.Unlock()
-		go c.close(websocket.StatusPolicyViolation, SlowConsumerReason)
-		return ErrSlowConsumer
-	}
-	c.queue = append(c.queue, frame)
-	start := !c.writing
-	c.writing = true
-	c.mu.Unlock()
-	if start {
-		go c.writeEvents()
-	}
-	return nil
-}
-
-// writeEvents writes queued events until the queue is empty.
-func (c *wsConn) writeEvents() {
-	for {
-		c.mu.Lock()
-		if len(c.queue) == 0 || c.closed {
-			c.queue = nil
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		frame := c.queue[0]
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
-		c.mu.Unlock()
-		if err := c.WriteFrame(nil, frame); err != nil {
-			c.close(websocket.StatusInternalError, "")
-		}
-	}
-}
-
-// flushed reports whether no event waits to be written.
-func (c *wsConn) flushed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return !c.writing
-}
-
 // keepalive runs on the ping timer: it pings a connection that was idle for a
 // whole interval and closes it when no pong comes within another.
 func (c *wsConn) keepalive() {
@@ -179,7 +128,7 @@ func (c *wsConn) keepalive() {
 	err := c.ws.Ping(ctx)
 	cancel()
 	if err != nil {
-		c.close(websocket.StatusPolicyViolation, "rpcws: keepalive ping got no pong")
+		c.closeWith(websocket.StatusPolicyViolation, "rpcws: keepalive ping got no pong")
 		return
 	}
 	c.resetPing()
@@ -188,19 +137,21 @@ func (c *wsConn) keepalive() {
 func (c *wsConn) resetPing() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.closed {
+	if !c.closed && c.pingTimer != nil {
 		c.pingTimer.Reset(c.pingInterval)
 	}
 }
 
+func (c *wsConn) context() context.Context { return c.ctx }
+
 // Close closes the connection normally (status 1000).
 func (c *wsConn) Close() error {
-	return c.close(websocket.StatusNormalClosure, "")
+	return c.closeWith(websocket.StatusNormalClosure, "")
 }
 
-// close closes the connection once with the given status and reason, with a
-// closing handshake bounded by the library's own timeout.
-func (c *wsConn) close(code websocket.StatusCode, reason string) error {
+// closeWith closes the connection once with the given status and reason,
+// with a closing handshake bounded by the library's own timeout.
+func (c *wsConn) closeWith(code websocket.StatusCode, reason string) error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.mu.Lock()

@@ -89,10 +89,8 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	default:
 		ws.SetReadLimit(-1)
 	}
-	conn := newWSConn(ws,
-		orDefault(o.WriteTimeout, DefaultWriteTimeout),
-		orDefault(o.PingInterval, DefaultPingInterval),
-		0, nil)
+	conn := newWSConn(ws, orDefault(o.WriteTimeout, DefaultWriteTimeout))
+	conn.startKeepalive(orDefault(o.PingInterval, DefaultPingInterval), nil)
 	cc := codec.NewClientCodec(conn, &codec.ClientOptions{
 		TypeName:        o.TypeName,
 		Timeout:         o.Timeout,

@@ -152,23 +152,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.SetReadLimit(-1)
 	}
 
-	sc := &serverCodec{}
-	conn := newWSConn(ws, h.opts.WriteTimeout, h.opts.PingInterval, h.opts.MaxQueuedEvents, func() bool { return sc.InFlight() > 0 })
-	sc.ServerCodec = codec.NewServerCodec(conn, &codec.ServerOptions{
+	conn := newWSConn(ws, h.opts.WriteTimeout)
+	sc := h.newCodec(conn, identity, r.RemoteAddr)
+	conn.startKeepalive(h.opts.PingInterval, func() bool { return sc.InFlight() > 0 })
+	if !h.register(sc.peer) {
+		conn.closeWith(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	reserved = false
+	h.serve(sc)
+}
+
+// newCodec returns the codec that serves conn, with its Peer.
+func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *serverCodec {
+	sc := &serverCodec{ServerCodec: codec.NewServerCodec(conn, &codec.ServerOptions{
 		MethodName:  h.opts.MethodName,
 		MaxInFlight: h.opts.MaxInFlight,
 		Logger:      h.opts.Logger,
 		OnCall:      h.opts.OnCall,
-	})
-	peer := &Peer{conn: conn, codec: sc.ServerCodec, identity: identity, remoteAddr: r.RemoteAddr}
-	sc.peer = peer
-
-	if !h.register(peer) {
-		conn.close(websocket.StatusGoingAway, "server shutting down")
-		return
+	})}
+	sc.peer = &Peer{
+		conn:       conn,
+		events:     &pushQueue{conn: conn, max: h.opts.MaxQueuedEvents},
+		codec:      sc.ServerCodec,
+		identity:   identity,
+		remoteAddr: remoteAddr,
 	}
-	reserved = false
-	defer h.unregister(peer)
+	return sc
+}
+
+// serve serves a registered connection until it ends.
+func (h *Handler) serve(sc *serverCodec) {
+	defer h.unregister(sc.peer)
 	h.srv.ServeCodec(sc)
 }
 
@@ -240,7 +255,7 @@ func (h *Handler) Broadcast(ctx context.Context, eventType string, data any) err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p.conn.push(frame) // a failed push closes that connection only
+		p.events.push(frame) // a failed push closes that connection only
 	}
 	return nil
 }
@@ -260,10 +275,10 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	for _, p := range h.Peers() {
 		g.Go(func() error {
 			err := p.codec.Drain(ctx)
-			for err == nil && !p.conn.flushed() {
+			for err == nil && !p.events.flushed() {
 				err = waitBriefly(ctx)
 			}
-			p.conn.close(websocket.StatusGoingAway, "server shutting down")
+			p.conn.closeWith(websocket.StatusGoingAway, "server shutting down")
 			return err
 		})
 	}

@@ -12,7 +12,8 @@ import (
 // Peer is one client connection, as its services see it: it pushes events to
 // that client and carries what the upgrade request established.
 type Peer struct {
-	conn       *wsConn
+	conn       transport
+	events     *pushQueue
 	codec      *codec.ServerCodec
 	identity   any
 	remoteAddr string
@@ -31,12 +32,12 @@ func (p *Peer) Notify(ctx context.Context, eventType string, data any) error {
 	if err != nil {
 		return err
 	}
-	return p.conn.push(frame)
+	return p.events.push(frame)
 }
 
 // Context returns a context that ends when the connection closes: a long
 // method can stop early when its caller has gone.
-func (p *Peer) Context() context.Context { return p.conn.ctx }
+func (p *Peer) Context() context.Context { return p.conn.context() }
 
 // Identity returns what [HandlerOptions.Authorize] returned for this
 // connection's upgrade request, or nil.

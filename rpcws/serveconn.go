@@ -1,0 +1,56 @@
+package rpcws
+
+import (
+	"context"
+	"errors"
+
+	"github.com/coder/websocket"
+	"github.com/rpcws/rpcws/codec"
+)
+
+// ServeConn serves one connection over any frame transport, such as one end
+// of a [codec.Pipe], just as ServeHTTP serves a WebSocket: with push, Caller
+// binding, the in-flight cap, and a place in NumConns, Broadcast and
+// Shutdown. It returns when the connection ends. Read limits, write timeouts
+// and keepalive are the transport's business; the handler's options for them
+// do not apply. It returns at once, closing conn, when the handler is at
+// capacity or shutting down.
+func (h *Handler) ServeConn(conn codec.Conn) {
+	if !h.reserve() {
+		conn.Close()
+		return
+	}
+	t := &connTransport{Conn: conn}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	sc := h.newCodec(t, nil, "")
+	if !h.register(sc.peer) {
+		h.unreserve()
+		t.Close()
+		return
+	}
+	h.serve(sc)
+}
+
+// connTransport makes a [transport] of a plain [codec.Conn].
+type connTransport struct {
+	codec.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (t *connTransport) ReadFrame(ctx context.Context, buf []byte) ([]byte, error) {
+	p, err := t.Conn.ReadFrame(ctx, buf)
+	if err != nil && !errors.Is(err, codec.ErrBinaryFrame) {
+		t.cancel()
+	}
+	return p, err
+}
+
+func (t *connTransport) closeWith(websocket.StatusCode, string) error { return t.Close() }
+
+func (t *connTransport) Close() error {
+	t.cancel()
+	return t.Conn.Close()
+}
+
+func (t *connTransport) context() context.Context { return t.ctx }
