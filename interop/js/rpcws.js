@@ -347,25 +347,33 @@ function disconnected(type, ws, code, reason) {
   });
 }
 
-// Resolves with the socket once it is open; rejects if it closes first.
+// Resolves with the socket once it is open; rejects if it fails first. A failed
+// handshake fires "error" then "close" in browsers, but only "error" in some Node
+// versions, so either one ends the attempt.
 function openSocket(WS, url, protocols, signal) {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const ws = protocols === undefined ? new WS(url) : new WS(url, protocols);
-    const onAbort = () => ws.close(1000);
-    const onOpen = () => {
-      ws.removeEventListener('close', onClose);
+    const done = () => {
+      ws.removeEventListener('open', onOpen);
+      ws.removeEventListener('error', onFail);
+      ws.removeEventListener('close', onFail);
       signal?.removeEventListener('abort', onAbort);
+    };
+    const onOpen = () => {
+      done();
       resolve(ws);
     };
-    const onClose = (e) => {
-      ws.removeEventListener('open', onOpen);
-      signal?.removeEventListener('abort', onAbort);
+    const onFail = (e) => {
+      done();
       if (signal?.aborted) return reject(signal.reason);
-      reject(new RpcError('Disconnected', `rpcws: cannot connect to ${url}`, { closeCode: e.code, url }));
+      const closeCode = e.type === 'close' ? e.code : 1006;
+      reject(new RpcError('Disconnected', `rpcws: cannot connect to ${url}`, { closeCode, url }));
     };
-    ws.addEventListener('open', onOpen, { once: true });
-    ws.addEventListener('close', onClose, { once: true });
+    const onAbort = () => ws.close(1000);
+    ws.addEventListener('open', onOpen);
+    ws.addEventListener('error', onFail);
+    ws.addEventListener('close', onFail);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -84,10 +84,12 @@ export function openRaw(url, { timeoutMs = 5000 } = {}) {
       clearTimeout(timer);
       resolve(new RawConn(ws, reader));
     });
-    ws.addEventListener('close', (e) => {
+    const fail = () => {
       clearTimeout(timer);
-      reject(new Error(`${url}: cannot connect (close ${e.code})`));
-    });
+      reject(new Error(`${url}: cannot connect`));
+    };
+    ws.addEventListener('error', fail); // some Node versions fire no close after it
+    ws.addEventListener('close', fail);
   });
 }
 

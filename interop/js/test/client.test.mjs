@@ -60,6 +60,12 @@ test('connect rejects with Disconnected when the socket closes before it opens',
   await assert.rejects(p, { name: 'RpcError', code: 'Disconnected', closeCode: 1006 });
 });
 
+test('connect rejects when the handshake fails with only an error event', async () => {
+  const p = connect('ws://fake/rpc', { WebSocket: FakeSocket });
+  FakeSocket.last.dispatchEvent(new Event('error')); // Node 20 fires no close after it
+  await assert.rejects(p, { code: 'Disconnected', closeCode: 1006 });
+});
+
 test('connect stops when its signal aborts', async () => {
   const ac = new AbortController();
   const p = connect('ws://fake/rpc', { WebSocket: FakeSocket, signal: ac.signal });
