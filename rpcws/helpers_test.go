@@ -1,0 +1,170 @@
+package rpcws_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"net/rpc"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rpcws/rpcws/codec"
+	"github.com/rpcws/rpcws/rpcws"
+)
+
+// Args and the Test service are what the tests call.
+type Args struct{ A, B int }
+
+// Test is a service whose methods let a test steer replies.
+type Test struct {
+	mu      sync.Mutex
+	gates   map[int]chan struct{} // Gate: released by the test
+	arrived chan int              // Gate and Block announce each call here
+	noted   chan string           // Note's argument
+}
+
+func newTest() *Test {
+	return &Test{gates: make(map[int]chan struct{}), arrived: make(chan int, 10000), noted: make(chan string, 100)}
+}
+
+func (*Test) Multiply(args *Args, reply *int) error {
+	*reply = args.A * args.B
+	return nil
+}
+
+func (*Test) Plain(args *Args, reply *int) error { return errors.New("something broke") }
+
+func (*Test) Coded(args *Args, reply *int) error {
+	return &codec.Error{Code: "OutOfRange", Message: "A must be below 10"}
+}
+
+// Gate replies n once the test releases gate n.
+func (s *Test) Gate(n int, reply *int) error {
+	s.mu.Lock()
+	g, ok := s.gates[n]
+	if !ok {
+		g = make(chan struct{})
+		s.gates[n] = g
+	}
+	s.mu.Unlock()
+	s.arrived <- n
+	<-g
+	*reply = n
+	return nil
+}
+
+func (s *Test) release(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.gates[n]
+	if !ok {
+		g = make(chan struct{})
+		s.gates[n] = g
+	}
+	close(g)
+}
+
+// Block waits until its connection closes.
+type BlockArgs struct {
+	N int
+	rpcws.Caller
+}
+
+func (s *Test) Block(args *BlockArgs, reply *int) error {
+	s.arrived <- args.N
+	<-args.Peer().Context().Done()
+	return nil
+}
+
+// Note records its argument: the tests send it as a notification.
+func (s *Test) Note(text string, reply *struct{}) error {
+	s.noted <- text
+	return nil
+}
+
+// Push replies, then pushes Count "test.event" events numbered from 1.
+type PushArgs struct {
+	Count int
+	rpcws.Caller
+}
+
+func (s *Test) Push(args *PushArgs, reply *int) error {
+	peer, n := args.Peer(), args.Count
+	*reply = n
+	args.AfterReply(func() {
+		for i := 1; i <= n; i++ {
+			if peer.Notify(context.Background(), "test.event", i) != nil {
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// server is a test server: a Handler serving a Test service on 127.0.0.1.
+type server struct {
+	*Test
+	h   *rpcws.Handler
+	url string
+}
+
+func newServer(t *testing.T, opts *rpcws.HandlerOptions) *server {
+	t.Helper()
+	s := &server{Test: newTest()}
+	srv := rpc.NewServer()
+	if err := srv.Register(s.Test); err != nil {
+		t.Fatal(err)
+	}
+	s.h = rpcws.NewHandler(srv, opts)
+	hs := httptest.NewServer(s.h)
+	s.url = "ws" + strings.TrimPrefix(hs.URL, "http")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.h.Shutdown(ctx)
+		hs.Close()
+	})
+	return s
+}
+
+func (s *server) dial(t *testing.T, opts *rpcws.DialOptions) *rpcws.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := rpcws.Dial(ctx, s.url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitArrived waits until n calls have announced themselves.
+func (s *Test) waitArrived(t *testing.T, n int) []int {
+	t.Helper()
+	got := make([]int, 0, n)
+	timeout := time.After(10 * time.Second)
+	for len(got) < n {
+		select {
+		case v := <-s.arrived:
+			got = append(got, v)
+		case <-timeout:
+			t.Fatalf("only %d of %d calls arrived", len(got), n)
+		}
+	}
+	return got
+}
+
+// waitCall waits for a call to complete, within a bound.
+func waitCall(t *testing.T, call *rpc.Call) error {
+	t.Helper()
+	select {
+	case <-call.Done:
+		return call.Error
+	case <-time.After(10 * time.Second):
+		t.Fatalf("call %s did not complete", call.ServiceMethod)
+		return nil
+	}
+}
