@@ -125,3 +125,24 @@ func othersShare(a, b cpuClock) float64 {
 	share := others.Seconds() / (wall.Seconds() * float64(runtime.NumCPU()))
 	return max(share, 0)
 }
+
+// raiseFileLimit makes room for n open files, raising the hard limit too
+// where the process may. It returns the limit in force afterwards.
+func raiseFileLimit(n uint64) (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	if lim.Cur >= n {
+		return lim.Cur, nil
+	}
+	want := syscall.Rlimit{Cur: n, Max: max(lim.Max, n)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err == nil {
+		return n, nil
+	}
+	want = syscall.Rlimit{Cur: lim.Max, Max: lim.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		return lim.Cur, err
+	}
+	return lim.Max, nil
+}

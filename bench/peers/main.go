@@ -52,15 +52,17 @@ var missingPeers = map[string]string{}
 
 // config is the settings of a run.
 type config struct {
-	Duration  time.Duration `json:"duration"`
-	Warmup    time.Duration `json:"warmup"`
-	Reps      int           `json:"reps"`
-	Callers   int           `json:"callers"`
-	Payload   int           `json:"payload_bytes"`
-	Idle      int           `json:"idle_conns"`
-	MaxCalls  int           `json:"max_calls_per_cell"`
-	Peers     []string      `json:"peers"`
-	Workloads []string      `json:"workloads"`
+	Duration time.Duration `json:"duration"`
+	Warmup   time.Duration `json:"warmup"`
+	Reps     int           `json:"reps"`
+	Callers  int           `json:"callers"`
+	Payload  int           `json:"payload_bytes"`
+	Idle     int           `json:"idle_conns"`
+	// IdleLimited says why Idle is less than asked for, if it is.
+	IdleLimited string   `json:"idle_limited,omitempty"`
+	MaxCalls    int      `json:"max_calls_per_cell"`
+	Peers       []string `json:"peers"`
+	Workloads   []string `json:"workloads"`
 }
 
 func main() {
@@ -68,6 +70,16 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
 		os.Exit(2)
+	}
+	if slices.Contains(cfg.Workloads, "idle") {
+		// Both ends of every idle connection are in this process.
+		const spare = 256 // listeners, the other workloads, the runtime
+		need := uint64(2*cfg.Idle + spare)
+		if got, _ := raiseFileLimit(need); got < need && got > spare+2 {
+			cfg.IdleLimited = fmt.Sprintf("-idle %d asked for %d connections; the open-file limit of %d allows %d", cfg.Idle, cfg.Idle, got, (got-spare)/2)
+			cfg.Idle = int(got-spare) / 2
+			fmt.Fprintln(os.Stderr, "peers:", cfg.IdleLimited)
+		}
 	}
 	r := run(cfg, os.Stderr)
 	if err := write(os.Stdout, r, format); err != nil {

@@ -34,6 +34,9 @@ func header(r *report) []string {
 		fmt.Sprintf("machine: %s/%s, %s, %d CPUs, GOMAXPROCS=%d, %s; client and server in one process, over 127.0.0.1",
 			m.OS, m.Arch, orUnknown(m.CPU), m.NumCPU, m.GOMAXPROCS, m.Go),
 	}
+	if c.IdleLimited != "" {
+		lines = append(lines, "idle: "+c.IdleLimited)
+	}
 	n := r.Noise
 	noiseLine := fmt.Sprintf("noise: load average %.2f before, %.2f after", n.LoadBefore, n.LoadAfter)
 	if n.Others >= 0 {
