@@ -1,0 +1,175 @@
+// Package interop_test runs the interop suite: the JavaScript reference client and
+// the conformance checks in interop/js against the reference server, in Node and in
+// headless Chromium, and the Go client against a server written in Node from the
+// lesson's shape.
+//
+// The tests need node (20 or later) and, for the browser, Debian's chromium; the
+// foreign server needs `npm ci` in interop/js. Where one is missing the test is
+// skipped, unless the CI environment variable is set: then it fails. -short skips the
+// lesson's 15 s exercise.
+package interop_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rpcws/rpcws/interop/refserver"
+)
+
+// jsDir is interop/js, relative to this package's directory, where go test runs.
+const jsDir = "js"
+
+// transcriptsDir holds the golden transcripts.
+var transcriptsDir = filepath.Join("..", "testdata", "transcripts")
+
+// need returns the path of the program name, or skips the test (fails it under CI)
+// with a message that says how to install it.
+func need(t *testing.T, name, install string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not found, and CI is set: %s", name, install)
+	}
+	t.Skipf("%s not found; skipping (install it: %s)", name, install)
+	return ""
+}
+
+// needNode returns the path of node.
+func needNode(t *testing.T) string {
+	t.Helper()
+	return need(t, "node", "apt-get install -y nodejs (Node 20 or later)")
+}
+
+// needNodeModules checks that npm ci has run in interop/js: the foreign server
+// needs the ws package.
+func needNodeModules(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "ws", "package.json")); err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("interop/js/node_modules/ws is missing, and CI is set: run npm ci --prefix interop/js")
+	}
+	t.Skipf("interop/js/node_modules/ws is missing; skipping (run npm ci --prefix interop/js)")
+}
+
+// command returns a command bound to ctx whose whole process group is killed when
+// ctx ends, and which gives up on its output pipes soon after.
+func command(ctx context.Context, dir, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	ownGroup(cmd)
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// runNode runs node in interop/js with args and the extra environment, bounded by
+// timeout, and fails the test, showing Node's output, if it exits non-zero. It
+// returns the output.
+func runNode(t *testing.T, timeout time.Duration, env []string, args ...string) string {
+	t.Helper()
+	node := needNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := command(ctx, jsDir, node, args...)
+	cmd.Env = append(os.Environ(), env...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	t.Logf("node %s: %v\n%s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), out)
+	if ctx.Err() != nil {
+		t.Fatalf("node %s: did not finish within %v", strings.Join(args, " "), timeout)
+	}
+	if err != nil {
+		t.Fatalf("node %s: %v (its output is above)", strings.Join(args, " "), err)
+	}
+	return string(out)
+}
+
+// nodeTest runs `node --test` on files in interop/js with the extra environment.
+func nodeTest(t *testing.T, timeout time.Duration, env []string, files ...string) string {
+	t.Helper()
+	args := append([]string{"--experimental-websocket", "--no-warnings", "--test", "--test-reporter=spec"}, files...)
+	return runNode(t, timeout, env, args...)
+}
+
+// startRef starts a reference server on 127.0.0.1 for the length of the test and
+// returns it with its httptest wrapper.
+func startRef(t *testing.T, opts *refserver.Options) (*refserver.Server, *httptest.Server) {
+	t.Helper()
+	ref := refserver.New(opts)
+	return ref, serveRPC(t, ref, ref.Shutdown)
+}
+
+// serve serves h on 127.0.0.1 for the length of the test.
+func serve(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// serveRPC serves h, which holds WebSocket connections, on 127.0.0.1 for the length
+// of the test. At the end it calls shutdown first, to close those connections, then
+// closes the server, which waits for its handlers.
+func serveRPC(t *testing.T, h http.Handler, shutdown func(context.Context) error) *httptest.Server {
+	t.Helper()
+	hs := serve(t, h)
+	t.Cleanup(func() { // runs before hs.Close: cleanups run last-registered first
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return hs
+}
+
+// wsURL turns an httptest server's http URL into the WebSocket URL of path.
+func wsURL(hs *httptest.Server, path string) string {
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + path
+}
+
+// transcriptFiles returns the names of the golden transcripts; a test that replays
+// them fails if there are none.
+func transcriptFiles(t *testing.T) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(transcriptsDir, "*.txt"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no transcripts in %s (err %v)", transcriptsDir, err)
+	}
+	for i, n := range names {
+		names[i] = filepath.Base(n)
+	}
+	return names
+}
+
+// syncBuffer is a bytes.Buffer that a process may write while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
