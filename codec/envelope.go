@@ -144,9 +144,9 @@ func isDelim(c byte) bool {
 	return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r'
 }
 
-// appendString appends s as a JSON string. Unlike encoding/json it leaves <, >
-// and & alone (frames are not HTML); like it, it writes invalid UTF-8 as
-// U+FFFD.
+// appendString appends s as a JSON string, as encoding/json does with HTML
+// escaping off: <, > and & stay as they are (frames are not HTML); invalid
+// UTF-8 becomes U+FFFD; U+2028 and U+2029 are escaped.
 func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
@@ -168,6 +168,10 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 				dst = append(dst, '\\', 'r')
 			case '\t':
 				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			default:
 				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}
@@ -176,12 +180,16 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(string(s[i:]))
-		if r == utf8.RuneError && size == 1 {
+		switch {
+		case r == utf8.RuneError && size == 1:
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
+			start = i + size
+		case r == '\u2028' || r == '\u2029':
+			// Valid JSON, but not valid JavaScript source before ES2019.
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			start = i + size
 		}
 		i += size
 	}

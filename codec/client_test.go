@@ -1,0 +1,394 @@
+package codec_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/rpc"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rpcws/rpcws/codec"
+)
+
+// fakeServer is the far end of a pipe, driven by the test frame by frame.
+type fakeServer struct {
+	t    *testing.T
+	conn codec.Conn
+}
+
+type request struct {
+	ID   json.RawMessage `json:"id"`
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+// next reads the next request the client sent.
+func (s fakeServer) next() request {
+	s.t.Helper()
+	frame, err := s.conn.ReadFrame(context.Background(), nil)
+	if err != nil {
+		s.t.Fatalf("reading a request: %v", err)
+	}
+	var r request
+	if err := json.Unmarshal(frame, &r); err != nil {
+		s.t.Fatalf("request %s: %v", frame, err)
+	}
+	return r
+}
+
+func (s fakeServer) send(format string, args ...any) {
+	s.t.Helper()
+	if err := s.conn.WriteFrame(context.Background(), fmt.Appendf(nil, format, args...)); err != nil {
+		s.t.Fatalf("send: %v", err)
+	}
+}
+
+func (s fakeServer) reply(r request, data string) {
+	s.send(`{"id":%s,"type":%q,"data":%s}`, r.ID, r.Type+".response", data)
+}
+
+// newClient returns a stock rpc.Client over a codec and the fake server at
+// the pipe's other end.
+func newClient(t *testing.T, opts *codec.ClientOptions) (*rpc.Client, *codec.ClientCodec, fakeServer) {
+	serverEnd, clientEnd := codec.Pipe()
+	cc := codec.NewClientCodec(clientEnd, opts)
+	return rpc.NewClientWithCodec(cc), cc, fakeServer{t, serverEnd}
+}
+
+// The lesson's exercise: five concurrent requests whose replies arrive out
+// of order are all matched; the server holds one for 15 s, the client times
+// it out at 10 s, and the other four resolve.
+func TestLessonExercise(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, cc, srv := newClient(t, nil) // default timeout: 10 s
+		defer client.Close()
+		start := time.Now()
+		calls := make([]*rpc.Call, 5)
+		replies := make([]int, 5)
+		for i := range calls {
+			calls[i] = client.Go("Demo.Echo", i, &replies[i], nil)
+		}
+		reqs := make(map[string]request)
+		for range calls {
+			r := srv.next()
+			reqs[string(r.Data)] = r
+		}
+		for _, i := range []string{"3", "1", "4", "0"} { // out of order; 2 is held
+			srv.reply(reqs[i], i)
+		}
+		for _, i := range []int{0, 1, 3, 4} {
+			<-calls[i].Done
+			if calls[i].Error != nil || replies[i] != i {
+				t.Errorf("call %d: got %d, %v; want %d, nil", i, replies[i], calls[i].Error, i)
+			}
+		}
+		<-calls[2].Done
+		if got := time.Since(start); got != codec.DefaultTimeout {
+			t.Errorf("held call ended after %v, want %v", got, codec.DefaultTimeout)
+		}
+		if err := calls[2].Error; err == nil || err.Error() != "timeout: demo.echo" {
+			t.Errorf("held call: got %v, want timeout: demo.echo", err)
+		}
+		time.Sleep(5 * time.Second) // the server answers at 15 s
+		srv.reply(reqs["2"], "2")
+		synctest.Wait()
+		if replies[2] != 0 {
+			t.Errorf("a late reply was written into the call's reply: %d", replies[2])
+		}
+		if got := cc.Stats().LateReplies; got != 1 {
+			t.Errorf("late replies: got %d, want 1", got)
+		}
+	})
+}
+
+// The timeout holds for the stock Call exactly, and a late reply harms
+// nothing: the next call on the connection works.
+func TestTimeoutExact(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, cc, srv := newClient(t, &codec.ClientOptions{Timeout: 3 * time.Second})
+		defer client.Close()
+		call := client.Go("User.Get", "x", new(string), nil)
+		r := srv.next()
+		time.Sleep(3*time.Second - time.Nanosecond)
+		synctest.Wait()
+		select {
+		case <-call.Done:
+			t.Fatal("the call ended before its timeout")
+		default:
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		select {
+		case <-call.Done:
+		default:
+			t.Fatal("the call did not end at its timeout")
+		}
+		if codec.ErrorCode(call.Error) != codec.CodeTimeout {
+			t.Fatalf("got %v, want a timeout", call.Error)
+		}
+		srv.reply(r, `"late"`)
+		next := client.Go("User.Get", "y", new(string), nil)
+		srv.reply(srv.next(), `"on time"`)
+		<-next.Done
+		if next.Error != nil || *next.Reply.(*string) != "on time" {
+			t.Fatalf("next call: got %q, %v", *next.Reply.(*string), next.Error)
+		}
+		if got := cc.Stats().LateReplies; got != 1 {
+			t.Fatalf("late replies: got %d, want 1", got)
+		}
+	})
+}
+
+// A negative timeout disables it.
+func TestNoTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, _, srv := newClient(t, &codec.ClientOptions{Timeout: -1})
+		call := client.Go("User.Get", "x", new(string), nil)
+		srv.next()
+		time.Sleep(24 * time.Hour)
+		synctest.Wait()
+		select {
+		case <-call.Done:
+			t.Fatal("the call ended without a timeout")
+		default:
+		}
+		client.Close()
+		<-call.Done
+	})
+}
+
+// When the connection closes, every pending call fails at once, the stock
+// ones and those of Call alike; none waits for its timeout.
+func TestDisconnectFailsPendingAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, cc, srv := newClient(t, nil)
+		defer client.Close()
+		start := time.Now()
+		stock := client.Go("User.Get", "x", new(string), nil)
+		direct := make(chan error, 1)
+		go func() { direct <- cc.Call(context.Background(), "User.Get", "y", new(string)) }()
+		srv.next()
+		srv.next()
+		srv.conn.Close()
+		<-stock.Done
+		err := <-direct
+		if time.Since(start) != 0 {
+			t.Errorf("calls failed after %v, want at once", time.Since(start))
+		}
+		for _, err := range []error{stock.Error, err} {
+			if !errors.Is(err, codec.ErrDisconnected) {
+				t.Errorf("got %v, want Disconnected", err)
+			}
+		}
+		if err := client.Call("User.Get", "z", new(string)); !errors.Is(err, rpc.ErrShutdown) {
+			t.Errorf("call after the disconnect: got %v, want rpc.ErrShutdown", err)
+		}
+	})
+}
+
+// Call returns when its context ends; the reply that comes later is dropped.
+func TestCallContextCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, cc, srv := newClient(t, nil)
+		defer cc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		reply := "untouched"
+		done := make(chan error, 1)
+		go func() { done <- cc.Call(ctx, "User.Get", "x", &reply) }()
+		r := srv.next()
+		err := <-done
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want context.DeadlineExceeded", err)
+		}
+		srv.reply(r, `"late"`)
+		synctest.Wait()
+		if reply != "untouched" {
+			t.Fatalf("reply: got %q after the call ended", reply)
+		}
+		if got := cc.Stats().LateReplies; got != 1 {
+			t.Fatalf("late replies: got %d, want 1", got)
+		}
+	})
+}
+
+// The codec's timeout and a context deadline are told apart.
+func TestCallTimeoutVersusDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, cc, srv := newClient(t, &codec.ClientOptions{Timeout: time.Second})
+		defer cc.Close()
+		go func() {
+			for {
+				if _, err := srv.conn.ReadFrame(context.Background(), nil); err != nil {
+					return
+				}
+			}
+		}()
+		err := cc.Call(context.Background(), "User.Get", "x", nil)
+		if !errors.Is(err, codec.ErrTimeout) || err.Error() != "timeout: user.get" {
+			t.Fatalf("got %v, want ErrTimeout", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second/2)
+		defer cancel()
+		err = cc.Call(ctx, "User.Get", "x", nil)
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, codec.ErrTimeout) {
+			t.Fatalf("got %v, want context.DeadlineExceeded only", err)
+		}
+	})
+}
+
+// Cancelling calls races with their replies: a call that returned an error
+// never has its reply written afterwards. Run with -race.
+func TestCancelRacesReply(t *testing.T) {
+	t.Parallel()
+	_, cc, srv := newClient(t, nil)
+	defer cc.Close()
+	go func() { // an echo server
+		for {
+			frame, err := srv.conn.ReadFrame(context.Background(), nil)
+			if err != nil {
+				return
+			}
+			var r request
+			json.Unmarshal(frame, &r)
+			srv.conn.WriteFrame(context.Background(), fmt.Appendf(nil, `{"id":%s,"type":"x.response","data":%s}`, r.ID, r.Data))
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range 500 {
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			reply := -1
+			go cancel()
+			err := cc.Call(ctx, "X.Echo", i, &reply)
+			switch {
+			case err == nil && reply != i:
+				t.Errorf("call %d: got %d", i, reply)
+			case err != nil && reply != -1:
+				t.Errorf("call %d failed (%v) but its reply was written", i, err)
+			case err != nil && !errors.Is(err, context.Canceled):
+				t.Errorf("call %d: got %v, want context.Canceled", i, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Events reach OnEvent in order, one call at a time, and a slow OnEvent
+// does not hold up replies.
+func TestEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var got []int
+		var running atomic.Int32
+		unblock := make(chan struct{})
+		opts := &codec.ClientOptions{OnEvent: func(typ string, data json.RawMessage) {
+			if running.Add(1) != 1 {
+				t.Error("OnEvent called concurrently")
+			}
+			defer running.Add(-1)
+			var n int
+			json.Unmarshal(data, &n)
+			if n == 1 {
+				<-unblock
+			}
+			got = append(got, n)
+		}}
+		client, _, srv := newClient(t, opts)
+		defer client.Close()
+		for n := 1; n <= 5; n++ {
+			srv.send(`{"type":"tick","data":%d}`, n)
+		}
+		call := client.Go("User.Get", "x", new(string), nil)
+		srv.reply(srv.next(), `"reply"`)
+		<-call.Done // while OnEvent is blocked on the first event
+		if call.Error != nil {
+			t.Fatal(call.Error)
+		}
+		close(unblock)
+		synctest.Wait()
+		if fmt.Sprint(got) != "[1 2 3 4 5]" {
+			t.Fatalf("events: got %v, want [1 2 3 4 5]", got)
+		}
+	})
+}
+
+// Events beyond MaxQueuedEvents are dropped and counted.
+func TestEventOverflow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		unblock := make(chan struct{})
+		var delivered atomic.Int32
+		opts := &codec.ClientOptions{MaxQueuedEvents: 3, OnEvent: func(string, json.RawMessage) {
+			<-unblock
+			delivered.Add(1)
+		}}
+		client, cc, srv := newClient(t, opts)
+		defer client.Close()
+		srv.send(`{"type":"tick","data":1}`)
+		synctest.Wait() // OnEvent holds the first
+		for n := 2; n <= 10; n++ {
+			srv.send(`{"type":"tick","data":%d}`, n)
+		}
+		synctest.Wait()
+		close(unblock)
+		synctest.Wait()
+		// One is in OnEvent, three wait in the queue, six are dropped.
+		if got := delivered.Load(); got != 4 {
+			t.Errorf("delivered: got %d, want 4", got)
+		}
+		if got := cc.Stats().DroppedEvents; got != 6 {
+			t.Errorf("dropped: got %d, want 6", got)
+		}
+	})
+}
+
+// Error frames become *Error values, with codes of any shape a foreign
+// server sends; frames that are not messages are counted and dropped.
+func TestErrorRepliesAndBadFrames(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, cc, srv := newClient(t, nil)
+		defer cc.Close()
+		tests := []struct {
+			reply string
+			want  codec.Error
+		}{
+			{`{"id":%s,"type":"error","code":"NotFound","message":"no"}`, codec.Error{Code: "NotFound", Message: "no"}},
+			{`{"id":%s,"type":"error","code":-32601,"message":"numeric"}`, codec.Error{Code: "-32601", Message: "numeric"}},
+			{`{"id":%s,"type":"error"}`, codec.Error{Code: codec.CodeServerError}},
+			{`{"type":"error","message":"no id"} {"id":%s,"type":"error","code":"Late","message":""}`, codec.Error{}},
+		}
+		for _, tt := range tests {
+			done := make(chan error, 1)
+			go func() { done <- cc.Call(context.Background(), "X.Y", nil, nil) }()
+			r := srv.next()
+			srv.send(tt.reply, r.ID)
+			if tt.want.Code == "" { // not a message: the call stays pending
+				synctest.Wait()
+				select {
+				case err := <-done:
+					t.Fatalf("%s: call ended with %v", tt.reply, err)
+				default:
+				}
+				srv.reply(r, "null")
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			var e *codec.Error
+			if err := <-done; !errors.As(err, &e) || *e != tt.want {
+				t.Errorf("%s: got %v, want %+v", tt.reply, err, tt.want)
+			}
+		}
+		srv.send(`{"type":"error","code":"Oops","message":"no id"}`)
+		srv.send(`garbage`)
+		synctest.Wait()
+		if got := cc.Stats().BadFrames; got != 2 {
+			t.Errorf("bad frames: got %d, want 2", got)
+		}
+	})
+}

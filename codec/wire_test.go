@@ -1,0 +1,175 @@
+package codec
+
+import (
+	"encoding/json"
+	"errors"
+	"net/rpc"
+	"strings"
+	"testing"
+	"testing/quick"
+)
+
+func TestParseEnvelope(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		frame               string
+		id, typ, data, code string // raw values; "-" for absent
+		err                 bool
+	}{
+		{`{"id":"1","type":"a.b","data":{"x":[1,"}"]}}`, `"1"`, `"a.b"`, `{"x":[1,"}"]}`, "-", false},
+		{` { "type" : "a" , "id" : 7 } `, `7`, `"a"`, "-", "-", false},
+		{`{"id":null,"type":"a"}`, `null`, `"a"`, "-", "-", false},
+		{`{"data":"\"q\\","type":"t","extra":{"id":"no"}}`, "-", `"t"`, `"\"q\\"`, "-", false},
+		{`{"type":"a","type":"b"}`, "-", `"b"`, "-", "-", false},
+		{`{"\u0069d":"esc","type":"t"}`, `"esc"`, `"t"`, "-", "-", false},
+		{`{"id":"e","type":"error","code":"NotFound","message":"m"}`, `"e"`, `"error"`, "-", `"NotFound"`, false},
+		{`{}`, "-", "-", "-", "-", false},
+		{`[]`, "", "", "", "", true},
+		{`"x"`, "", "", "", "", true},
+		{`{"id":1`, "", "", "", "", true},
+		{`{"id":1} {}`, "", "", "", "", true},
+		{``, "", "", "", "", true},
+	}
+	raw := func(b []byte) string {
+		if b == nil {
+			return "-"
+		}
+		return string(b)
+	}
+	for _, tt := range tests {
+		env, err := parseEnvelope([]byte(tt.frame))
+		if (err != nil) != tt.err {
+			t.Errorf("%s: got error %v, want error %v", tt.frame, err, tt.err)
+			continue
+		}
+		if tt.err {
+			continue
+		}
+		if raw(env.id) != tt.id || raw(env.typ) != tt.typ || raw(env.data) != tt.data || raw(env.code) != tt.code {
+			t.Errorf("%s: got id %s type %s data %s code %s; want %s %s %s %s", tt.frame,
+				raw(env.id), raw(env.typ), raw(env.data), raw(env.code), tt.id, tt.typ, tt.data, tt.code)
+		}
+	}
+}
+
+// appendString writes what encoding/json writes with HTML escaping off.
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	want := func(s string) string {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.Encode(s)
+		return strings.TrimSuffix(b.String(), "\n")
+	}
+	check := func(s string) bool { return string(appendString(nil, s)) == want(s) }
+	for _, s := range []string{"", "plain", "<&>", "q\"b\\", "\x00\x1f\n\r\t\b\f", "é ü 世界", "bad \xff utf8", "\u2028"} {
+		if got := string(appendString(nil, s)); got != want(s) {
+			t.Errorf("appendString(%q): got %s, want %s", s, got, want(s))
+		}
+	}
+	if err := quick.Check(check, nil); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestNames(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ typ, method string }{
+		{"user.get", "User.Get"},
+		{"Arith.Multiply", "Arith.Multiply"},
+		{"a.b.c", "A.B.C"},
+		{"user..get", "User..Get"},
+		{".get", ".Get"},
+		{"ünicode.x", "ünicode.X"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := MethodName(tt.typ); got != tt.method {
+			t.Errorf("MethodName(%q): got %q, want %q", tt.typ, got, tt.method)
+		}
+	}
+	for _, tt := range []struct{ method, typ string }{
+		{"User.Get", "user.get"}, {"user.get", "user.get"}, {"HTTP.GetURL", "hTTP.getURL"},
+	} {
+		if got := TypeName(tt.method); got != tt.typ {
+			t.Errorf("TypeName(%q): got %q, want %q", tt.method, got, tt.typ)
+		}
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  *Error
+		text string
+	}{
+		{&Error{Code: "NotFound", Message: "no user 7"}, "[NotFound] no user 7"},
+		{&Error{Code: "NotFound"}, "[NotFound] "},
+		{&Error{Code: "x-y", Message: "m] n"}, "[x-y] m] n"},
+		{timeoutError("user.get"), "timeout: user.get"},
+		{&Error{Code: CodeDisconnected, Message: "connection closed: EOF"}, "[Disconnected] connection closed: EOF"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.text {
+			t.Errorf("%+v: got %q, want %q", tt.err, got, tt.text)
+		}
+		back, ok := parseError(tt.text)
+		if !ok || *back != *tt.err {
+			t.Errorf("parseError(%q): got %+v, %v; want %+v", tt.text, back, ok, tt.err)
+		}
+	}
+	for _, s := range []string{"plain", "[bad code] x", "[] x", "[Code]x", "timeout: "} {
+		if e, ok := parseError(s); ok {
+			t.Errorf("parseError(%q): got %+v, want no match", s, e)
+		}
+	}
+}
+
+func TestAsErrorAndErrorCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err  error
+		code string
+		msg  string
+	}{
+		{nil, "", ""},
+		{&Error{Code: "Teapot", Message: "m"}, "Teapot", "m"},
+		{errors.Join(errors.New("ctx"), &Error{Code: "Teapot", Message: "m"}), "Teapot", "m"},
+		{rpc.ServerError("[NotFound] no user"), "NotFound", "no user"},
+		{rpc.ServerError("timeout: user.get"), CodeTimeout, "timeout: user.get"},
+		{rpc.ServerError("some text"), CodeServerError, "some text"},
+		{rpc.ErrShutdown, CodeDisconnected, ""},
+		{errors.New("other"), CodeServerError, ""},
+	}
+	for _, tt := range tests {
+		if got := ErrorCode(tt.err); got != tt.code {
+			t.Errorf("ErrorCode(%v): got %q, want %q", tt.err, got, tt.code)
+		}
+		if e, ok := AsError(tt.err); ok && e.Message != tt.msg {
+			t.Errorf("AsError(%v): got message %q, want %q", tt.err, e.Message, tt.msg)
+		}
+	}
+	if !errors.Is(timeoutError("x"), ErrTimeout) || errors.Is(&Error{Code: "Other"}, ErrTimeout) {
+		t.Error("errors.Is with ErrTimeout matches by code only")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ text, code, msg string }{
+		{"[NotFound] no user", "NotFound", "no user"},
+		{"[not-camel] x", CodeServerError, "[not-camel] x"},
+		{"timeout: x", CodeServerError, "timeout: x"},
+		{"rpc: can't find service User.Nope", CodeMethodNotFound, "method not found: user.nope"},
+		{"rpc: can't find method User.Nope", CodeMethodNotFound, "method not found: user.nope"},
+		{"rpc: service/method request ill-formed: User", CodeMethodNotFound, "method not found: user.nope"},
+		{"disk full", CodeServerError, "disk full"},
+	}
+	for _, tt := range tests {
+		code, msg := classify(tt.text, "user.nope")
+		if code != tt.code || msg != tt.msg {
+			t.Errorf("classify(%q): got %q %q, want %q %q", tt.text, code, msg, tt.code, tt.msg)
+		}
+	}
+}
