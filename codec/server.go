@@ -154,13 +154,18 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 			continue
 		}
 		typStr, method := c.names.lookup(typ)
-
-		if err := c.slots.Acquire(c.ctx, 1); err != nil {
-			return io.EOF
-		}
 		req := serverRequest{typ: typStr}
 		if hasID {
 			req.id = append([]byte(nil), env.id...)
+		}
+
+		// Drain waits for all slots: check before queueing behind it, and
+		// again once a slot is had.
+		if c.refuse(req) {
+			continue
+		}
+		if err := c.slots.Acquire(c.ctx, 1); err != nil {
+			return io.EOF
 		}
 		if c.onCall != nil {
 			req.start = time.Now()
@@ -169,9 +174,7 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 		if c.draining {
 			c.mu.Unlock()
 			c.slots.Release(1)
-			if hasID {
-				c.replyError(req.id, CodeUnavailable, "server is shutting down")
-			}
+			c.refuse(req)
 			continue
 		}
 		c.seq++
@@ -183,6 +186,18 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 		r.Seq = c.seq
 		return nil
 	}
+}
+
+// refuse answers req with Unavailable if the codec is draining, and reports
+// whether it did.
+func (c *ServerCodec) refuse(req serverRequest) bool {
+	c.mu.Lock()
+	draining := c.draining
+	c.mu.Unlock()
+	if draining && req.id != nil {
+		c.replyError(req.id, CodeUnavailable, "server is shutting down")
+	}
+	return draining
 }
 
 // ReadRequestBody decodes the current request's data into x. Absent or null

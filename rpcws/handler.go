@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/rpc"
-	"sync"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
