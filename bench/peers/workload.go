@@ -40,18 +40,17 @@ func metricsFor(cfg config) []metric {
 
 // A workload drives one peer and returns figures keyed by metric key.
 type workload struct {
-	key   string
-	about string
-	run   func(b *bench, c *cell) (map[string]float64, error)
+	key string
+	run func(b *bench, c *cell) (map[string]float64, error)
 }
 
 // The workloads, in the order they run within a repetition.
 var workloads = []workload{
-	{"serial", "1 caller, Arith.Multiply: calls/s, p50/p99, allocs and bytes per call", (*bench).serial},
-	{"shared", "N callers on 1 connection, Arith.Multiply", (*bench).shared},
-	{"echo", "N callers on 1 connection, Echo.Echo of a payload", (*bench).echo},
-	{"conns", "N connections with 1 caller each, Arith.Multiply", (*bench).conns},
-	{"idle", "memory and goroutines per idle connection", (*bench).idle},
+	{"serial", (*bench).serial},
+	{"shared", (*bench).shared},
+	{"echo", (*bench).echo},
+	{"conns", (*bench).conns},
+	{"idle", (*bench).idle},
 }
 
 // bench holds the settings of a run and the buffers its cells reuse.
@@ -76,6 +75,8 @@ type cell struct {
 	p    peer
 	addr string
 	stop func()
+
+	stopOnce sync.Once
 
 	mu      sync.Mutex // guards callers and aborted
 	callers []caller
@@ -112,7 +113,7 @@ func (c *cell) closeAll(abort bool) {
 	for _, cl := range callers {
 		cl.close()
 	}
-	c.stop()
+	c.stopOnce.Do(c.stop)
 }
 
 // runCell runs w against p with a fresh server, within a time limit.
