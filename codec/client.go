@@ -212,6 +212,9 @@ func (c *ClientCodec) ReadResponseBody(x any) error {
 // that ended early never writes into reply afterwards. ctx bounds the call
 // only: ending it never touches the connection.
 func (c *ClientCodec) Call(ctx context.Context, serviceMethod string, args, reply any) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("codec: call %s: %w", serviceMethod, err)
+	}
 	call := &clientCall{direct: true, reply: reply, done: make(chan error, 1)}
 	if err := c.send(call, serviceMethod, args); err != nil {
 		return err

@@ -2,6 +2,7 @@ package rpcws_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http/httptest"
 	"net/rpc"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/rpcws/rpcws/codec"
 	"github.com/rpcws/rpcws/rpcws"
 )
@@ -166,5 +168,123 @@ func waitCall(t *testing.T, call *rpc.Call) error {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("call %s did not complete", call.ServiceMethod)
 		return nil
+	}
+}
+
+// newServerWith is newServer with more services registered beside Test, under
+// their type names, and with the test HTTP server returned, for tests that
+// reach below the handler.
+func newServerWith(t *testing.T, opts *rpcws.HandlerOptions, services ...any) (*server, *httptest.Server) {
+	t.Helper()
+	s := &server{Test: newTest()}
+	srv := rpc.NewServer()
+	for _, svc := range append([]any{s.Test}, services...) {
+		if err := srv.Register(svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.h = rpcws.NewHandler(srv, opts)
+	hs := httptest.NewServer(s.h)
+	s.url = "ws" + strings.TrimPrefix(hs.URL, "http")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.h.Shutdown(ctx)
+		hs.Close()
+	})
+	return s, hs
+}
+
+// waitFor polls cond until it holds, and fails t if it does not within 10 s.
+// It is for state that announces no event, such as NumConns.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// dialRaw opens a plain WebSocket to url, for tests that write frames of
+// their own or misbehave as a client. It is closed at cleanup.
+func dialRaw(t *testing.T, url string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return ws
+}
+
+// dialStatus tries an upgrade that should be refused and returns the HTTP
+// status of the refusal; it fails t if the upgrade succeeds.
+func dialStatus(t *testing.T, url string, opts *websocket.DialOptions) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, resp, err := websocket.Dial(ctx, url, opts)
+	if err == nil {
+		ws.CloseNow()
+		t.Fatalf("upgrade of %s accepted, want it refused", url)
+	}
+	if resp == nil {
+		t.Fatalf("upgrade of %s: no response: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+// readClose reads ws until it fails and returns the close error the peer
+// sent, within a bound; frames read before it are dropped.
+func readClose(t *testing.T, ws *websocket.Conn) websocket.CloseError {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, _, err := ws.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) {
+			t.Fatalf("read: got %v, want a close frame", err)
+		}
+		return ce
+	}
+}
+
+// readReply reads frames from ws until one has the given raw id and returns
+// it decoded, within a bound.
+func readReply(t *testing.T, ws *websocket.Conn, id string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, p, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("reading the reply to %s: %v", id, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(p, &m); err != nil {
+			t.Fatalf("reply %s: %v", p, err)
+		}
+		if raw, _ := json.Marshal(m["id"]); string(raw) == id {
+			return m
+		}
+	}
+}
+
+// writeText writes one text frame to ws, within a bound.
+func writeText(t *testing.T, ws *websocket.Conn, frame string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(frame)); err != nil {
+		t.Fatalf("write %s: %v", frame, err)
 	}
 }

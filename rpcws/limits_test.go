@@ -1,0 +1,436 @@
+package rpcws_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rpcws/rpcws/codec"
+	"github.com/rpcws/rpcws/internal/testutil"
+	"github.com/rpcws/rpcws/rpcws"
+)
+
+// Hold is a service whose Wait method runs until the test lets it go (or its
+// connection closes), and that counts how many run at once.
+type Hold struct {
+	release chan struct{} // closed by the test: every Wait returns
+	started atomic.Int64  // Waits begun, ever
+	running atomic.Int64  // Waits running now
+	peak    atomic.Int64  // most Waits running at once
+
+	at      int64         // reached closes when running first reaches at
+	reached chan struct{} // closed once running reached at
+	once    sync.Once
+}
+
+// HoldArgs is the argument of Hold.Wait.
+type HoldArgs struct {
+	N int
+	rpcws.Caller
+}
+
+func newHold(at int) *Hold {
+	return &Hold{release: make(chan struct{}), at: int64(at), reached: make(chan struct{})}
+}
+
+// Wait replies N once the test releases it, or returns early when its
+// connection closes.
+func (h *Hold) Wait(args *HoldArgs, reply *int) error {
+	h.started.Add(1)
+	n := h.running.Add(1)
+	defer h.running.Add(-1)
+	for {
+		p := h.peak.Load()
+		if n <= p || h.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	if n >= h.at {
+		h.once.Do(func() { close(h.reached) })
+	}
+	var gone <-chan struct{}
+	if p := args.Peer(); p != nil {
+		gone = p.Context().Done()
+	}
+	select {
+	case <-h.release:
+	case <-gone:
+	}
+	*reply = args.N
+	return nil
+}
+
+// waitReached waits until at Waits run at once.
+func (h *Hold) waitReached(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Waits running: got %d, want %d", h.running.Load(), h.at)
+	}
+}
+
+// memStats samples the goroutines and memory of the process while a test
+// runs, and keeps the peaks.
+type memStats struct {
+	goroutines int
+	heap       uint64 // HeapInuse
+	stack      uint64 // StackInuse
+}
+
+func sampleMem() memStats {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memStats{runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse}
+}
+
+func (m *memStats) max(o memStats) {
+	m.goroutines = max(m.goroutines, o.goroutines)
+	m.heap = max(m.heap, o.heap)
+	m.stack = max(m.stack, o.stack)
+}
+
+const mib = 1 << 20
+
+// One connection floods the server with 100,000 requests for a method that
+// blocks: the server runs MaxInFlight of them and stops reading the rest, so
+// its goroutines and memory stay flat, and another connection is served
+// meanwhile.
+func TestFloodIsHeldBack(t *testing.T) {
+	// Not parallel: it counts the process's goroutines and memory.
+	const total = 100_000
+	const maxInFlight = codec.DefaultMaxInFlight
+	hold := newHold(maxInFlight)
+	s, _ := newServerWith(t, nil, hold) // MaxInFlight: the default
+	other := s.dial(t, nil)
+	var got int
+	if err := other.Call("Test.Multiply", &Args{2, 3}, &got); err != nil {
+		t.Fatal(err)
+	}
+
+	runtime.GC()
+	base := sampleMem()
+	peak := base
+
+	flood := dialRaw(t, s.url, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var sent atomic.Int64
+	writerDone := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 0, 64)
+		for i := range total {
+			buf = fmt.Appendf(buf[:0], `{"id":%d,"type":"hold.wait","data":{"N":%d}}`, i, i)
+			if err := flood.Write(ctx, websocket.MessageText, buf); err != nil {
+				writerDone <- err
+				return
+			}
+			sent.Add(1)
+		}
+		writerDone <- nil
+	}()
+
+	// Wait until the server runs its cap of requests, then until the writer
+	// has sent them all or is held back by the transport: no progress for a
+	// while after many more frames than the cap.
+	hold.waitReached(t)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(15 * time.Second)
+	var last int64 = -1
+	stalled := 0
+	held := false
+	for !held {
+		select {
+		case err := <-writerDone:
+			if err != nil {
+				t.Fatalf("flood writer: %v", err)
+			}
+			held = true
+		case <-tick.C:
+			peak.max(sampleMem())
+			n := sent.Load()
+			if n == last && n > 10*maxInFlight {
+				stalled++
+			} else {
+				stalled = 0
+			}
+			last = n
+			held = stalled >= 5
+		case <-deadline:
+			t.Fatalf("the flood writer neither finished nor stalled: %d frames sent", sent.Load())
+		}
+	}
+	peak.max(sampleMem())
+
+	// Another connection is served while the flood is held back.
+	start := time.Now()
+	cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer ccancel()
+	if err := other.CallContext(cctx, "Test.Multiply", &Args{6, 7}, &got); err != nil || got != 42 {
+		t.Fatalf("other client: got %d, %v; want 42, nil", got, err)
+	}
+	latency := time.Since(start)
+	if latency > 2*time.Second {
+		t.Errorf("other client's call took %v, want it prompt", latency)
+	}
+
+	runtime.GC()
+	after := sampleMem()
+	peak.max(after)
+	t.Logf("flood: %d of %d frames written; server ran %d (peak %d at once); goroutines %d → peak %d; heap in use %.1f → peak %.1f MiB (%.1f after GC); stacks %.1f → peak %.1f MiB; other client's call %v",
+		sent.Load(), total, hold.started.Load(), hold.peak.Load(),
+		base.goroutines, peak.goroutines,
+		float64(base.heap)/mib, float64(peak.heap)/mib, float64(after.heap)/mib,
+		float64(base.stack)/mib, float64(peak.stack)/mib, latency)
+
+	if got := hold.started.Load(); got != maxInFlight {
+		t.Errorf("requests the server started: got %d, want %d (MaxInFlight)", got, maxInFlight)
+	}
+	if got := hold.peak.Load(); got != maxInFlight {
+		t.Errorf("requests running at once: got %d, want %d", got, maxInFlight)
+	}
+	// One goroutine per request in flight, plus a few for the connections.
+	if got, limit := peak.goroutines-base.goroutines, maxInFlight+32; got > limit {
+		t.Errorf("goroutines grew by %d, want at most %d", got, limit)
+	}
+	if got, limit := float64(after.heap)-float64(base.heap), 16.0*mib; got > limit {
+		t.Errorf("heap in use grew by %.1f MiB, want at most %.0f MiB", got/mib, limit/mib)
+	}
+	if got, limit := float64(peak.stack)-float64(base.stack), 16.0*mib; got > limit {
+		t.Errorf("stacks grew by %.1f MiB, want at most %.0f MiB", got/mib, limit/mib)
+	}
+
+	// The flood client goes away; then the held requests end, and the
+	// server drops the connection.
+	cancel()
+	flood.CloseNow()
+	close(hold.release)
+	waitFor(t, "the flood connection to close", func() bool { return s.h.NumConns() == 1 })
+	if err := other.Call("Test.Multiply", &Args{1, 1}, &got); err != nil || got != 1 {
+		t.Fatalf("other client after the flood: got %d, %v; want 1, nil", got, err)
+	}
+}
+
+// A frame over the read limit closes its connection with 1009; a frame at
+// the limit is served; other connections go on.
+func TestReadLimit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		limit int64 // HandlerOptions.ReadLimit
+		size  int   // of the frame sent
+		want  websocket.StatusCode
+	}{
+		{"default limit, frame at it", 0, rpcws.DefaultReadLimit, -1},
+		{"default limit, one byte over", 0, rpcws.DefaultReadLimit + 1, websocket.StatusMessageTooBig},
+		{"small limit, frame at it", 1024, 1024, -1},
+		{"small limit, one byte over", 1024, 1025, websocket.StatusMessageTooBig},
+		{"small limit, far over", 1024, 64 << 10, websocket.StatusMessageTooBig},
+		{"no limit", -1, 2 * rpcws.DefaultReadLimit, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t, &rpcws.HandlerOptions{ReadLimit: tt.limit})
+			ws := dialRaw(t, s.url, nil)
+			writeText(t, ws, paddedFrame(t, tt.size))
+			if tt.want == -1 {
+				reply := readReply(t, ws, "1")
+				if reply["type"] != "test.multiply.response" || reply["data"] != 42.0 {
+					t.Fatalf("got %v, want the reply 42", reply)
+				}
+			} else {
+				ce := readClose(t, ws)
+				if ce.Code != tt.want {
+					t.Fatalf("close status: got %v, want %v", ce.Code, tt.want)
+				}
+				waitFor(t, "the connection to close", func() bool { return s.h.NumConns() == 0 })
+			}
+			// The server serves another client.
+			c := s.dial(t, nil)
+			var got int
+			if err := c.Call("Test.Multiply", &Args{2, 5}, &got); err != nil || got != 10 {
+				t.Fatalf("other client: got %d, %v; want 10, nil", got, err)
+			}
+		})
+	}
+}
+
+// paddedFrame returns a request for Test.Multiply(6, 7) with id 1, padded
+// with an unknown field to exactly size bytes.
+func paddedFrame(t *testing.T, size int) string {
+	t.Helper()
+	const head, tail = `{"id":1,"type":"test.multiply","data":{"A":6,"B":7},"pad":"`, `"}`
+	n := size - len(head) - len(tail)
+	if n < 0 {
+		t.Fatalf("frame of %d bytes is too short", size)
+	}
+	return head + strings.Repeat("x", n) + tail
+}
+
+// Flow is a service that sends more than a client that stops reading can
+// take: big replies, and events.
+type Flow struct {
+	pushed chan error // the outcome of each Push's events
+}
+
+// FlowArgs is the argument of Flow's methods.
+type FlowArgs struct {
+	Size  int // bytes of each reply or event
+	Count int // events
+	rpcws.Caller
+}
+
+// Reply replies with a string of Size bytes.
+func (*Flow) Reply(args *FlowArgs, reply *string) error {
+	*reply = strings.Repeat("x", args.Size)
+	return nil
+}
+
+// Push replies, then pushes Count events of Size bytes, and reports the first
+// error of Notify (or nil) on f.pushed.
+func (f *Flow) Push(args *FlowArgs, reply *int) error {
+	peer, count, data := args.Peer(), args.Count, strings.Repeat("x", args.Size)
+	args.AfterReply(func() {
+		for range count {
+			if err := peer.Notify(context.Background(), "flow.event", data); err != nil {
+				f.pushed <- err
+				return
+			}
+		}
+		f.pushed <- nil
+	})
+	return nil
+}
+
+// A client that stops reading while the server writes to it is disconnected
+// (after the write timeout, or at once when its event queue overflows), the
+// goroutines that served it end, and other clients are served meanwhile.
+func TestSlowReader(t *testing.T) {
+	// Not parallel: it counts goroutines.
+	const writeTimeout = 500 * time.Millisecond
+	tests := []struct {
+		name  string
+		opts  rpcws.HandlerOptions
+		frame string // what the slow client sends before it stops reading
+		// overflow: the event queue overflows; the client then reads again
+		// and finds the close frame.
+		overflow bool
+	}{
+		{
+			name: "replies, write timeout",
+			opts: rpcws.HandlerOptions{WriteTimeout: writeTimeout},
+			// 64 replies of 256 KiB: more than the socket buffers hold.
+			frame: `{"id":%d,"type":"flow.reply","data":{"Size":262144}}`,
+		},
+		{
+			name:  "events, write timeout",
+			opts:  rpcws.HandlerOptions{WriteTimeout: writeTimeout, MaxQueuedEvents: -1},
+			frame: `{"id":%d,"type":"flow.push","data":{"Size":65536,"Count":256}}`,
+		},
+		{
+			name:     "events, queue overflow",
+			opts:     rpcws.HandlerOptions{MaxQueuedEvents: 16},
+			frame:    `{"id":%d,"type":"flow.push","data":{"Size":16384,"Count":100000}}`,
+			overflow: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			flow := &Flow{pushed: make(chan error, 100)}
+			s, _ := newServerWith(t, &tt.opts, flow)
+			other := s.dial(t, nil)
+			var got int
+			if err := other.Call("Test.Multiply", &Args{2, 3}, &got); err != nil {
+				t.Fatal(err)
+			}
+			base := testutil.CountGoroutines()
+
+			slow := dialRaw(t, s.url, nil)
+			n := 64
+			if strings.Contains(tt.frame, "flow.push") {
+				n = 1
+			}
+			start := time.Now()
+			for i := range n {
+				writeText(t, slow, fmt.Sprintf(tt.frame, i))
+			}
+
+			if tt.overflow {
+				select {
+				case err := <-flow.pushed:
+					if !errors.Is(err, rpcws.ErrSlowConsumer) {
+						t.Fatalf("Notify: got %v, want ErrSlowConsumer", err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("the event queue did not overflow")
+				}
+				// The server is still trying to write: others are served.
+				if err := other.Call("Test.Multiply", &Args{6, 7}, &got); err != nil || got != 42 {
+					t.Fatalf("other client: got %d, %v; want 42, nil", got, err)
+				}
+				// The slow client reads again, and finds the events that
+				// were written, then the close frame.
+				ce := readClose(t, slow)
+				if ce.Code != websocket.StatusPolicyViolation || ce.Reason != rpcws.SlowConsumerReason {
+					t.Fatalf("close: got %v %q, want %v %q", ce.Code, ce.Reason, websocket.StatusPolicyViolation, rpcws.SlowConsumerReason)
+				}
+			} else {
+				// Others are served while the server is stuck on the slow one.
+				if err := other.Call("Test.Multiply", &Args{6, 7}, &got); err != nil || got != 42 {
+					t.Fatalf("other client: got %d, %v; want 42, nil", got, err)
+				}
+			}
+			waitFor(t, "the slow connection to close", func() bool { return s.h.NumConns() == 1 })
+			elapsed := time.Since(start)
+			if !tt.overflow && elapsed < writeTimeout {
+				t.Errorf("slow connection closed after %v, before the write timeout %v", elapsed, writeTimeout)
+			}
+			t.Logf("slow connection closed after %v", elapsed)
+			slow.CloseNow()
+			testutil.CheckGoroutines(t, base)
+			if err := other.Call("Test.Multiply", &Args{1, 1}, &got); err != nil || got != 1 {
+				t.Fatalf("other client afterwards: got %d, %v; want 1, nil", got, err)
+			}
+		})
+	}
+}
+
+// Beyond MaxConns an upgrade is refused with 503; once a connection closes,
+// a new one is accepted.
+func TestMaxConns(t *testing.T) {
+	t.Parallel()
+	const maxConns = 3
+	s := newServer(t, &rpcws.HandlerOptions{MaxConns: maxConns})
+	clients := make([]*rpcws.Client, maxConns)
+	for i := range clients {
+		clients[i] = s.dial(t, nil)
+	}
+	for range 2 {
+		if got := dialStatus(t, s.url, nil); got != http.StatusServiceUnavailable {
+			t.Fatalf("upgrade beyond MaxConns: got %d, want %d", got, http.StatusServiceUnavailable)
+		}
+	}
+	if got := s.h.NumConns(); got != maxConns {
+		t.Fatalf("NumConns: got %d, want %d", got, maxConns)
+	}
+	clients[0].Close()
+	waitFor(t, "a connection to close", func() bool { return s.h.NumConns() == maxConns-1 })
+	c := s.dial(t, nil)
+	var got int
+	if err := c.Call("Test.Multiply", &Args{4, 5}, &got); err != nil || got != 20 {
+		t.Fatalf("new client: got %d, %v; want 20, nil", got, err)
+	}
+	if got := dialStatus(t, s.url, nil); got != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade beyond MaxConns again: got %d, want %d", got, http.StatusServiceUnavailable)
+	}
+}
