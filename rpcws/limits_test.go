@@ -389,6 +389,18 @@ func TestSlowReader(t *testing.T) {
 				if err := other.Call("Test.Multiply", &Args{6, 7}, &got); err != nil || got != 42 {
 					t.Fatalf("other client: got %d, %v; want 42, nil", got, err)
 				}
+				if n == 1 {
+					// No cap on the queue: every event was queued, and the
+					// write timeout, not an overflow, ended the connection.
+					select {
+					case err := <-flow.pushed:
+						if err != nil {
+							t.Fatalf("Notify: got %v, want nil", err)
+						}
+					case <-time.After(10 * time.Second):
+						t.Fatal("the events were not queued")
+					}
+				}
 			}
 			waitFor(t, "the slow connection to close", func() bool { return s.h.NumConns() == 1 })
 			elapsed := time.Since(start)

@@ -24,7 +24,7 @@ var ErrClosed = errors.New("rpcws: connection closed")
 // none.
 type pushQueue struct {
 	conn transport
-	max  int
+	max  int // <= 0: no cap
 
 	mu      sync.Mutex // guards the fields below
 	queue   [][]byte
@@ -40,7 +40,7 @@ func (q *pushQueue) push(frame []byte) error {
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	if len(q.queue) >= q.max {
+	if q.max > 0 && len(q.queue) >= q.max {
 		q.closed = true
 		q.queue = nil
 		q.mu.Unlock()
