@@ -6,5 +6,5 @@ import "embed"
 
 // Files holds the client module, its type declarations and the demo page.
 //
-//go:embed rpcws.js index.html
+//go:embed rpcws.js rpcws.d.ts index.html demo.js demo.css
 var Files embed.FS
