@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -47,10 +48,40 @@ func need(t *testing.T, name, install string) string {
 	return ""
 }
 
-// needNode returns the path of node.
+// needNode returns the path of node, which must be Node 20 or later.
 func needNode(t *testing.T) string {
 	t.Helper()
-	return need(t, "node", "apt-get install -y nodejs (Node 20 or later)")
+	const install = "apt-get install -y nodejs (Node 20 or later)"
+	node := need(t, "node", install)
+	version, err := nodeVersion(node)
+	if err != nil {
+		t.Fatalf("%s --version: %v", node, err)
+	}
+	var major int
+	if _, err := fmt.Sscanf(version, "v%d.", &major); err != nil || major < 20 {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node is %s, want 20 or later: %s", version, install)
+		}
+		t.Skipf("node is %s, want 20 or later; skipping (%s)", version, install)
+	}
+	return node
+}
+
+// nodeVersion runs `node --version`, once per test binary.
+func nodeVersion(node string) (string, error) {
+	nodeVersionOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, node, "--version").Output()
+		nodeVersionOnce.version, nodeVersionOnce.err = strings.TrimSpace(string(out)), err
+	})
+	return nodeVersionOnce.version, nodeVersionOnce.err
+}
+
+var nodeVersionOnce struct {
+	sync.Once
+	version string
+	err     error
 }
 
 // needNodeModules checks that npm ci has run in interop/js: the foreign server
