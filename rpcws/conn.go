@@ -128,7 +128,10 @@ func (c *wsConn) keepalive() {
 	err := c.ws.Ping(ctx)
 	cancel()
 	if err != nil {
-		c.closeWith(websocket.StatusPolicyViolation, "rpcws: keepalive ping got no pong")
+		// A peer that sends no pong reads nothing, so it would read no close
+		// frame either: close at once rather than wait out a closing
+		// handshake, so that pending calls fail now.
+		c.closeNow()
 		return
 	}
 	c.resetPing()
@@ -154,17 +157,30 @@ func (c *wsConn) Close() error {
 func (c *wsConn) closeWith(code websocket.StatusCode, reason string) error {
 	var err error
 	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		c.closed = true
-		if c.pingTimer != nil {
-			c.pingTimer.Stop()
-		}
-		c.mu.Unlock()
-		c.cancel()
+		c.stop()
 		err = c.ws.Close(code, reason)
 		if errors.Is(err, net.ErrClosed) || websocket.CloseStatus(err) != -1 {
 			err = nil // closed already, or by the peer first: nothing to report
 		}
 	})
 	return err
+}
+
+// closeNow closes the connection once, without a closing handshake.
+func (c *wsConn) closeNow() {
+	c.closeOnce.Do(func() {
+		c.stop()
+		c.ws.CloseNow()
+	})
+}
+
+// stop stops the keepalive and ends the connection's context, as it closes.
+func (c *wsConn) stop() {
+	c.mu.Lock()
+	c.closed = true
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	c.mu.Unlock()
+	c.cancel()
 }

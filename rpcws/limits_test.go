@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -445,4 +446,254 @@ func TestMaxConns(t *testing.T) {
 	if got := dialStatus(t, s.url, nil); got != http.StatusServiceUnavailable {
 		t.Fatalf("upgrade beyond MaxConns again: got %d, want %d", got, http.StatusServiceUnavailable)
 	}
+}
+
+// pingLog is an OnPingReceived callback that records the pings a raw client
+// gets, and answers them or not.
+type pingLog struct {
+	answer bool
+	pings  chan time.Time
+}
+
+func newPingLog(answer bool) *pingLog {
+	return &pingLog{answer: answer, pings: make(chan time.Time, 100)}
+}
+
+func (l *pingLog) onPing(context.Context, []byte) bool {
+	select {
+	case l.pings <- time.Now():
+	default:
+	}
+	return l.answer
+}
+
+// count returns the pings received so far.
+func (l *pingLog) count() int { return len(l.pings) }
+
+// wait waits for the next ping.
+func (l *pingLog) wait(t *testing.T) time.Time {
+	t.Helper()
+	select {
+	case at := <-l.pings:
+		return at
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ping came")
+		return time.Time{}
+	}
+}
+
+// readFrames reads ws on a goroutine of its own, so that its pings are
+// handled, and hands the frames, then the error that ended the reads, to
+// the channels it returns.
+func readFrames(ws *websocket.Conn) (<-chan string, <-chan error) {
+	frames, end := make(chan string, 100), make(chan error, 1)
+	go func() {
+		for {
+			_, p, err := ws.Read(context.Background())
+			if err != nil {
+				end <- err
+				return
+			}
+			frames <- string(p)
+		}
+	}()
+	return frames, end
+}
+
+// The server pings an idle connection and closes it when no pong comes,
+// keeps one that answers, and pings no connection that is busy or active.
+func TestServerKeepalive(t *testing.T) {
+	t.Parallel()
+	const interval = 200 * time.Millisecond
+	opts := &rpcws.HandlerOptions{PingInterval: interval}
+
+	t.Run("idle, no pong", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(t, opts)
+		pings := newPingLog(false)
+		start := time.Now()
+		ws := dialRaw(t, s.url, &websocket.DialOptions{OnPingReceived: pings.onPing})
+		_, end := readFrames(ws)
+		var err error
+		select {
+		case err = <-end:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the connection was not closed")
+		}
+		elapsed := time.Since(start)
+		// Dropped at once, without a closing handshake: the peer would not
+		// read a close frame.
+		if got := websocket.CloseStatus(err); got != -1 {
+			t.Fatalf("close status: got %v, want none (the connection dropped)", got)
+		}
+		if got := pings.count(); got != 1 {
+			t.Fatalf("pings before the close: got %d, want 1", got)
+		}
+		if elapsed < 2*interval {
+			t.Fatalf("closed after %v, want at least two intervals (%v)", elapsed, 2*interval)
+		}
+		waitFor(t, "the connection to close", func() bool { return s.h.NumConns() == 0 })
+	})
+
+	t.Run("idle, pongs", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(t, opts)
+		pings := newPingLog(true)
+		c := s.dial(t, &rpcws.DialOptions{
+			DialOptions:  &websocket.DialOptions{OnPingReceived: pings.onPing},
+			PingInterval: -1,
+		})
+		for range 3 {
+			pings.wait(t)
+		}
+		var got int
+		if err := c.Call("Test.Multiply", &Args{3, 4}, &got); err != nil || got != 12 {
+			t.Fatalf("after 3 pings: got %d, %v; want 12, nil", got, err)
+		}
+	})
+
+	t.Run("busy", func(t *testing.T) {
+		t.Parallel()
+		hold := newHold(1)
+		s, _ := newServerWith(t, opts, hold)
+		pings := newPingLog(false)
+		ws := dialRaw(t, s.url, &websocket.DialOptions{OnPingReceived: pings.onPing})
+		frames, end := readFrames(ws)
+		writeText(t, ws, `{"id":1,"type":"hold.wait","data":{"N":7}}`)
+		hold.waitReached(t)
+		// A call in flight for five intervals: no ping, no close.
+		select {
+		case err := <-end:
+			t.Fatalf("connection closed while a call was in flight: %v", err)
+		case <-time.After(5 * interval):
+		}
+		if got := pings.count(); got != 0 {
+			t.Fatalf("pings while a call was in flight: got %d, want 0", got)
+		}
+		close(hold.release)
+		select {
+		case f := <-frames:
+			if want := `{"id":1,"type":"hold.wait.response","data":7}`; f != want {
+				t.Fatalf("got %s, want %s", f, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no reply")
+		}
+		// Idle now: pinged, and dropped for want of a pong.
+		pings.wait(t)
+		select {
+		case <-end:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the idle connection was not closed")
+		}
+	})
+
+	t.Run("active", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(t, opts)
+		pings := newPingLog(false)
+		ws := dialRaw(t, s.url, &websocket.DialOptions{OnPingReceived: pings.onPing})
+		frames, end := readFrames(ws)
+		// A request every tenth of an interval, for six intervals.
+		tick := time.NewTicker(interval / 10)
+		defer tick.Stop()
+		for i := range 60 {
+			<-tick.C
+			writeText(t, ws, fmt.Sprintf(`{"id":%d,"type":"test.multiply","data":{"A":%d,"B":1}}`, i, i))
+			select {
+			case <-frames:
+			case err := <-end:
+				t.Fatalf("active connection closed: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("no reply")
+			}
+		}
+		if got := pings.count(); got != 0 {
+			t.Fatalf("pings while active: got %d, want 0", got)
+		}
+		pings.wait(t) // idle now
+	})
+}
+
+// A Go client pings a server that has gone quiet, and fails its pending calls
+// with Disconnected as soon as no pong comes, long before their timeout.
+func TestClientKeepalive(t *testing.T) {
+	t.Parallel()
+	const interval = 100 * time.Millisecond
+	tests := []struct {
+		name string
+		read bool // the server reads (and drops pings) rather than not reading at all
+	}{
+		{"server reads but does not answer pings", true},
+		{"server stops reading", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithCancel(context.Background())
+			var served sync.WaitGroup
+			hs := newQuietServer(t, ctx, &served, tt.read)
+			t.Cleanup(func() {
+				cancel()
+				served.Wait()
+				hs.Close()
+			})
+			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer dcancel()
+			c, err := rpcws.Dial(dctx, "ws"+strings.TrimPrefix(hs.URL, "http"), &rpcws.DialOptions{
+				PingInterval: interval,
+				Timeout:      30 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			errc := make(chan error, 1)
+			go func() { errc <- c.CallContext(context.Background(), "Test.Multiply", &Args{1, 2}, new(int)) }()
+			select {
+			case err := <-errc:
+				elapsed := time.Since(start)
+				if !errors.Is(err, rpcws.ErrDisconnected) {
+					t.Fatalf("pending call: got %v, want ErrDisconnected", err)
+				}
+				t.Logf("pending call failed after %v", elapsed)
+				if elapsed > 2*time.Second {
+					t.Fatalf("pending call failed after %v, want within 2s of a lost pong (ping interval %v)", elapsed, interval)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("the pending call did not fail")
+			}
+			select {
+			case <-c.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("Done not closed")
+			}
+		})
+	}
+}
+
+// newQuietServer starts a WebSocket server that accepts connections and then
+// never answers: it reads and drops every frame and ping, or reads nothing at
+// all. Its connections end with ctx.
+func newQuietServer(t *testing.T, ctx context.Context, served *sync.WaitGroup, read bool) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		defer served.Done()
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+			OnPingReceived: func(context.Context, []byte) bool { return false },
+		})
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		if read {
+			for {
+				if _, _, err := ws.Read(ctx); err != nil {
+					return
+				}
+			}
+		}
+		<-ctx.Done()
+	}))
 }
