@@ -73,7 +73,6 @@ type ClientCodec struct {
 	conn        Conn
 	ctx         context.Context // ends when the codec closes
 	cancel      context.CancelFunc
-	timeout     time.Duration
 	logger      *slog.Logger
 	onEvent     func(string, json.RawMessage)
 	maxEvents   int
@@ -81,8 +80,8 @@ type ClientCodec struct {
 	dropped     atomic.Uint64
 	badFrames   atomic.Uint64
 	readerDone  chan struct{}
-	responses   chan *response // replies for net/rpc, in the order they complete
-	cur         *response      // the reply net/rpc is reading; its goroutine only
+	responses   chan response // replies for net/rpc, in the order they complete
+	cur         response      // the reply net/rpc is reading; its goroutine only
 	free        chan []byte    // read buffers not in use
 	done        chan struct{}  // closed once the connection is done
 	doneErr     error          // why; set before done closes
@@ -94,7 +93,7 @@ type ClientCodec struct {
 	ids   *bufio.Reader // random bytes for ids, read in blocks
 
 	mu      sync.Mutex // guards pending
-	pending map[string]*clientCall
+	pending pendingSet
 
 	evmu      sync.Mutex // guards events and evRunning
 	events    []event
@@ -103,9 +102,12 @@ type ClientCodec struct {
 
 // clientCall is a call waiting for its reply.
 type clientCall struct {
-	id    string
-	typ   string
-	timer *time.Timer
+	id  idKey
+	typ string
+
+	// In the pending set's list, oldest first.
+	deadline   time.Time
+	prev, next *clientCall
 
 	// A call from net/rpc: its reply goes to net/rpc's reading goroutine.
 	seq uint64
@@ -141,21 +143,22 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 	}
 	c := &ClientCodec{
 		conn:       conn,
-		timeout:    opts.Timeout,
 		logger:     opts.Logger,
 		onEvent:    opts.OnEvent,
 		maxEvents:  opts.MaxQueuedEvents,
 		readerDone: make(chan struct{}),
-		responses:  make(chan *response),
+		responses:  make(chan response),
 		free:       make(chan []byte, 2),
 		done:       make(chan struct{}),
 		enc:        newEncoder(),
 		ids:        bufio.NewReaderSize(rand.Reader, 16*64),
-		pending:    make(map[string]*clientCall),
+		pending:    pendingSet{byID: make(map[idKey]*clientCall)},
 	}
-	if c.timeout == 0 {
-		c.timeout = DefaultTimeout
+	c.pending.timeout = opts.Timeout
+	if c.pending.timeout == 0 {
+		c.pending.timeout = DefaultTimeout
 	}
+	c.pending.expire = c.expireDue
 	if c.maxEvents <= 0 {
 		c.maxEvents = DefaultMaxQueuedEvents
 	}
@@ -191,10 +194,7 @@ func (c *ClientCodec) ReadResponseHeader(r *rpc.Response) error {
 // ReadResponseBody decodes the current reply's data into x; nil x discards it.
 func (c *ClientCodec) ReadResponseBody(x any) error {
 	resp := c.cur
-	c.cur = nil
-	if resp == nil {
-		return nil
-	}
+	c.cur = response{}
 	var err error
 	if x != nil && resp.data != nil && !isNull(resp.data) {
 		err = json.Unmarshal(resp.data, x)
@@ -253,10 +253,10 @@ func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any) err
 	if err != nil {
 		return fmt.Errorf("codec: cannot make an id: %w", err)
 	}
-	call.id = id.String()
-	var idJSON [38]byte
-	idJSON[0], idJSON[37] = '"', '"'
-	copy(idJSON[1:], call.id)
+	var idJSON [2 + len(idKey{})]byte
+	idJSON[0], idJSON[len(idJSON)-1] = '"', '"'
+	encodeUUID(idJSON[1:], id)
+	call.id = idKey(idJSON[1 : len(idJSON)-1])
 	c.enc.start(idJSON[:], call.typ, "")
 	if err := c.enc.data(args); err != nil {
 		return fmt.Errorf("codec: cannot encode the data of %s: %w", call.typ, err)
@@ -270,10 +270,7 @@ func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any) err
 		return c.callClosedErr()
 	default:
 	}
-	c.pending[call.id] = call
-	if c.timeout > 0 {
-		call.timer = time.AfterFunc(c.timeout, func() { c.expire(call) })
-	}
+	c.pending.add(call)
 	c.mu.Unlock()
 
 	if err := c.write(c.ctx); err != nil {
@@ -300,38 +297,37 @@ func (c *ClientCodec) write(ctx context.Context) error {
 func (c *ClientCodec) remove(call *clientCall) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pending[call.id] != call {
+	if c.pending.byID[call.id] != call {
 		return false
 	}
-	delete(c.pending, call.id)
-	if call.timer != nil {
-		call.timer.Stop()
-	}
+	c.pending.remove(call)
 	return true
 }
 
 // claim takes the call with the given id out of the pending set, for its
 // reply to be delivered.
 func (c *ClientCodec) claim(id []byte) *clientCall {
+	if len(id) != len(idKey{}) {
+		return nil // not an id of ours
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	call := c.pending[string(id)]
-	if call == nil {
-		return nil
-	}
-	delete(c.pending, call.id)
-	if call.timer != nil {
-		call.timer.Stop()
+	call := c.pending.byID[idKey(id)]
+	if call != nil {
+		c.pending.remove(call)
 	}
 	return call
 }
 
-// expire fails call with a timeout, if it is still pending.
-func (c *ClientCodec) expire(call *clientCall) {
-	if !c.remove(call) {
-		return
+// expireDue runs on the pending set's timer: it fails the calls whose
+// timeout has passed.
+func (c *ClientCodec) expireDue() {
+	c.mu.Lock()
+	due := c.pending.takeDue(time.Now())
+	c.mu.Unlock()
+	for _, call := range due {
+		c.complete(call, timeoutError(call.typ))
 	}
-	c.complete(call, timeoutError(call.typ))
 }
 
 // complete ends call with err and no reply.
@@ -341,7 +337,7 @@ func (c *ClientCodec) complete(call *clientCall, err *Error) {
 		return
 	}
 	select {
-	case c.responses <- &response{seq: call.seq, err: err.Error()}:
+	case c.responses <- response{seq: call.seq, err: err.Error()}:
 	case <-c.done:
 	}
 }
@@ -418,7 +414,7 @@ func (c *ClientCodec) dispatch(frame []byte) bool {
 		}
 		return true
 	}
-	resp := &response{seq: call.seq, frame: frame}
+	resp := response{seq: call.seq, frame: frame}
 	if callErr != nil {
 		resp.err = callErr.Error()
 	} else {
@@ -499,14 +495,10 @@ func (c *ClientCodec) shutdown(cause error) {
 	} else {
 		c.doneErr = &Error{Code: CodeDisconnected, Message: "connection closed: " + cause.Error()}
 	}
-	pending := c.pending
-	c.pending = make(map[string]*clientCall)
+	pending := c.pending.takeAll()
 	close(c.done)
 	c.mu.Unlock()
 	for _, call := range pending {
-		if call.timer != nil {
-			call.timer.Stop()
-		}
 		if call.direct {
 			call.done <- c.callClosedErr()
 		}

@@ -30,6 +30,9 @@ type wsConn struct {
 	ws           *websocket.Conn
 	writeTimeout time.Duration // <= 0: none
 
+	wmu        sync.Mutex  // serialises writes; guards writeTimer
+	writeTimer *time.Timer // bounds the write in progress
+
 	mu     sync.Mutex // guards closed and pingTimer's reset
 	closed bool
 
@@ -105,16 +108,34 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
-// WriteFrame writes one text message, bounded by the write timeout (not by
-// ctx, which must never reach the socket: see ReadFrame).
+// WriteFrame writes one text message, bounded by the write timeout and not
+// by ctx, which must never reach the socket (see ReadFrame).
+//
+// The timeout is one timer per connection, armed around each write, rather
+// than a context per write: coder/websocket sets up a context watcher for
+// every frame written under a context that can end, which costs several
+// allocations a call. Writes are serialised here so that the one timer
+// always belongs to the write in progress.
 func (c *wsConn) WriteFrame(_ context.Context, p []byte) error {
-	ctx := context.Background()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if c.writeTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.writeTimeout)
-		defer cancel()
+		if c.writeTimer == nil {
+			c.writeTimer = time.AfterFunc(c.writeTimeout, c.writeTimedOut)
+		} else {
+			c.writeTimer.Reset(c.writeTimeout)
+		}
+		defer c.writeTimer.Stop()
 	}
-	return c.ws.Write(ctx, websocket.MessageText, p)
+	return c.ws.Write(context.Background(), websocket.MessageText, p)
+}
+
+// writeTimedOut runs when a write took longer than the write timeout: the
+// peer stopped reading. No close frame could get through, so the
+// connection is dropped.
+func (c *wsConn) writeTimedOut() {
+	c.cancel()
+	c.ws.CloseNow()
 }
 
 // keepalive runs on the ping timer: it pings a connection that was idle for a
