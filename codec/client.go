@@ -82,9 +82,9 @@ type ClientCodec struct {
 	readerDone  chan struct{}
 	responses   chan response // replies for net/rpc, in the order they complete
 	cur         response      // the reply net/rpc is reading; its goroutine only
-	free        chan []byte    // read buffers not in use
-	done        chan struct{}  // closed once the connection is done
-	doneErr     error          // why; set before done closes
+	free        chan []byte   // read buffers not in use
+	done        chan struct{} // closed once the connection is done
+	doneErr     error         // why; set before done closes
 	closeCalled atomic.Bool
 
 	wmu   sync.Mutex // serialises writes; guards enc, names and ids
