@@ -101,5 +101,5 @@ export declare function connect(url: string | URL, options?: ConnectOptions): Pr
 
 /** A random version 4 UUID: crypto.randomUUID, or crypto.getRandomValues where it is missing. */
 export declare function randomId(
-  crypto?: { getRandomValues<T extends ArrayBufferView | null>(array: T): T; randomUUID?: () => string },
+  crypto?: Pick<Crypto, 'getRandomValues'> & Partial<Pick<Crypto, 'randomUUID'>>,
 ): string;

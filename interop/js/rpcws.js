@@ -114,7 +114,7 @@ export class Client {
   #attempt = 0; // reconnection attempts since the socket last opened
   #reconnectTimer = undefined;
 
-  /** @private Use {@link connect}. */
+  /** Not for direct use: call {@link connect}. */
   constructor(ws, options) {
     this.#options = options;
     this.#attach(ws);
