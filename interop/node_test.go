@@ -1,6 +1,7 @@
 package interop_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/rpcws/rpcws/interop/refserver"
 	"github.com/rpcws/rpcws/rpcws"
 )
 
@@ -87,4 +89,34 @@ func tokenHandler(t *testing.T) *rpcws.Handler {
 		},
 	})
 	return h
+}
+
+// The JavaScript client through a graceful shutdown of the reference server.
+func TestNodeGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	ref := refserver.New(nil)
+	shutdownDone := make(chan error, 1)
+	mux := http.NewServeMux()
+	mux.Handle("/rpc", ref)
+	mux.HandleFunc("POST /shutdown", func(w http.ResponseWriter, r *http.Request) {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			shutdownDone <- ref.Shutdown(ctx)
+		}()
+		w.WriteHeader(http.StatusAccepted)
+	})
+	hs := serveRPC(t, mux, ref.Shutdown)
+	nodeTest(t, time.Minute, []string{
+		"RPCWS_URL=" + wsURL(hs, "/rpc"),
+		"RPCWS_SHUTDOWN_URL=" + hs.URL + "/shutdown",
+	}, "test/shutdown.test.mjs")
+	select {
+	case err := <-shutdownDone:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Shutdown did not return within 10 s")
+	}
 }
