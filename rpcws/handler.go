@@ -278,7 +278,20 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 			for err == nil && !p.events.flushed() {
 				err = waitBriefly(ctx)
 			}
-			p.conn.closeWith(websocket.StatusGoingAway, "server shutting down")
+			// The closing handshake may wait seconds for a peer that does
+			// not read; Shutdown does not wait for it past ctx.
+			closed := make(chan struct{})
+			go func() {
+				p.conn.closeWith(websocket.StatusGoingAway, "server shutting down")
+				close(closed)
+			}()
+			select {
+			case <-closed:
+			case <-ctx.Done():
+				if err == nil {
+					err = ctx.Err()
+				}
+			}
 			return err
 		})
 	}
