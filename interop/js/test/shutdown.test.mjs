@@ -14,6 +14,9 @@ test('graceful shutdown: the reply in flight arrives, then close 1001', { skip: 
   const client = await connect(url);
   const disconnected = new Promise((resolve) => client.on('disconnect', resolve));
   const held = client.request('demo.sleep', { ms: 500 });
+  // The server reads a connection's frames in order: once this reply is here, it has
+  // read the sleep too, which is now in flight.
+  assert.equal(await client.request('demo.echo', 'read'), 'read');
   const res = await fetch(shutdownURL, { method: 'POST' });
   assert.equal(res.status, 202);
   assert.deepEqual(await held, { ms: 500 });
