@@ -84,9 +84,39 @@ type ServerCodec struct {
 
 // serverRequest is what the codec remembers of a request until its reply.
 type serverRequest struct {
-	id    []byte // raw JSON, as the peer sent it; nil for a notification
 	typ   string
 	start time.Time // zero unless OnCall is set
+
+	// The id, raw JSON as the peer sent it: in idBuf when it fits, as a
+	// quoted UUID does, so that remembering it costs no allocation, else in
+	// idBig. idLen is -1 for a notification.
+	idLen int
+	idBuf [40]byte
+	idBig []byte
+}
+
+func newServerRequest(typ string, id []byte) serverRequest {
+	r := serverRequest{typ: typ, idLen: len(id)}
+	switch {
+	case id == nil:
+		r.idLen = -1
+	case len(id) <= len(r.idBuf):
+		copy(r.idBuf[:], id)
+	default:
+		r.idBig = append([]byte(nil), id...)
+	}
+	return r
+}
+
+// id returns the request's id, nil for a notification.
+func (r *serverRequest) id() []byte {
+	switch {
+	case r.idLen < 0:
+		return nil
+	case r.idBig != nil:
+		return r.idBig
+	}
+	return r.idBuf[:r.idLen]
 }
 
 var _ rpc.ServerCodec = (*ServerCodec)(nil)
@@ -154,14 +184,15 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 			continue
 		}
 		typStr, method := c.names.lookup(typ)
-		req := serverRequest{typ: typStr}
+		var id []byte
 		if hasID {
-			req.id = append([]byte(nil), env.id...)
+			id = env.id
 		}
+		req := newServerRequest(typStr, id)
 
 		// Drain waits for all slots: check before queueing behind it, and
 		// again once a slot is had.
-		if c.refuse(req) {
+		if c.refuse(id) {
 			continue
 		}
 		if err := c.slots.Acquire(c.ctx, 1); err != nil {
@@ -174,7 +205,7 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 		if c.draining {
 			c.mu.Unlock()
 			c.slots.Release(1)
-			c.refuse(req)
+			c.refuse(id)
 			continue
 		}
 		c.seq++
@@ -188,14 +219,14 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 	}
 }
 
-// refuse answers req with Unavailable if the codec is draining, and reports
-// whether it did.
-func (c *ServerCodec) refuse(req serverRequest) bool {
+// refuse answers the request with the given id (nil: a notification) with
+// Unavailable if the codec is draining, and reports whether it did.
+func (c *ServerCodec) refuse(id []byte) bool {
 	c.mu.Lock()
 	draining := c.draining
 	c.mu.Unlock()
-	if draining && req.id != nil {
-		c.replyError(req.id, CodeUnavailable, "server is shutting down")
+	if draining && id != nil {
+		c.replyError(id, CodeUnavailable, "server is shutting down")
 	}
 	return draining
 }
@@ -233,20 +264,21 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	if r.Error != "" {
 		code, message = classify(r.Error, req.typ)
 	}
+	id := req.id()
 	var err error
 	switch {
-	case req.id == nil:
+	case id == nil:
 		if code != "" {
 			c.log("notification failed", "type", req.typ, "code", code, "error", message)
 		}
 	case code != "":
-		err = c.replyError(req.id, code, message)
+		err = c.replyError(id, code, message)
 	default:
 		c.wmu.Lock()
-		c.enc.start(req.id, req.typ, ".response")
+		c.enc.start(id, req.typ, ".response")
 		if encErr := c.enc.data(body); encErr != nil {
 			code, message = CodeServerError, "cannot encode the result: "+encErr.Error()
-			c.enc.errorFrame(req.id, code, message)
+			c.enc.errorFrame(id, code, message)
 		}
 		err = c.conn.WriteFrame(c.ctx, c.enc.buf.Bytes())
 		c.wmu.Unlock()
@@ -255,7 +287,7 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 		c.log("cannot write a reply", "type", req.typ, "error", err)
 	}
 	if c.onCall != nil {
-		c.onCall(CallInfo{Type: req.typ, Notification: req.id == nil, Duration: time.Since(req.start), Code: code})
+		c.onCall(CallInfo{Type: req.typ, Notification: id == nil, Duration: time.Since(req.start), Code: code})
 	}
 	return err
 }
