@@ -38,7 +38,7 @@ function frameSeen(ws, match) {
 }
 
 /** Resolves once `count` events of `type` arrived on client; returns their data. */
-function events(client, type, count) {
+function collectEvents(client, type, count) {
   const got = [];
   return new Promise((resolve) => {
     const off = client.on(type, (data) => {
@@ -294,7 +294,7 @@ export const scenarios = [
       const order = [];
       const all = [];
       client.on('*', (data, frame) => all.push(frame));
-      const ticks = events(client, 'demo.tick', 5);
+      const ticks = collectEvents(client, 'demo.tick', 5);
       client.on('demo.tick', (data) => order.push(`tick ${data.n}`));
       const reply = await client.request('demo.ticks', { count: 5, intervalMs: 20 }).then((r) => {
         order.push('reply');
@@ -311,7 +311,7 @@ export const scenarios = [
     needs: ['demo.ticks', 'demo.echo', 'demo.sleep'],
     async run({ connect, assert }) {
       const client = await connect();
-      const ticks = events(client, 'demo.tick', 50);
+      const ticks = collectEvents(client, 'demo.tick', 50);
       assert.deepEqual(await client.request('demo.ticks', { count: 50, intervalMs: 2 }), { count: 50 });
       const replies = await Promise.all(
         Array.from({ length: 50 }, (_, i) => (i % 2 ? client.request('demo.echo', { i }) : client.request('demo.sleep', { ms: i }))),
@@ -350,7 +350,7 @@ export const scenarios = [
     needs: ['user.get', 'demo.echo'],
     async run({ connect, assert }) {
       const client = await connect();
-      const errors = events(client, 'error', 3);
+      const errors = collectEvents(client, 'error', 3);
       client.socket.send('this is not JSON');
       client.socket.send(new Uint8Array([0xff, 0x00, 0x7b]));
       client.socket.send('{"id":"x","type":"demo.echo"'); // cut short
