@@ -40,7 +40,8 @@ func header(r *report) []string {
 	n := r.Noise
 	noiseLine := fmt.Sprintf("noise: load average %.2f before, %.2f after", n.LoadBefore, n.LoadAfter)
 	if n.Others >= 0 {
-		noiseLine += fmt.Sprintf("; other processes took %.1f%% of the CPU time", 100*n.Others)
+		noiseLine += fmt.Sprintf("; other processes took %.1f%% of the CPU time (per cell: median %.0f%%, largest %.0f%%)",
+			100*n.Others, 100*n.OthersCellMedian, 100*n.OthersCellMax)
 	}
 	if n.MaxCVAt != "" {
 		noiseLine += fmt.Sprintf("; spread across repetitions (CV): median %.1f%%, largest %.1f%% (%s)", 100*n.MedianCV, 100*n.MaxCV, n.MaxCVAt)

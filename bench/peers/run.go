@@ -34,6 +34,10 @@ type noise struct {
 	// Others is the share (0..1) of the machine's CPU time that other
 	// processes took during the run; -1 if unknown.
 	Others float64 `json:"others_cpu_share"`
+	// OthersCellMedian and OthersCellMax are the same share measured over
+	// each cell: the median and the largest over all cells.
+	OthersCellMedian float64 `json:"others_cpu_share_cell_median"`
+	OthersCellMax    float64 `json:"others_cpu_share_cell_max"`
 	// MedianCV and MaxCV summarize the coefficients of variation of all
 	// cells with two samples or more.
 	MedianCV float64 `json:"median_cv"`
@@ -95,14 +99,21 @@ func run(cfg config, progress io.Writer) *report {
 	start := time.Now()
 	r.Noise.LoadBefore = loadAverage()
 	clock0 := readCPUClock()
+	var cellOthers []float64 // others' share of the CPU during each cell
 	for rep := range cfg.Reps {
 		// Rotate the order of the peers at each repetition.
 		order := append(slices.Clone(peers[rep%len(peers):]), peers[:rep%len(peers)]...)
 		for _, w := range wls {
 			for _, p := range order {
-				t0 := time.Now()
+				c0 := readCPUClock()
 				res, err := b.runCell(w, p)
-				fmt.Fprintf(progress, "rep %d/%d  %-7s %-20s %6.2fs  ", rep+1, cfg.Reps, w.key, p.name(), time.Since(t0).Seconds())
+				c1 := readCPUClock()
+				others := othersShare(c0, c1)
+				if others >= 0 {
+					cellOthers = append(cellOthers, others)
+				}
+				fmt.Fprintf(progress, "rep %d/%d  %-7s %-20s %5.2fs  others %3.0f%%  ",
+					rep+1, cfg.Reps, w.key, p.name(), c1.wall.Sub(c0.wall).Seconds(), 100*others)
 				if err != nil {
 					fmt.Fprintf(progress, "error: %v\n", err)
 					r.Errors = append(r.Errors, cellError{Rep: rep + 1, Workload: w.key, Peer: p.name(), Err: err.Error()})
@@ -119,6 +130,11 @@ func run(cfg config, progress io.Writer) *report {
 		}
 	}
 	r.Noise.Others = othersShare(clock0, readCPUClock())
+	if len(cellOthers) > 0 {
+		slices.Sort(cellOthers)
+		r.Noise.OthersCellMedian = median(cellOthers)
+		r.Noise.OthersCellMax = cellOthers[len(cellOthers)-1]
+	}
 	r.Noise.LoadAfter = loadAverage()
 	r.Elapsed = time.Since(start).Round(time.Second).String()
 
