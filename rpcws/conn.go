@@ -25,13 +25,12 @@ type transport interface {
 
 // wsConn adapts a *websocket.Conn to a [transport], and adds what the codecs
 // leave to it: a write timeout per frame and keepalive pings. It keeps no
-// goroutine of its own: pings run on a timer.
+// goroutine of its own while idle: pings run on a timer, and the batchConn
+// under a batched connection flushes only while it has something to send.
 type wsConn struct {
 	ws           *websocket.Conn
 	writeTimeout time.Duration // <= 0: none
-
-	wmu        sync.Mutex  // serialises writes; guards writeTimer
-	writeTimer *time.Timer // bounds the write in progress
+	batched      bool          // ws runs over a batchConn, which bounds writes itself
 
 	mu     sync.Mutex // guards closed and pingTimer's reset
 	closed bool
@@ -50,8 +49,8 @@ type wsConn struct {
 	closeOnce sync.Once
 }
 
-func newWSConn(ws *websocket.Conn, writeTimeout time.Duration) *wsConn {
-	c := &wsConn{ws: ws, writeTimeout: writeTimeout}
+func newWSConn(ws *websocket.Conn, writeTimeout time.Duration, batched bool) *wsConn {
+	c := &wsConn{ws: ws, writeTimeout: writeTimeout, batched: batched}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -109,33 +108,17 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 }
 
 // WriteFrame writes one text message, bounded by the write timeout and not
-// by ctx, which must never reach the socket (see ReadFrame).
-//
-// The timeout is one timer per connection, armed around each write, rather
-// than a context per write: coder/websocket sets up a context watcher for
-// every frame written under a context that can end, which costs several
-// allocations a call. Writes are serialised here so that the one timer
-// always belongs to the write in progress.
+// by ctx, which must never reach the socket (see ReadFrame). On a batched
+// connection the batchConn underneath bounds every send; otherwise each
+// write gets a context with the timeout, which coder/websocket watches at a
+// cost of a few allocations.
 func (c *wsConn) WriteFrame(_ context.Context, p []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.writeTimeout > 0 {
-		if c.writeTimer == nil {
-			c.writeTimer = time.AfterFunc(c.writeTimeout, c.writeTimedOut)
-		} else {
-			c.writeTimer.Reset(c.writeTimeout)
-		}
-		defer c.writeTimer.Stop()
+	if c.batched || c.writeTimeout <= 0 {
+		return c.ws.Write(context.Background(), websocket.MessageText, p)
 	}
-	return c.ws.Write(context.Background(), websocket.MessageText, p)
-}
-
-// writeTimedOut runs when a write took longer than the write timeout: the
-// peer stopped reading. No close frame could get through, so the
-// connection is dropped.
-func (c *wsConn) writeTimedOut() {
-	c.cancel()
-	c.ws.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), c.writeTimeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, p)
 }
 
 // keepalive runs on the ping timer: it pings a connection that was idle for a

@@ -79,7 +79,14 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	if opts != nil {
 		o = *opts
 	}
-	ws, _, err := websocket.Dial(ctx, url, o.DialOptions)
+	var wopts websocket.DialOptions
+	if o.DialOptions != nil {
+		wopts = *o.DialOptions
+	}
+	writeTimeout := orDefault(o.WriteTimeout, DefaultWriteTimeout)
+	var batched bool
+	wopts.HTTPClient, batched = batchingClient(wopts.HTTPClient, writeTimeout)
+	ws, _, err := websocket.Dial(ctx, url, &wopts)
 	if err != nil {
 		return nil, fmt.Errorf("rpcws: dial %s: %w", url, err)
 	}
@@ -89,7 +96,7 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	default:
 		ws.SetReadLimit(-1)
 	}
-	conn := newWSConn(ws, orDefault(o.WriteTimeout, DefaultWriteTimeout))
+	conn := newWSConn(ws, writeTimeout, batched)
 	conn.startKeepalive(orDefault(o.PingInterval, DefaultPingInterval), nil)
 	cc := codec.NewClientCodec(conn, &codec.ClientOptions{
 		TypeName:        o.TypeName,

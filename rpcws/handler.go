@@ -140,7 +140,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ws, err := websocket.Accept(w, r, h.opts.AcceptOptions)
+	ws, err := websocket.Accept(batchWriter{w, h.opts.WriteTimeout}, r, h.opts.AcceptOptions)
 	if err != nil {
 		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
 		return // Accept has written the response
@@ -152,7 +152,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.SetReadLimit(-1)
 	}
 
-	conn := newWSConn(ws, h.opts.WriteTimeout)
+	conn := newWSConn(ws, h.opts.WriteTimeout, true)
 	sc := h.newCodec(conn, identity, r.RemoteAddr)
 	conn.startKeepalive(h.opts.PingInterval, func() bool { return sc.InFlight() > 0 })
 	if !h.register(sc.peer) {

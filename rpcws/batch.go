@@ -1,0 +1,174 @@
+package rpcws
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// batchConn is the network connection under a WebSocket. It gathers what
+// coder/websocket writes and sends it with as few system calls as it can: a
+// write only queues its bytes, and a flushing goroutine, which runs while
+// there is something to send, sends everything queued at once. coder/websocket
+// flushes every frame on its own; with many calls in flight on one
+// connection, the frames of the replies (or requests) that complete during
+// one send go out together in the next. A lone call waits for no one: its
+// frame goes out as soon as the flusher runs.
+//
+// It bounds each send by the write timeout: a peer that stops reading gets
+// its connection closed. Queued bytes beyond maxQueued make writers wait,
+// which the timeout bounds too.
+type batchConn struct {
+	net.Conn
+	timeout time.Duration // <= 0: none
+
+	mu       sync.Mutex // guards the fields below
+	space    sync.Cond  // signalled when the queue shrinks
+	queue    []byte     // bytes to send
+	spare    []byte     // the previous queue's storage, for reuse
+	flushing bool       // the flusher goroutine runs
+	closing  bool       // Close waits for the last sends
+	err      error      // the first send error; every later write fails with it
+}
+
+// maxQueued is how many bytes may wait to be sent before writers wait.
+const maxQueued = 1 << 20
+
+// reuseLimit is the largest queue storage kept for reuse.
+const reuseLimit = 64 << 10
+
+// closeGrace bounds how long Close waits for queued bytes, such as a close
+// frame, to be sent.
+const closeGrace = time.Second
+
+func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
+	b := &batchConn{Conn: c, timeout: timeout}
+	b.space.L = &b.mu
+	return b
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.err == nil && len(b.queue) >= maxQueued {
+		b.space.Wait()
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	b.queue = append(b.queue, p...)
+	if !b.flushing {
+		b.flushing = true
+		go b.flush()
+	}
+	return len(p), nil
+}
+
+// flush sends the queue until it is empty.
+func (b *batchConn) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.queue) > 0 && b.err == nil {
+		out := b.queue
+		b.queue = b.spare[:0]
+		closing := b.closing
+		b.mu.Unlock()
+		if b.timeout > 0 && !closing {
+			b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
+		}
+		_, err := b.Conn.Write(out)
+		b.mu.Lock()
+		if cap(out) <= reuseLimit {
+			b.spare = out[:0]
+		} else {
+			b.spare = nil
+		}
+		if err != nil {
+			b.err = err
+			b.Conn.Close() // the connection is dead: let its reader know
+		}
+		b.space.Broadcast()
+	}
+	b.queue = nil
+	b.flushing = false
+	b.space.Broadcast()
+}
+
+// Close closes the connection once what was queued has been sent, or after
+// closeGrace: coder/websocket queues a close frame and closes the connection
+// right after, and the frame must not be lost.
+func (b *batchConn) Close() error {
+	b.mu.Lock()
+	if b.flushing && b.err == nil {
+		b.closing = true
+		grace := closeGrace
+		if b.timeout > 0 && b.timeout < grace {
+			grace = b.timeout
+		}
+		b.Conn.SetWriteDeadline(time.Now().Add(grace))
+		for b.flushing && b.err == nil {
+			b.space.Wait()
+		}
+	}
+	b.mu.Unlock()
+	return b.Conn.Close()
+}
+
+// batchWriter is an http.ResponseWriter whose Hijack returns the connection
+// as a batchConn, so that the WebSocket that coder/websocket builds on it
+// sends through one.
+type batchWriter struct {
+	http.ResponseWriter
+	timeout time.Duration
+}
+
+func (w batchWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Flush(); err != nil { // the 101 response, if still buffered
+		c.Close()
+		return nil, nil, err
+	}
+	bc := newBatchConn(c, w.timeout)
+	return bc, bufio.NewReadWriter(brw.Reader, bufio.NewWriter(bc)), nil
+}
+
+// batchingClient returns an HTTP client for the WebSocket handshake whose
+// connections are batchConns: a clone of base's transport (or of
+// http.DefaultTransport) with its dialer wrapped. It returns base unchanged,
+// and false, when base's transport is not an *http.Transport.
+func batchingClient(base *http.Client, timeout time.Duration) (*http.Client, bool) {
+	var c http.Client
+	if base != nil {
+		c = *base
+	}
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	if !ok || t.DialTLSContext != nil || t.DialTLS != nil {
+		return base, false
+	}
+	t = t.Clone()
+	dial := t.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return newBatchConn(conn, timeout), nil
+	}
+	c.Transport = t
+	return &c, true
+}
