@@ -121,6 +121,7 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 // connection closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.reserve() {
+		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", "at capacity or shutting down")
 		http.Error(w, "rpcws: server at capacity or shutting down", http.StatusServiceUnavailable)
 		return
 	}
