@@ -37,8 +37,12 @@ type batchConn struct {
 // maxQueued is how many bytes may wait to be sent before writers wait.
 const maxQueued = 1 << 20
 
-// reuseLimit is the largest queue storage kept for reuse.
-const reuseLimit = 64 << 10
+// reuseLimit is the largest queue storage kept for reuse while sending, and
+// idleKeep the largest kept when the flusher stops.
+const (
+	reuseLimit = 64 << 10
+	idleKeep   = 4 << 10
+)
 
 // closeGrace bounds how long Close waits for queued bytes, such as a close
 // frame, to be sent.
@@ -92,7 +96,12 @@ func (b *batchConn) flush() {
 		}
 		b.space.Broadcast()
 	}
-	b.queue = nil
+	if cap(b.queue) > idleKeep {
+		b.queue = nil // an idle connection keeps no large buffer
+	}
+	if cap(b.spare) > idleKeep {
+		b.spare = nil
+	}
 	b.flushing = false
 	b.space.Broadcast()
 }
