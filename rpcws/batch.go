@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -76,6 +77,12 @@ func (b *batchConn) flush() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for len(b.queue) > 0 && b.err == nil {
+		// Let the goroutines that are ready to write add to the queue
+		// first: under load that gathers many frames into one send, and
+		// alone the flusher goes on at once.
+		b.mu.Unlock()
+		runtime.Gosched()
+		b.mu.Lock()
 		out := b.queue
 		b.queue = b.spare[:0]
 		closing := b.closing
