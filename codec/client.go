@@ -151,7 +151,7 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 		free:       make(chan []byte, 2),
 		done:       make(chan struct{}),
 		enc:        newEncoder(),
-		ids:        bufio.NewReaderSize(rand.Reader, 16*64),
+		ids:        bufio.NewReaderSize(rand.Reader, 16*16),
 		pending:    pendingSet{byID: make(map[idKey]*clientCall)},
 	}
 	c.pending.timeout = opts.Timeout

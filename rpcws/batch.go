@@ -138,7 +138,8 @@ func (b *batchConn) Close() error {
 // sends through one.
 type batchWriter struct {
 	http.ResponseWriter
-	timeout time.Duration
+	timeout  time.Duration
+	hijacked func() // called before the 101 response is sent; may be nil
 }
 
 func (w batchWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -148,12 +149,17 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if w.hijacked != nil {
+		w.hijacked()
+	}
 	if err := brw.Flush(); err != nil { // the 101 response, if still buffered
 		c.Close()
 		return nil, nil, err
 	}
 	bc := newBatchConn(c, w.timeout)
-	return bc, bufio.NewReadWriter(brw.Reader, bufio.NewWriter(bc)), nil
+	// coder/websocket writes frames through this buffer; batchConn gathers
+	// them again, so a small one does.
+	return bc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(bc, 512)), nil
 }
 
 // batchingClient returns an HTTP client for the WebSocket handshake whose

@@ -85,9 +85,10 @@ type Handler struct {
 	srv  *rpc.Server
 	opts HandlerOptions // defaults filled in
 
-	mu       sync.Mutex // guards conns, reserved and closing
+	mu       sync.Mutex // guards conns, reserved, upgraded and closing
 	conns    map[*Peer]struct{}
 	reserved int // upgrades under way, counted against MaxConns
+	upgraded int // of those, the ones whose 101 response is on its way: counted by NumConns
 	closing  bool
 	serving  sync.WaitGroup
 }
@@ -117,8 +118,8 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 	return v
 }
 
-// ServeHTTP upgrades the request to a WebSocket and serves it until the
-// connection closes.
+// ServeHTTP upgrades the request to a WebSocket and returns; the connection
+// is served on a goroutine of its own until it closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.reserve() {
 		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", "at capacity or shutting down")
@@ -141,7 +142,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ws, err := websocket.Accept(batchWriter{w, h.opts.WriteTimeout}, r, h.opts.AcceptOptions)
+	upgraded := false // counted in h.upgraded
+	defer func() {
+		if upgraded {
+			h.mu.Lock()
+			h.upgraded--
+			h.mu.Unlock()
+		}
+	}()
+	bw := batchWriter{ResponseWriter: w, timeout: h.opts.WriteTimeout, hijacked: func() {
+		// From the moment the client can see the connection, count it.
+		h.mu.Lock()
+		h.upgraded++
+		h.mu.Unlock()
+		upgraded = true
+	}}
+	ws, err := websocket.Accept(bw, r, h.opts.AcceptOptions)
 	if err != nil {
 		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
 		return // Accept has written the response
@@ -156,12 +172,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	conn := newWSConn(ws, h.opts.WriteTimeout, true)
 	sc := h.newCodec(conn, identity, r.RemoteAddr)
 	conn.startKeepalive(h.opts.PingInterval, func() bool { return sc.InFlight() > 0 })
-	if !h.register(sc.peer) {
+	if !h.register(sc.peer, upgraded) {
 		conn.closeWith(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
-	reserved = false
-	h.serve(sc)
+	reserved, upgraded = false, false
+	// Serve on a goroutine of its own and let the HTTP server's goroutine
+	// end: that frees what net/http keeps for the request (its buffered
+	// writer, the request and its headers) for as long as the handler runs,
+	// a third of an idle connection's memory.
+	go h.serve(sc)
 }
 
 // newCodec returns the codec that serves conn, with its Peer.
@@ -204,15 +224,18 @@ func (h *Handler) unreserve() {
 	h.mu.Unlock()
 }
 
-// register turns a reservation into a live connection; it fails once the
-// handler is shutting down.
-func (h *Handler) register(p *Peer) bool {
+// register turns a reservation, upgraded or not, into a live connection; it
+// fails once the handler is shutting down.
+func (h *Handler) register(p *Peer, upgraded bool) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing {
 		return false
 	}
 	h.reserved--
+	if upgraded {
+		h.upgraded--
+	}
 	h.conns[p] = struct{}{}
 	h.serving.Add(1)
 	return true
@@ -225,11 +248,12 @@ func (h *Handler) unregister(p *Peer) {
 	h.serving.Done()
 }
 
-// NumConns returns the number of open connections.
+// NumConns returns the number of open connections. A connection counts from
+// the moment its client is told it is upgraded.
 func (h *Handler) NumConns() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.conns)
+	return len(h.conns) + h.upgraded
 }
 
 // Peers returns the open connections.

@@ -81,13 +81,13 @@ func TestBroadcast(t *testing.T) {
 		logs[i] = newEventLog()
 		s.dial(t, &rpcws.DialOptions{OnEvent: logs[i].onEvent})
 	}
-	// A client's Dial returns once it has the server's 101 response, a
-	// moment before the server counts the connection.
-	for deadline := time.Now().Add(5 * time.Second); s.h.NumConns() < conns && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
 	if got := s.h.NumConns(); got != conns {
 		t.Fatalf("NumConns: got %d, want %d", got, conns)
+	}
+	// A client's Dial returns once it has the server's 101 response, a
+	// moment before the server has set the connection up for pushes.
+	for deadline := time.Now().Add(5 * time.Second); len(s.h.Peers()) < conns && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
 	}
 	if err := s.h.Broadcast(context.Background(), "news", map[string]string{"headline": "hello"}); err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ func (h *Handler) ServeConn(conn codec.Conn) {
 	t := &connTransport{Conn: conn}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	sc := h.newCodec(t, nil, "")
-	if !h.register(sc.peer) {
+	if !h.register(sc.peer, false) {
 		h.unreserve()
 		t.Close()
 		return
