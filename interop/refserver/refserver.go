@@ -47,7 +47,10 @@ func New(opts *Options) *Server {
 	must(srv.RegisterName("User", NewUsers()))
 	must(srv.RegisterName("Demo", new(Demo)))
 	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{
-		AcceptOptions: &websocket.AcceptOptions{OriginPatterns: opts.OriginPatterns},
+		// A page may offer the subprotocol "rpcws" (beside a token, say):
+		// a browser fails the handshake when it offers subprotocols and the
+		// server selects none.
+		AcceptOptions: &websocket.AcceptOptions{OriginPatterns: opts.OriginPatterns, Subprotocols: []string{"rpcws"}},
 		Logger:        opts.Logger,
 		PingInterval:  opts.PingInterval,
 	})
