@@ -413,6 +413,7 @@ func TestBrokenFrames(t *testing.T) {
 			t.Parallel()
 			s := newServer(t, nil)
 			c, br := rawUpgrade(t, s.url)
+			waitFor(t, "the connection to be counted", func() bool { return s.h.NumConns() == 1 })
 			if _, err := c.Write(tt.bytes); err != nil {
 				t.Fatal(err)
 			}

@@ -357,6 +357,7 @@ func TestSlowReader(t *testing.T) {
 			base := testutil.CountGoroutines()
 
 			slow := dialRaw(t, s.url, nil)
+			waitFor(t, "the slow connection to be counted", func() bool { return s.h.NumConns() == 2 })
 			n := 64
 			if strings.Contains(tt.frame, "flow.push") {
 				n = 1
@@ -391,12 +392,13 @@ func TestSlowReader(t *testing.T) {
 					t.Fatalf("other client: got %d, %v; want 42, nil", got, err)
 				}
 				if n == 1 {
-					// No cap on the queue: every event was queued, and the
-					// write timeout, not an overflow, ended the connection.
+					// No cap on the queue: the write timeout, not an
+					// overflow, ends the connection (perhaps before every
+					// event was queued).
 					select {
 					case err := <-flow.pushed:
-						if err != nil {
-							t.Fatalf("Notify: got %v, want nil", err)
+						if err != nil && !errors.Is(err, rpcws.ErrClosed) {
+							t.Fatalf("Notify: got %v, want nil or ErrClosed", err)
 						}
 					case <-time.After(10 * time.Second):
 						t.Fatal("the events were not queued")
@@ -433,9 +435,9 @@ func TestMaxConns(t *testing.T) {
 			t.Fatalf("upgrade beyond MaxConns: got %d, want %d", got, http.StatusServiceUnavailable)
 		}
 	}
-	if got := s.h.NumConns(); got != maxConns {
-		t.Fatalf("NumConns: got %d, want %d", got, maxConns)
-	}
+	// The handler counts a connection once it is served, a moment after the
+	// client sees the upgrade; its place was held from the start.
+	waitFor(t, "the connections to be counted", func() bool { return s.h.NumConns() == maxConns })
 	clients[0].Close()
 	waitFor(t, "a connection to close", func() bool { return s.h.NumConns() == maxConns-1 })
 	c := s.dial(t, nil)

@@ -211,6 +211,7 @@ func TestSilentByDefault(t *testing.T) {
 		t.Fatalf("cross-origin: got %d, want 403", got)
 	}
 	s.dial(t, &rpcws.DialOptions{DialOptions: &websocket.DialOptions{Subprotocols: []string{"token.t-bob"}}})
+	waitFor(t, "the connections to be counted", func() bool { return s.h.NumConns() == 2 })
 	if got := dialStatus(t, s.url+"?token=t-bob", nil); got != http.StatusServiceUnavailable {
 		t.Fatalf("at capacity: got %d, want 503", got)
 	}
