@@ -537,6 +537,19 @@ func TestServerKeepalive(t *testing.T) {
 		waitFor(t, "the connection to close", func() bool { return s.h.NumConns() == 0 })
 	})
 
+	t.Run("idle, never reads", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(t, opts)
+		dialRaw(t, s.url, nil) // never reads, so never answers a ping
+		waitFor(t, "the connection to be counted", func() bool { return s.h.NumConns() == 1 })
+		start := time.Now()
+		waitFor(t, "the connection to be dropped", func() bool { return s.h.NumConns() == 0 })
+		// Within about two intervals: no closing handshake is waited for.
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("dropped after %v, want within about %v", d, 2*interval)
+		}
+	})
+
 	t.Run("idle, pongs", func(t *testing.T) {
 		t.Parallel()
 		s := newServer(t, opts)
