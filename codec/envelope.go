@@ -211,7 +211,8 @@ func newEncoder() *encoder {
 	return e
 }
 
-// start begins a new frame: {"id":ID,"type":T — or {"type":T without id.
+// start begins a new frame: {"id":ID,"type":T+suffix, or {"type":T+suffix
+// without id.
 func (e *encoder) start(id []byte, typ string, suffix string) {
 	e.buf.Reset()
 	b := e.buf.AvailableBuffer()
@@ -222,10 +223,8 @@ func (e *encoder) start(id []byte, typ string, suffix string) {
 		b = append(b, ',')
 	}
 	b = append(b, `"type":`...)
-	if suffix == "" {
-		b = appendString(b, typ)
-	} else {
-		b = appendString(b, typ)
+	b = appendString(b, typ)
+	if suffix != "" { // suffix needs no escaping: ".response"
 		b = append(b[:len(b)-1], suffix...)
 		b = append(b, '"')
 	}

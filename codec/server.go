@@ -28,7 +28,8 @@ type ServerOptions struct {
 	// MaxInFlight caps the requests of this connection being served at once.
 	// At the cap the codec stops reading the connection until a reply has
 	// been written, so a flood from one peer is held back by the transport
-	// rather than by memory. Zero means [DefaultMaxInFlight].
+	// rather than by memory. Zero or negative means [DefaultMaxInFlight]:
+	// there is always a cap.
 	MaxInFlight int
 
 	// Logger receives what cannot be told to the peer: failed notifications,
@@ -204,8 +205,8 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 		c.mu.Lock()
 		if c.draining {
 			c.mu.Unlock()
+			c.refuse(id) // before the slot goes back, which lets Drain end
 			c.slots.Release(1)
-			c.refuse(id)
 			continue
 		}
 		c.seq++

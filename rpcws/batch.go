@@ -139,18 +139,18 @@ func (b *batchConn) Close() error {
 type batchWriter struct {
 	http.ResponseWriter
 	timeout  time.Duration
-	hijacked func() // called before the 101 response is sent; may be nil
+	hijacked func() // called before the 101 response can reach the client; may be nil
 }
 
 func (w batchWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.hijacked != nil {
+		w.hijacked() // before net/http sends the 101 response, in Hijack
+	}
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
-	}
-	if w.hijacked != nil {
-		w.hijacked()
 	}
 	if err := brw.Flush(); err != nil { // the 101 response, if still buffered
 		c.Close()

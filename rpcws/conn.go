@@ -163,7 +163,7 @@ func (c *wsConn) closeWith(code websocket.StatusCode, reason string) error {
 	c.closeOnce.Do(func() {
 		c.stop()
 		err = c.ws.Close(code, reason)
-		if errors.Is(err, net.ErrClosed) || websocket.CloseStatus(err) != -1 {
+		if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || websocket.CloseStatus(err) != -1 {
 			err = nil // closed already, or by the peer first: nothing to report
 		}
 	})

@@ -37,8 +37,8 @@ type HandlerOptions struct {
 	ReadLimit int64
 
 	// MaxInFlight caps the requests of one connection being served at once;
-	// at the cap the handler stops reading that connection. Zero means
-	// [codec.DefaultMaxInFlight].
+	// at the cap the handler stops reading that connection. Zero or negative
+	// means [codec.DefaultMaxInFlight]: there is always a cap.
 	MaxInFlight int
 
 	// MaxConns caps the open connections; an upgrade beyond it is refused

@@ -112,7 +112,13 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.CloseNow()
-	peers := s.h.Peers()
+	// Dial returns once it has the 101 response, a moment before the
+	// server has set the connection up for pushes.
+	var peers []*rpcws.Peer
+	for deadline := time.Now().Add(5 * time.Second); len(peers) == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		peers = s.h.Peers()
+	}
 	if len(peers) != 1 {
 		t.Fatalf("peers: got %d, want 1", len(peers))
 	}
