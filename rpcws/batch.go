@@ -176,7 +176,10 @@ func batchingClient(base *http.Client, timeout time.Duration) (*http.Client, boo
 		rt = http.DefaultTransport
 	}
 	t, ok := rt.(*http.Transport)
+	//lint:ignore SA1019 a transport that still sets DialTLS dials TLS itself, past DialContext
 	if !ok || t.DialTLSContext != nil || t.DialTLS != nil {
+		// TLS dialled by the transport itself does not go through
+		// DialContext: leave it alone.
 		return base, false
 	}
 	t = t.Clone()
