@@ -18,7 +18,9 @@ import (
 // as it reads it; the client sends a frame of the size an rpcws request has
 // and waits for its echo, matching echoes to callers by an 8-byte id prefix.
 // Nothing is encoded or decoded at either end, so it shows what the transport
-// itself allows: the "ceiling" of the ×ceiling ratios.
+// allows one frame at a time: the "ceiling" of the ×ceiling ratios. Each
+// frame is written on its own, one syscall each, so a peer that packs the
+// frames of concurrent calls into fewer writes can pass it.
 type ceilingWS struct{}
 
 func (ceilingWS) name() string  { return "ceiling-coder" }
