@@ -33,6 +33,7 @@ type batchConn struct {
 	flushing bool       // the flusher goroutine runs
 	closing  bool       // Close waits for the last sends
 	err      error      // the first send error; every later write fails with it
+	lastSend time.Time  // when the last send ended
 }
 
 // maxQueued is how many bytes may wait to be sent before writers wait.
@@ -45,6 +46,13 @@ const (
 	idleKeep   = 4 << 10
 )
 
+// quiet is how long after a send a connection counts as quiet: a write
+// then goes out at once, on the writer's goroutine. Writes that follow each
+// other more closely are queued and batched. Replies to one caller come a
+// round trip apart, tens of microseconds; those of many callers sharing a
+// connection come back to back.
+const quiet = 5 * time.Microsecond
+
 // closeGrace bounds how long Close waits for queued bytes, such as a close
 // frame, to be sent.
 const closeGrace = time.Second
@@ -56,6 +64,7 @@ func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
 }
 
 func (b *batchConn) Write(p []byte) (int, error) {
+	now := time.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for b.err == nil && len(b.queue) >= maxQueued {
@@ -64,12 +73,51 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	if !b.flushing && now.Sub(b.lastSend) > quiet {
+		// Alone on a quiet connection: nothing would join a queue, so send
+		// at once, on the writer's goroutine, as an unbatched connection
+		// would.
+		return b.sendNow(p)
+	}
 	b.queue = append(b.queue, p...)
 	if !b.flushing {
 		b.flushing = true
 		go b.flush()
 	}
 	return len(p), nil
+}
+
+// sendNow sends p on the calling goroutine. b.mu is held, and released
+// during the send.
+func (b *batchConn) sendNow(p []byte) (int, error) {
+	b.flushing = true
+	closing := b.closing
+	b.mu.Unlock()
+	if b.timeout > 0 && !closing {
+		b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.Conn.Write(p)
+	end := time.Now()
+	b.mu.Lock()
+	b.lastSend = end
+	b.flushing = false
+	if err != nil {
+		b.fail(err)
+	} else if len(b.queue) > 0 { // written meanwhile: hand it to a flusher
+		b.flushing = true
+		go b.flush()
+	}
+	b.space.Broadcast()
+	return n, err
+}
+
+// fail records the first send error and closes the connection, so that its
+// reader learns of it too. b.mu is held.
+func (b *batchConn) fail(err error) {
+	if b.err == nil {
+		b.err = err
+		b.Conn.Close()
+	}
 }
 
 // flush sends the queue until it is empty.
@@ -91,15 +139,16 @@ func (b *batchConn) flush() {
 			b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
 		}
 		_, err := b.Conn.Write(out)
+		end := time.Now()
 		b.mu.Lock()
+		b.lastSend = end
 		if cap(out) <= reuseLimit {
 			b.spare = out[:0]
 		} else {
 			b.spare = nil
 		}
 		if err != nil {
-			b.err = err
-			b.Conn.Close() // the connection is dead: let its reader know
+			b.fail(err)
 		}
 		b.space.Broadcast()
 	}

@@ -256,6 +256,16 @@ func (h *Handler) NumConns() int {
 	return len(h.conns) + h.upgraded
 }
 
+// InFlight returns the number of requests being served, over all
+// connections: read, and not yet answered.
+func (h *Handler) InFlight() int {
+	n := 0
+	for _, p := range h.Peers() {
+		n += p.codec.InFlight()
+	}
+	return n
+}
+
 // Peers returns the open connections.
 func (h *Handler) Peers() []*Peer {
 	h.mu.Lock()

@@ -374,10 +374,9 @@ func TestBehindNginx(t *testing.T) {
 				results <- result{i, err, reply.Ms}
 			}()
 		}
-		// The calls have reached the replicas once a counts two connections
-		// and b one; then a goes.
-		waitFor(t, "the clients to connect", func() bool {
-			return a.ref.RPC().NumConns() == 2 && b.ref.RPC().NumConns() == 1
+		// Once the calls are in flight on the replicas, a goes.
+		waitFor(t, "the calls to reach the replicas", func() bool {
+			return a.ref.RPC().InFlight() == 2 && b.ref.RPC().InFlight() == 1
 		})
 		start := time.Now()
 		a.stop()
