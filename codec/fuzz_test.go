@@ -52,7 +52,7 @@ func FuzzServerCodec(f *testing.F) {
 		srv := rpc.NewServer()
 		srv.Register(Echo{})
 		serverEnd, clientEnd := codec.Pipe()
-		sc := codec.NewServerCodec(binaryConn{serverEnd}, nil)
+		sc := codec.NewServerCodec(testutil.BinaryConn{Conn: serverEnd}, nil)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -66,7 +66,7 @@ func FuzzServerCodec(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if binary {
-			frame = append([]byte(binaryMark), frame...)
+			frame = append([]byte(testutil.BinaryMark), frame...)
 		}
 		if err := clientEnd.WriteFrame(ctx, frame); err != nil {
 			t.Fatal(err)

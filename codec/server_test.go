@@ -1,7 +1,6 @@
 package codec_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/rpc"
@@ -197,18 +196,4 @@ func TestOnCall(t *testing.T) {
 			}
 		}
 	})
-}
-
-// binaryMark starts a frame that binaryConn reports as binary, which the
-// in-memory pipe cannot carry itself.
-const binaryMark = "\x00binary\x00"
-
-type binaryConn struct{ codec.Conn }
-
-func (c binaryConn) ReadFrame(ctx context.Context, buf []byte) ([]byte, error) {
-	p, err := c.Conn.ReadFrame(ctx, buf)
-	if err == nil && bytes.HasPrefix(p, []byte(binaryMark)) {
-		return p, codec.ErrBinaryFrame
-	}
-	return p, err
 }

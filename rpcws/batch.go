@@ -87,37 +87,17 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// sendNow sends p on the calling goroutine. b.mu is held, and released
-// during the send.
+// sendNow sends p on the calling goroutine. b.mu is held.
 func (b *batchConn) sendNow(p []byte) (int, error) {
 	b.flushing = true
-	closing := b.closing
-	b.mu.Unlock()
-	if b.timeout > 0 && !closing {
-		b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
-	}
-	n, err := b.Conn.Write(p)
-	end := time.Now()
-	b.mu.Lock()
-	b.lastSend = end
+	n, err := b.send(p)
 	b.flushing = false
-	if err != nil {
-		b.fail(err)
-	} else if len(b.queue) > 0 { // written meanwhile: hand it to a flusher
+	if err == nil && len(b.queue) > 0 { // written meanwhile: hand it to a flusher
 		b.flushing = true
 		go b.flush()
 	}
 	b.space.Broadcast()
 	return n, err
-}
-
-// fail records the first send error and closes the connection, so that its
-// reader learns of it too. b.mu is held.
-func (b *batchConn) fail(err error) {
-	if b.err == nil {
-		b.err = err
-		b.Conn.Close()
-	}
 }
 
 // flush sends the queue until it is empty.
@@ -133,22 +113,11 @@ func (b *batchConn) flush() {
 		b.mu.Lock()
 		out := b.queue
 		b.queue = b.spare[:0]
-		closing := b.closing
-		b.mu.Unlock()
-		if b.timeout > 0 && !closing {
-			b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
-		}
-		_, err := b.Conn.Write(out)
-		end := time.Now()
-		b.mu.Lock()
-		b.lastSend = end
+		b.send(out)
 		if cap(out) <= reuseLimit {
 			b.spare = out[:0]
 		} else {
 			b.spare = nil
-		}
-		if err != nil {
-			b.fail(err)
 		}
 		b.space.Broadcast()
 	}
@@ -160,6 +129,26 @@ func (b *batchConn) flush() {
 	}
 	b.flushing = false
 	b.space.Broadcast()
+}
+
+// send writes p to the network, bounded by the write timeout, and notes
+// when it ended. A failure is recorded, and closes the connection so that
+// its reader learns of it too. b.mu is held, and released during the write.
+func (b *batchConn) send(p []byte) (int, error) {
+	closing := b.closing
+	b.mu.Unlock()
+	if b.timeout > 0 && !closing { // Close has set a shorter deadline
+		b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.Conn.Write(p)
+	end := time.Now()
+	b.mu.Lock()
+	b.lastSend = end
+	if err != nil && b.err == nil {
+		b.err = err
+		b.Conn.Close()
+	}
+	return n, err
 }
 
 // Close closes the connection once what was queued has been sent, or after

@@ -114,20 +114,7 @@ type server struct {
 
 func newServer(t *testing.T, opts *rpcws.HandlerOptions) *server {
 	t.Helper()
-	s := &server{Test: newTest()}
-	srv := rpc.NewServer()
-	if err := srv.Register(s.Test); err != nil {
-		t.Fatal(err)
-	}
-	s.h = rpcws.NewHandler(srv, opts)
-	hs := httptest.NewServer(s.h)
-	s.url = "ws" + strings.TrimPrefix(hs.URL, "http")
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.h.Shutdown(ctx)
-		hs.Close()
-	})
+	s, _ := newServerWith(t, opts)
 	return s
 }
 

@@ -120,15 +120,12 @@ func record(t *testing.T, s testutil.Transcript) {
 	}
 }
 
-// binaryMark starts a frame that the pipe test transport turns into a binary
-// frame, which the in-memory pipe cannot carry itself.
-const binaryMark = "\x00binary\x00"
-
+// pipeFrames is the client's side of a transcript replay over the pipe.
 type pipeFrames struct{ codec.Conn }
 
 func (p pipeFrames) send(ctx context.Context, frame string, binary bool) error {
 	if binary {
-		frame = binaryMark + frame
+		frame = testutil.BinaryMark + frame
 	}
 	return p.WriteFrame(ctx, []byte(frame))
 }
@@ -138,17 +135,6 @@ func (p pipeFrames) recv(ctx context.Context) (string, error) {
 	return string(b), err
 }
 
-// binaryConn reports frames that start with binaryMark as binary.
-type binaryConn struct{ codec.Conn }
-
-func (c binaryConn) ReadFrame(ctx context.Context, buf []byte) ([]byte, error) {
-	p, err := c.Conn.ReadFrame(ctx, buf)
-	if err == nil && bytes.HasPrefix(p, []byte(binaryMark)) {
-		return p, codec.ErrBinaryFrame
-	}
-	return p, err
-}
-
 // pipeClient serves a fresh reference server over an in-memory pipe.
 func pipeClient(t *testing.T) frameConn {
 	srv := refserver.New(nil)
@@ -156,7 +142,7 @@ func pipeClient(t *testing.T) frameConn {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.RPC().ServeConn(binaryConn{serverEnd})
+		srv.RPC().ServeConn(testutil.BinaryConn{Conn: serverEnd})
 	}()
 	t.Cleanup(func() {
 		clientEnd.Close()
