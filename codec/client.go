@@ -192,6 +192,10 @@ func (c *ClientCodec) ReadResponseHeader(r *rpc.Response) error {
 }
 
 // ReadResponseBody decodes the current reply's data into x; nil x discards it.
+//
+// net/rpc treats an error here as the end of the connection, as it does for
+// its own codecs: a reply that does not decode into the stock client's reply
+// value fails every pending call. [ClientCodec.Call] fails only its own call.
 func (c *ClientCodec) ReadResponseBody(x any) error {
 	resp := c.cur
 	c.cur = response{}
