@@ -1,0 +1,43 @@
+// Package codec implements net/rpc's [rpc.ServerCodec] and [rpc.ClientCodec]
+// for a small JSON request-response protocol over any transport that carries
+// whole frames: one JSON object per frame, as a WebSocket message does.
+//
+// The protocol is the one JavaScript developers write by hand over a
+// WebSocket (see PROTOCOL.md at the root of the repository):
+//
+//	client → server   {"id":ID,"type":"user.get","data":{"id":"123"}}
+//	server → client   {"id":ID,"type":"user.get.response","data":{...}}
+//	server → client   {"id":ID,"type":"error","code":"NotFound","message":"..."}
+//	server → client   {"type":"demo.tick","data":{...}}   (an event: no id)
+//
+// The client picks the id (a random UUID here) and the server echoes it
+// exactly as it arrived; replies may come in any order. A request without an
+// id is a notification: it runs, and nothing comes back.
+//
+// The codecs map between that protocol and net/rpc: string ids to net/rpc's
+// uint64 Seq and back, lesson types ("user.get") to net/rpc methods
+// ("User.Get") by capitalising each part ([MethodName], [TypeName]; both
+// replaceable), and Go errors to codes ([Error]). Services and clients stay
+// stock net/rpc.
+//
+// The package sees frames only through [Conn], so it rides any transport;
+// [Pipe] gives an in-memory pair for tests. Package rpcws puts it on
+// WebSocket, with push, limits and keepalive.
+//
+// # Errors
+//
+// A service returns an [*Error] to fail with a code; any other error is
+// ServerError. net/rpc carries errors as strings, so the text of an Error is
+// a frozen format that the codecs parse back: "[Code] Message", or, for a
+// client's own timeout verdict, the lesson's "timeout: <type>". [AsError]
+// and [ErrorCode] recover the code from the stock client's [rpc.ServerError];
+// [ClientCodec.Call] returns the *Error itself.
+//
+// # Bad input
+//
+// A frame that is not a JSON object, or a request without a usable type, is
+// answered by the server codec itself (ParseError, BadRequest) and the codec
+// reads on: net/rpc, which ends a connection on any read error, only ever
+// sees good requests. The client codec drops and counts frames it cannot
+// read.
+package codec

@@ -1,0 +1,44 @@
+// Package rpcws serves net/rpc services to browsers, and to any client of
+// the protocol, over WebSocket, and gives Go programs a client for them.
+//
+// A [Handler] is an http.Handler that upgrades requests to WebSockets
+// (github.com/coder/websocket) and serves each connection with an unchanged
+// *rpc.Server through a [codec.ServerCodec]. [Dial] returns a [Client] that
+// embeds the stock *rpc.Client, so Call, Go and Close work as ever, and adds
+// [Client.CallContext], notifications and pushed events.
+//
+//	srv := rpc.NewServer()
+//	srv.Register(new(Users))
+//	http.Handle("/rpc", rpcws.NewHandler(srv, nil))
+//
+//	client, err := rpcws.Dial(ctx, "ws://127.0.0.1:8080/rpc", nil)
+//	err = client.Call("Users.Get", &UserID{ID: "123"}, &user)
+//
+// # Time
+//
+// Every call ends: with its reply, at the client's timeout (10 s by default;
+// the error matches [ErrTimeout] and reads "timeout: <type>"), when its
+// context ends (CallContext), or at once when the connection closes (the
+// error matches [ErrDisconnected]). A call's context never reaches the
+// socket.
+//
+// # Push
+//
+// A method reaches the connection that called it by embedding [Caller] in
+// its argument type; [Peer.Notify] pushes an event to that connection and
+// [Handler.Broadcast] to all. Events wait in a bounded queue per connection,
+// so a client that reads too slowly holds up no one: its connection is
+// closed instead. Go clients receive events through [DialOptions].OnEvent.
+//
+// # Limits
+//
+// The handler caps requests in flight per connection (and stops reading at
+// the cap), frame size, connections, queued events and the time a write may
+// take; it pings idle connections, and [Handler.Shutdown] drains gracefully.
+// Zero in an options field means the documented default, a negative value
+// none. See the README's "Limits and defaults".
+//
+// Under the WebSocket, on both ends, writes go through a connection that
+// sends the frames written while a send is under way together in the next
+// one: many calls on one connection cost far fewer system calls.
+package rpcws
