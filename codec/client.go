@@ -204,7 +204,7 @@ func (c *ClientCodec) ReadResponseBody(x any) error {
 		err = json.Unmarshal(resp.data, x)
 	}
 	if resp.frame != nil {
-		c.free <- resp.frame
+		c.free <- reusable(resp.frame)
 	}
 	return err
 }
@@ -355,7 +355,7 @@ func (c *ClientCodec) read() {
 		frame, err := c.conn.ReadFrame(c.ctx, buf)
 		if errors.Is(err, ErrBinaryFrame) {
 			c.badFrame("binary frame")
-			c.free <- frame
+			c.free <- reusable(frame)
 			continue
 		}
 		if err != nil {
@@ -363,7 +363,7 @@ func (c *ClientCodec) read() {
 			return
 		}
 		if c.dispatch(frame) {
-			c.free <- frame
+			c.free <- reusable(frame)
 		}
 	}
 }

@@ -92,3 +92,15 @@ func (c *pipeConn) Close() error {
 	c.once.Do(func() { close(c.done) })
 	return nil
 }
+
+// maxKeptBuffer is the largest read buffer a codec keeps between frames: one
+// large frame should not pin its size in memory for the connection's life.
+const maxKeptBuffer = 64 << 10
+
+// reusable returns buf for reuse, or nil when it is too large to keep.
+func reusable(buf []byte) []byte {
+	if cap(buf) > maxKeptBuffer {
+		return nil
+	}
+	return buf
+}

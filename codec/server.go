@@ -153,7 +153,7 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 // (or, without an id, a log line) and the codec reads on.
 func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 	for {
-		frame, err := c.conn.ReadFrame(c.ctx, c.buf)
+		frame, err := c.conn.ReadFrame(c.ctx, reusable(c.buf))
 		if errors.Is(err, ErrBinaryFrame) {
 			c.replyError(nil, CodeParseError, "binary frames are not supported")
 			continue
