@@ -285,7 +285,9 @@ func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any) err
 }
 
 func (c *ClientCodec) write(ctx context.Context) error {
-	if err := c.conn.WriteFrame(ctx, c.enc.buf.Bytes()); err != nil {
+	err := c.conn.WriteFrame(ctx, c.enc.buf.Bytes())
+	c.enc.trim()
+	if err != nil {
 		select {
 		case <-c.done:
 			return c.callClosedErr()

@@ -211,6 +211,14 @@ func newEncoder() *encoder {
 	return e
 }
 
+// trim drops the buffer after a frame too large to keep its storage for:
+// one large reply should not pin its size for the connection's life.
+func (e *encoder) trim() {
+	if e.buf.Cap() > maxKeptBuffer {
+		e.buf = bytes.Buffer{} // enc writes to &e.buf, which stays the same
+	}
+}
+
 // start begins a new frame: {"id":ID,"type":T+suffix, or {"type":T+suffix
 // without id.
 func (e *encoder) start(id []byte, typ string, suffix string) {

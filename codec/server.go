@@ -282,6 +282,7 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 			c.enc.errorFrame(id, code, message)
 		}
 		err = c.conn.WriteFrame(c.ctx, c.enc.buf.Bytes())
+		c.enc.trim()
 		c.wmu.Unlock()
 	}
 	if err != nil {
