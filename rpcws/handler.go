@@ -102,6 +102,10 @@ func NewHandler(srv *rpc.Server, opts *HandlerOptions) *Handler {
 	if opts != nil {
 		o = *opts
 	}
+	if o.AcceptOptions != nil { // the caller's value is never changed, nor used after
+		ao := *o.AcceptOptions
+		o.AcceptOptions = &ao
+	}
 	o.ReadLimit = orDefault(o.ReadLimit, DefaultReadLimit)
 	o.MaxConns = orDefault(o.MaxConns, DefaultMaxConns)
 	o.MaxQueuedEvents = orDefault(o.MaxQueuedEvents, DefaultMaxQueuedEvents)
