@@ -86,9 +86,7 @@ func TestBroadcast(t *testing.T) {
 	}
 	// A client's Dial returns once it has the server's 101 response, a
 	// moment before the server has set the connection up for pushes.
-	for deadline := time.Now().Add(5 * time.Second); len(s.h.Peers()) < conns && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "every connection to be set up", func() bool { return len(s.h.Peers()) == conns })
 	if err := s.h.Broadcast(context.Background(), "news", map[string]string{"headline": "hello"}); err != nil {
 		t.Fatal(err)
 	}
@@ -114,11 +112,8 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	defer slow.CloseNow()
 	// Dial returns once it has the 101 response, a moment before the
 	// server has set the connection up for pushes.
-	var peers []*rpcws.Peer
-	for deadline := time.Now().Add(5 * time.Second); len(peers) == 0 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-		peers = s.h.Peers()
-	}
+	waitFor(t, "the connection to be set up", func() bool { return len(s.h.Peers()) == 1 })
+	peers := s.h.Peers()
 	if len(peers) != 1 {
 		t.Fatalf("peers: got %d, want 1", len(peers))
 	}
@@ -197,10 +192,9 @@ func TestCancellationUnderLoad(t *testing.T) {
 		if err := c.CallContext(context.Background(), "Test.Multiply", &Args{5, 5}, &got); err != nil || got != 25 {
 			t.Fatalf("after the load: got %d, %v", got, err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for c.Stats().LateReplies < n/2 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		// The late replies may still be on their way: the last ones were
+		// written as their gates opened, whatever came after.
+		waitFor(t, "the late replies", func() bool { return c.Stats().LateReplies >= n/2 })
 		if got := c.Stats().LateReplies; got != n/2 {
 			t.Fatalf("late replies: got %d, want %d", got, n/2)
 		}
