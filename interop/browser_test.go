@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpcws/rpcws/internal/testutil"
 	"github.com/rpcws/rpcws/interop/refserver"
 )
 
@@ -106,7 +107,7 @@ func runChromium(t *testing.T, page string, reports <-chan []byte, timeout time.
 		"--host-resolver-rules=MAP "+pageHost+" 127.0.0.1",
 		page)
 	cmd := command(ctx, "", chromium, args...)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

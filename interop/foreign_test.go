@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rpcws/rpcws/codec"
+	"github.com/rpcws/rpcws/internal/testutil"
 	"github.com/rpcws/rpcws/rpcws"
 )
 
@@ -28,13 +29,13 @@ type user struct {
 
 // lineWriter collects a process's output and closes first once a whole line is in.
 type lineWriter struct {
-	syncBuffer
+	testutil.SyncBuffer
 	once  sync.Once
 	first chan struct{}
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+	n, err := w.SyncBuffer.Write(p)
 	if bytes.IndexByte(p, '\n') >= 0 {
 		w.once.Do(func() { close(w.first) })
 	}
@@ -54,7 +55,7 @@ func startForeign(t *testing.T) string {
 		t.Fatal(err)
 	}
 	out := &lineWriter{first: make(chan struct{})}
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = out, &stderr
 	if err := cmd.Start(); err != nil {
 		kill()

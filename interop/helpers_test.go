@@ -10,7 +10,6 @@
 package interop_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -185,22 +184,4 @@ func transcriptFiles(t *testing.T) []string {
 		names[i] = filepath.Base(n)
 	}
 	return names
-}
-
-// syncBuffer is a bytes.Buffer that a process may write while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -31,11 +31,7 @@ func TestGracefulShutdown(t *testing.T) {
 	const n = 1000
 	s := newServer(t, &rpcws.HandlerOptions{MaxInFlight: n})
 	c := s.dial(t, nil)
-	done := make(chan *rpc.Call, n)
-	replies := make([]int, n)
-	for i := range n {
-		c.Go("Test.Gate", i, &replies[i], done)
-	}
+	done, replies := goGates(c, n)
 	s.waitArrived(t, n)
 	// A raw connection with a call in flight too, to read the close frame.
 	raw := dialRaw(t, s.url, nil)
@@ -176,7 +172,7 @@ func TestShutdownExpired(t *testing.T) {
 	if ce := readClose(t, raw); ce.Code != websocket.StatusGoingAway {
 		t.Fatalf("close status: got %v, want %v", ce.Code, websocket.StatusGoingAway)
 	}
-	waitFor(t, "the connections to close", func() bool { return s.h.NumConns() == 0 })
+	testutil.WaitFor(t, "the connections to close", func() bool { return s.h.NumConns() == 0 })
 	if got := dialStatus(t, s.url, nil); got != http.StatusServiceUnavailable {
 		t.Fatalf("upgrade after Shutdown: got %d, want %d", got, http.StatusServiceUnavailable)
 	}
@@ -269,7 +265,7 @@ func TestServerDiesMidCall(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("pending calls failed after %v, want at once", d)
 	}
-	waitFor(t, "the server to drop the connection", func() bool { return s.h.NumConns() == 0 })
+	testutil.WaitFor(t, "the server to drop the connection", func() bool { return s.h.NumConns() == 0 })
 	c2 := s.dial(t, nil)
 	var got int
 	if err := c2.Call("Test.Multiply", &Args{3, 5}, &got); err != nil || got != 15 {
@@ -314,8 +310,8 @@ func TestClientVanishesMidCall(t *testing.T) {
 				tcp.SetLinger(0)
 			}
 			tcp.Close()
-			waitFor(t, "the methods to return", func() bool { return hold.running.Load() == 0 })
-			waitFor(t, "the server to drop the connection", func() bool { return s.h.NumConns() == 0 })
+			testutil.WaitFor(t, "the methods to return", func() bool { return hold.running.Load() == 0 })
+			testutil.WaitFor(t, "the server to drop the connection", func() bool { return s.h.NumConns() == 0 })
 			ws.CloseNow()
 			testutil.CheckGoroutines(t, base)
 			c := s.dial(t, nil)
@@ -413,7 +409,7 @@ func TestBrokenFrames(t *testing.T) {
 			t.Parallel()
 			s := newServer(t, nil)
 			c, br := rawUpgrade(t, s.url)
-			waitFor(t, "the connection to be counted", func() bool { return s.h.NumConns() == 1 })
+			testutil.WaitFor(t, "the connection to be counted", func() bool { return s.h.NumConns() == 1 })
 			if _, err := c.Write(tt.bytes); err != nil {
 				t.Fatal(err)
 			}
@@ -427,7 +423,7 @@ func TestBrokenFrames(t *testing.T) {
 				}
 				c.Close()
 			}
-			waitFor(t, "the server to drop the connection", func() bool { return s.h.NumConns() == 0 })
+			testutil.WaitFor(t, "the server to drop the connection", func() bool { return s.h.NumConns() == 0 })
 			next := s.dial(t, nil)
 			var got int
 			if err := next.Call("Test.Multiply", &Args{6, 7}, &got); err != nil || got != 42 {
@@ -586,7 +582,7 @@ func TestConnectionChurn(t *testing.T) {
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "every connection to close", func() bool { return s.h.NumConns() == 0 })
+	testutil.WaitFor(t, "every connection to close", func() bool { return s.h.NumConns() == 0 })
 	testutil.CheckGoroutines(t, base)
 	t.Logf("%d connections opened and dropped in %v", n, time.Since(start))
 

@@ -57,6 +57,17 @@ func (s *Test) Gate(n int, reply *int) error {
 	return nil
 }
 
+// goGates starts calls to Test.Gate with 0..n-1 on c. Each call's reply
+// lands in replies[i], and the call on done when it completes.
+func goGates(c *rpcws.Client, n int) (done chan *rpc.Call, replies []int) {
+	done = make(chan *rpc.Call, n)
+	replies = make([]int, n)
+	for i := range n {
+		c.Go("Test.Gate", i, &replies[i], done)
+	}
+	return done, replies
+}
+
 func (s *Test) release(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -180,19 +191,6 @@ func newServerWith(t *testing.T, opts *rpcws.HandlerOptions, services ...any) (*
 		hs.Close()
 	})
 	return s, hs
-}
-
-// waitFor polls cond until it holds, and fails t if it does not within 10 s.
-// It is for state that announces no event, such as NumConns.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // dialRaw opens a plain WebSocket to url, for tests that write frames of

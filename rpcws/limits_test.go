@@ -215,7 +215,7 @@ func TestFloodIsHeldBack(t *testing.T) {
 	cancel()
 	flood.CloseNow()
 	close(hold.release)
-	waitFor(t, "the flood connection to close", func() bool { return s.h.NumConns() == 1 })
+	testutil.WaitFor(t, "the flood connection to close", func() bool { return s.h.NumConns() == 1 })
 	if err := other.Call("Test.Multiply", &Args{1, 1}, &got); err != nil || got != 1 {
 		t.Fatalf("other client after the flood: got %d, %v; want 1, nil", got, err)
 	}
@@ -254,7 +254,7 @@ func TestReadLimit(t *testing.T) {
 				if ce.Code != tt.want {
 					t.Fatalf("close status: got %v, want %v", ce.Code, tt.want)
 				}
-				waitFor(t, "the connection to close", func() bool { return s.h.NumConns() == 0 })
+				testutil.WaitFor(t, "the connection to close", func() bool { return s.h.NumConns() == 0 })
 			}
 			// The server serves another client.
 			c := s.dial(t, nil)
@@ -357,7 +357,7 @@ func TestSlowReader(t *testing.T) {
 			base := testutil.CountGoroutines()
 
 			slow := dialRaw(t, s.url, nil)
-			waitFor(t, "the slow connection to be counted", func() bool { return s.h.NumConns() == 2 })
+			testutil.WaitFor(t, "the slow connection to be counted", func() bool { return s.h.NumConns() == 2 })
 			n := 64
 			if strings.Contains(tt.frame, "flow.push") {
 				n = 1
@@ -405,7 +405,7 @@ func TestSlowReader(t *testing.T) {
 					}
 				}
 			}
-			waitFor(t, "the slow connection to close", func() bool { return s.h.NumConns() == 1 })
+			testutil.WaitFor(t, "the slow connection to close", func() bool { return s.h.NumConns() == 1 })
 			elapsed := time.Since(start)
 			if !tt.overflow && elapsed < writeTimeout {
 				t.Errorf("slow connection closed after %v, before the write timeout %v", elapsed, writeTimeout)
@@ -437,9 +437,9 @@ func TestMaxConns(t *testing.T) {
 	}
 	// The handler counts a connection once it is served, a moment after the
 	// client sees the upgrade; its place was held from the start.
-	waitFor(t, "the connections to be counted", func() bool { return s.h.NumConns() == maxConns })
+	testutil.WaitFor(t, "the connections to be counted", func() bool { return s.h.NumConns() == maxConns })
 	clients[0].Close()
-	waitFor(t, "a connection to close", func() bool { return s.h.NumConns() == maxConns-1 })
+	testutil.WaitFor(t, "a connection to close", func() bool { return s.h.NumConns() == maxConns-1 })
 	c := s.dial(t, nil)
 	var got int
 	if err := c.Call("Test.Multiply", &Args{4, 5}, &got); err != nil || got != 20 {
@@ -534,16 +534,16 @@ func TestServerKeepalive(t *testing.T) {
 		if elapsed < 2*interval {
 			t.Fatalf("closed after %v, want at least two intervals (%v)", elapsed, 2*interval)
 		}
-		waitFor(t, "the connection to close", func() bool { return s.h.NumConns() == 0 })
+		testutil.WaitFor(t, "the connection to close", func() bool { return s.h.NumConns() == 0 })
 	})
 
 	t.Run("idle, never reads", func(t *testing.T) {
 		t.Parallel()
 		s := newServer(t, opts)
 		dialRaw(t, s.url, nil) // never reads, so never answers a ping
-		waitFor(t, "the connection to be counted", func() bool { return s.h.NumConns() == 1 })
+		testutil.WaitFor(t, "the connection to be counted", func() bool { return s.h.NumConns() == 1 })
 		start := time.Now()
-		waitFor(t, "the connection to be dropped", func() bool { return s.h.NumConns() == 0 })
+		testutil.WaitFor(t, "the connection to be dropped", func() bool { return s.h.NumConns() == 0 })
 		// Within about two intervals: no closing handshake is waited for.
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("dropped after %v, want within about %v", d, 2*interval)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rpcws/rpcws/codec"
+	"github.com/rpcws/rpcws/internal/testutil"
 	"github.com/rpcws/rpcws/rpcws"
 )
 
@@ -211,7 +212,7 @@ func TestSilentByDefault(t *testing.T) {
 		t.Fatalf("cross-origin: got %d, want 403", got)
 	}
 	s.dial(t, &rpcws.DialOptions{DialOptions: &websocket.DialOptions{Subprotocols: []string{"token.t-bob"}}})
-	waitFor(t, "the connections to be counted", func() bool { return s.h.NumConns() == 2 })
+	testutil.WaitFor(t, "the connections to be counted", func() bool { return s.h.NumConns() == 2 })
 	if got := dialStatus(t, s.url+"?token=t-bob", nil); got != http.StatusServiceUnavailable {
 		t.Fatalf("at capacity: got %d, want 503", got)
 	}
@@ -223,7 +224,7 @@ func TestSilentByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	waitFor(t, "the connection to close", func() bool { return s.h.NumConns() == 1 })
+	testutil.WaitFor(t, "the connection to close", func() bool { return s.h.NumConns() == 1 })
 	if lines := logs.lines(); len(lines) > 0 {
 		t.Fatalf("log lines without a Logger: got %q, want none", lines)
 	}

@@ -86,7 +86,7 @@ func TestBroadcast(t *testing.T) {
 	}
 	// A client's Dial returns once it has the server's 101 response, a
 	// moment before the server has set the connection up for pushes.
-	waitFor(t, "every connection to be set up", func() bool { return len(s.h.Peers()) == conns })
+	testutil.WaitFor(t, "every connection to be set up", func() bool { return len(s.h.Peers()) == conns })
 	if err := s.h.Broadcast(context.Background(), "news", map[string]string{"headline": "hello"}); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	defer slow.CloseNow()
 	// Dial returns once it has the 101 response, a moment before the
 	// server has set the connection up for pushes.
-	waitFor(t, "the connection to be set up", func() bool { return len(s.h.Peers()) == 1 })
+	testutil.WaitFor(t, "the connection to be set up", func() bool { return len(s.h.Peers()) == 1 })
 	peers := s.h.Peers()
 	if len(peers) != 1 {
 		t.Fatalf("peers: got %d, want 1", len(peers))
@@ -194,7 +194,7 @@ func TestCancellationUnderLoad(t *testing.T) {
 		}
 		// The late replies may still be on their way: the last ones were
 		// written as their gates opened, whatever came after.
-		waitFor(t, "the late replies", func() bool { return c.Stats().LateReplies >= n/2 })
+		testutil.WaitFor(t, "the late replies", func() bool { return c.Stats().LateReplies >= n/2 })
 		if got := c.Stats().LateReplies; got != n/2 {
 			t.Fatalf("late replies: got %d, want %d", got, n/2)
 		}

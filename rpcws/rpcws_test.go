@@ -38,11 +38,7 @@ func TestConcurrentCallsOutOfOrder(t *testing.T) {
 	s := newServer(t, &rpcws.HandlerOptions{MaxInFlight: n})
 	c := s.dial(t, nil)
 
-	done := make(chan *rpc.Call, n)
-	replies := make([]int, n)
-	for i := range n {
-		c.Go("Test.Gate", i, &replies[i], done)
-	}
+	done, replies := goGates(c, n)
 	s.waitArrived(t, n) // all n are in flight on the server
 	for i := n - 1; i >= 0; i-- {
 		s.release(i)

@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"text/template"
@@ -129,7 +128,7 @@ func startProxy(t *testing.T, a, b, quiet *replica) *proxy {
 // run starts nginx and waits until it accepts connections; it returns an
 // error if nginx exits first.
 func (p *proxy) run(t *testing.T, bin, confPath string) error {
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd := exec.Command(bin, "-p", p.dir, "-e", filepath.Join(p.dir, "error.log"), "-c", confPath)
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	cmd.WaitDelay = 5 * time.Second
@@ -191,25 +190,6 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// syncBuffer is a bytes.Buffer safe for the writes of a process and the
-// reads of a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func dial(t *testing.T, url string, opts *rpcws.DialOptions) *rpcws.Client {
@@ -375,7 +355,7 @@ func TestBehindNginx(t *testing.T) {
 			}()
 		}
 		// Once the calls are in flight on the replicas, a goes.
-		waitFor(t, "the calls to reach the replicas", func() bool {
+		testutil.WaitFor(t, "the calls to reach the replicas", func() bool {
 			return a.ref.RPC().InFlight() == 2 && b.ref.RPC().InFlight() == 1
 		})
 		start := time.Now()
@@ -425,16 +405,4 @@ func TestBehindNginx(t *testing.T) {
 			t.Fatalf("new client of b: %v", err)
 		}
 	})
-}
-
-// waitFor polls cond until it holds, and fails t if it does not within 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
