@@ -9,6 +9,7 @@ import (
 	"net/rpc"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -72,9 +73,9 @@ type ServerCodec struct {
 	data  []byte // the current request's data; aliases buf
 	seq   uint64
 
-	mu       sync.Mutex // guards pending and draining
+	mu       sync.Mutex // guards pending
 	pending  map[uint64]serverRequest
-	draining bool
+	draining atomic.Bool
 
 	wmu sync.Mutex // serialises writes; guards enc
 	enc *encoder
@@ -202,13 +203,11 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 		if c.onCall != nil {
 			req.start = time.Now()
 		}
-		c.mu.Lock()
-		if c.draining {
-			c.mu.Unlock()
-			c.refuse(id) // before the slot goes back, which lets Drain end
+		if c.refuse(id) { // before the slot goes back, which lets Drain end
 			c.slots.Release(1)
 			continue
 		}
+		c.mu.Lock()
 		c.seq++
 		c.pending[c.seq] = req
 		c.mu.Unlock()
@@ -223,9 +222,7 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 // refuse answers the request with the given id (nil: a notification) with
 // Unavailable if the codec is draining, and reports whether it did.
 func (c *ServerCodec) refuse(id []byte) bool {
-	c.mu.Lock()
-	draining := c.draining
-	c.mu.Unlock()
+	draining := c.draining.Load()
 	if draining && id != nil {
 		c.replyError(id, CodeUnavailable, "server is shutting down")
 	}
@@ -333,9 +330,7 @@ func (c *ServerCodec) InFlight() int {
 // answered at once with code Unavailable. Drain does not close the
 // connection.
 func (c *ServerCodec) Drain(ctx context.Context) error {
-	c.mu.Lock()
-	c.draining = true
-	c.mu.Unlock()
+	c.draining.Store(true)
 	if err := c.slots.Acquire(ctx, c.maxSlots); err != nil {
 		return err
 	}

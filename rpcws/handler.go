@@ -1,6 +1,7 @@
 package rpcws
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -314,50 +315,30 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	for _, p := range h.Peers() {
 		g.Go(func() error {
 			err := p.codec.Drain(ctx)
-			for err == nil && !p.events.flushed() {
-				err = waitBriefly(ctx)
+			if err == nil {
+				err = p.events.waitFlushed(ctx)
 			}
 			// The closing handshake may wait seconds for a peer that does
 			// not read; Shutdown does not wait for it past ctx.
-			closed := make(chan struct{})
-			go func() {
+			closeErr := within(ctx, func() {
 				p.conn.closeWith(websocket.StatusGoingAway, "server shutting down")
-				close(closed)
-			}()
-			select {
-			case <-closed:
-			case <-ctx.Done():
-				if err == nil {
-					err = ctx.Err()
-				}
-			}
-			return err
+			})
+			return cmp.Or(err, closeErr)
 		})
 	}
-	err := g.Wait()
+	return cmp.Or(g.Wait(), within(ctx, h.serving.Wait))
+}
 
+// within runs f on a goroutine of its own and returns when f does, or with
+// ctx's error when ctx ends first; f then finishes in the background.
+func within(ctx context.Context, f func()) error {
 	done := make(chan struct{})
 	go func() {
-		h.serving.Wait()
-		close(done)
+		defer close(done)
+		f()
 	}()
 	select {
 	case <-done:
-	case <-ctx.Done():
-		if err == nil {
-			err = ctx.Err()
-		}
-	}
-	return err
-}
-
-// waitBriefly waits a millisecond or until ctx ends, while an event queue
-// drains at shutdown.
-func waitBriefly(ctx context.Context) error {
-	t := time.NewTimer(time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

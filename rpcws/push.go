@@ -1,6 +1,7 @@
 package rpcws
 
 import (
+	"context"
 	"errors"
 	"sync"
 
@@ -28,7 +29,8 @@ type pushQueue struct {
 
 	mu      sync.Mutex // guards the fields below
 	queue   [][]byte
-	writing bool // the writing goroutine is running
+	writing bool          // the writing goroutine is running
+	idle    chan struct{} // closed when it stops; nil when it never ran
 	closed  bool
 }
 
@@ -49,7 +51,10 @@ func (q *pushQueue) push(frame []byte) error {
 	}
 	q.queue = append(q.queue, frame)
 	start := !q.writing
-	q.writing = true
+	if start {
+		q.writing = true
+		q.idle = make(chan struct{})
+	}
 	q.mu.Unlock()
 	if start {
 		go q.write()
@@ -65,6 +70,7 @@ func (q *pushQueue) write() {
 		if len(q.queue) == 0 || q.closed {
 			q.queue = nil
 			q.writing = false
+			close(q.idle)
 			q.mu.Unlock()
 			return
 		}
@@ -81,9 +87,18 @@ func (q *pushQueue) write() {
 	}
 }
 
-// flushed reports whether no event waits to be written.
-func (q *pushQueue) flushed() bool {
+// waitFlushed waits until no event waits to be written, or ctx ends.
+func (q *pushQueue) waitFlushed(ctx context.Context) error {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	return !q.writing
+	writing, idle := q.writing, q.idle
+	q.mu.Unlock()
+	if !writing {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
