@@ -295,7 +295,7 @@ func (h *Handler) Broadcast(ctx context.Context, eventType string, data any) err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p.events.push(frame) // a failed push closes that connection only
+		p.enqueue(frame) // a failed push closes that connection only
 	}
 	return nil
 }

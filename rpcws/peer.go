@@ -32,8 +32,14 @@ func (p *Peer) Notify(ctx context.Context, eventType string, data any) error {
 	if err != nil {
 		return err
 	}
-	return p.events.push(frame)
+	return p.enqueue(frame)
 }
+
+// enqueue queues an encoded event frame for the peer without waiting. A
+// peer that cannot take it is a slow consumer: its connection is closed and
+// enqueue returns [ErrSlowConsumer]. frame must not change afterwards; it may
+// be shared between connections.
+func (p *Peer) enqueue(frame []byte) error { return p.events.push(frame) }
 
 // Context returns a context that ends when the connection closes: a long
 // method can stop early when its caller has gone.
