@@ -15,6 +15,7 @@ const (
 	CodeInvalidParams  = "InvalidParams"  // data does not decode into the argument type
 	CodeServerError    = "ServerError"    // the method returned a plain Go error
 	CodeUnavailable    = "Unavailable"    // the server is shutting down and takes no new requests
+	CodeTooLarge       = "TooLarge"       // the reply would exceed the frame limit
 	CodeTimeout        = "Timeout"        // client verdict: no reply came in time
 	CodeDisconnected   = "Disconnected"   // client verdict: the connection closed first
 )

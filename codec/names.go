@@ -29,9 +29,11 @@ func mapParts(s string, lo, hi byte, delta int) string {
 	return string(b)
 }
 
-// nameCache remembers a bounded number of name mappings, so that a steady
-// stream of calls to the same methods maps each name once and allocates
-// nothing. It is not safe for concurrent use.
+// nameCache remembers a bounded number of short name mappings, so that a
+// steady stream of calls to the same methods maps each name once and
+// allocates nothing. What a peer can make it hold is bounded too:
+// nameCacheSize names of at most maxCachedName bytes, about 8 KB. It is not
+// safe for concurrent use.
 type nameCache struct {
 	fn func(string) string
 	m  map[string]namePair
@@ -39,7 +41,10 @@ type nameCache struct {
 
 type namePair struct{ from, to string }
 
-const nameCacheSize = 256
+const (
+	nameCacheSize = 32
+	maxCachedName = 64
+)
 
 // lookup returns key as a string and fn of it.
 func (c *nameCache) lookup(key []byte) (from, to string) {
@@ -51,7 +56,7 @@ func (c *nameCache) lookup(key []byte) (from, to string) {
 	if c.m == nil {
 		c.m = make(map[string]namePair)
 	}
-	if len(c.m) < nameCacheSize {
+	if len(c.m) < nameCacheSize && len(from) <= maxCachedName {
 		c.m[from] = namePair{from, to}
 	}
 	return from, to

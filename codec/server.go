@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/rpc"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -39,9 +41,61 @@ type ServerOptions struct {
 
 	// OnCall, if set, is called once for every request served by a method,
 	// after its reply was written (for a notification: after it ran). It must
-	// not block: it runs on the connection's reply path.
+	// not block: it runs on the connection's reply path. It is called from
+	// many goroutines at once, those of every request in flight: guard what
+	// it shares.
 	OnCall func(CallInfo)
+
+	// MaxFrameSize is the largest frame the codec writes, in bytes: the
+	// peer's read limit. A reply that would be larger is replaced by an error
+	// reply with code TooLarge; a larger event is refused with [ErrTooLarge].
+	// Zero means [DefaultMaxFrameSize]; negative means no limit.
+	MaxFrameSize int
+
+	// MaxBytes bounds, in bytes, what this connection holds at once: its
+	// requests in flight (their frames, and a fixed cost for each request and
+	// for each function of [ServerCodec.AfterReply] still running), the
+	// reply being written and the frames queued to be written. While it is
+	// spent the codec stops reading, as at the in-flight cap. Zero means
+	// [DefaultMaxBytes]; negative means no bound of its own.
+	MaxBytes int64
+
+	// Budget, if set, is a budget shared with other connections, charged
+	// with the same bytes as MaxBytes: while it is spent, every codec that
+	// shares it stops reading.
+	Budget *Budget
+
+	// MaxQueuedBytes bounds the frames waiting to be written while another
+	// is written, in bytes. Replies wait for room; events wait or are refused
+	// (see [ServerCodec.SendEvent]). Zero means [DefaultMaxQueuedBytes];
+	// negative means the default too: there is always a bound.
+	MaxQueuedBytes int
 }
+
+// Defaults of [ServerOptions].
+const (
+	DefaultMaxFrameSize   = 1 << 20  // bytes: 1 MiB, the read limit of rpcws
+	DefaultMaxBytes       = 4 << 20  // bytes held per connection: 4 MiB
+	DefaultMaxQueuedBytes = 64 << 10 // bytes queued per connection: 64 KiB
+)
+
+// Limits on the fields of a request. A request over them gets BadRequest,
+// and nothing of it is kept.
+const (
+	MaxTypeLength = 256  // bytes of a request's type
+	MaxIDLength   = 1024 // bytes of a request's id, as raw JSON text
+)
+
+// What a request costs against a budget beyond its frame: the goroutine that
+// net/rpc runs it on and the codec's record of it; and for each function
+// given to [ServerCodec.AfterReply], the goroutine it runs on.
+const (
+	requestCost    = 4 << 10
+	afterReplyCost = 4 << 10
+)
+
+// ErrTooLarge is the error of an event larger than the peer's frame limit.
+var ErrTooLarge = errors.New("codec: frame larger than the peer's limit")
 
 // CallInfo describes one served request, for metrics.
 type CallInfo struct {
@@ -66,6 +120,10 @@ type ServerCodec struct {
 	onCall   func(CallInfo)
 	maxSlots int64
 	slots    *semaphore.Weighted // one per request in flight
+	maxFrame int                 // <= 0: none
+	own      Budget              // this connection's bytes
+	shared   *Budget             // the server's; may be nil
+	out      outbox              // the one writer of conn
 
 	// Owned by the reading goroutine (net/rpc reads requests on one).
 	names nameCache
@@ -74,10 +132,11 @@ type ServerCodec struct {
 	seq   uint64
 
 	mu       sync.Mutex // guards pending
-	pending  map[uint64]serverRequest
+	pending  map[uint64]*serverRequest
 	draining atomic.Bool
+	paused   atomic.Bool // the reader waits for a slot or for budget
 
-	wmu sync.Mutex // serialises writes; guards enc
+	wmu sync.Mutex // guards enc; held while a reply or error is written
 	enc *encoder
 
 	closeOnce sync.Once
@@ -88,6 +147,8 @@ type ServerCodec struct {
 type serverRequest struct {
 	typ   string
 	start time.Time // zero unless OnCall is set
+	cost  int64     // charged against the budgets until done
+	after []func()  // to run once the reply is written
 
 	// The id, raw JSON as the peer sent it: in idBuf when it fits, as a
 	// quoted UUID does, so that remembering it costs no allocation, else in
@@ -97,8 +158,8 @@ type serverRequest struct {
 	idBig []byte
 }
 
-func newServerRequest(typ string, id []byte) serverRequest {
-	r := serverRequest{typ: typ, idLen: len(id)}
+func newServerRequest(typ string, id []byte) *serverRequest {
+	r := &serverRequest{typ: typ, idLen: len(id)}
 	switch {
 	case id == nil:
 		r.idLen = -1
@@ -134,20 +195,65 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 		logger:   opts.Logger,
 		onCall:   opts.OnCall,
 		maxSlots: int64(opts.MaxInFlight),
-		pending:  make(map[uint64]serverRequest),
+		maxFrame: opts.MaxFrameSize,
+		shared:   opts.Budget,
+		pending:  make(map[uint64]*serverRequest),
 		enc:      newEncoder(),
 	}
 	if c.maxSlots <= 0 {
 		c.maxSlots = DefaultMaxInFlight
 	}
+	if c.maxFrame == 0 {
+		c.maxFrame = DefaultMaxFrameSize
+	}
+	switch {
+	case opts.MaxBytes == 0:
+		c.own.max = DefaultMaxBytes
+	case opts.MaxBytes > 0:
+		c.own.max = opts.MaxBytes
+	}
+	c.out.conn = conn
+	c.out.max = int64(opts.MaxQueuedBytes)
+	if c.out.max <= 0 {
+		c.out.max = DefaultMaxQueuedBytes
+	}
+	c.out.charge = c.charge
 	c.slots = semaphore.NewWeighted(c.maxSlots)
 	c.names.fn = opts.MethodName
 	if c.names.fn == nil {
 		c.names.fn = MethodName
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.out.ctx = c.ctx
 	return c
 }
+
+// charge adds n bytes (negative: frees) to this connection's budget and to
+// the shared one.
+func (c *ServerCodec) charge(n int64) {
+	c.own.add(n)
+	c.shared.add(n)
+}
+
+// waitRoom returns once a request may be read: a slot is free and neither
+// budget is spent. It holds the slot it took.
+func (c *ServerCodec) waitRoom() error {
+	c.paused.Store(true)
+	defer c.paused.Store(false)
+	if err := c.own.wait(c.ctx); err != nil {
+		return err
+	}
+	if err := c.shared.wait(c.ctx); err != nil {
+		return err
+	}
+	return c.slots.Acquire(c.ctx, 1)
+}
+
+// ReadPaused reports whether the codec has stopped reading its connection
+// for now: at the in-flight cap, or while a budget is spent. A transport
+// whose keepalive needs reads (pongs arrive with them) learns here not to
+// count on them.
+func (c *ServerCodec) ReadPaused() bool { return c.paused.Load() }
 
 // ReadRequestHeader reads frames until one is a request or notification for
 // net/rpc to serve. Frames that are not answer themselves with an error reply
@@ -166,30 +272,45 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 			return err
 		}
 		c.buf = frame
+		if !utf8.Valid(frame) {
+			// A text frame must be UTF-8 (RFC 6455): nothing of it can be
+			// echoed, not even its id.
+			c.replyError(nil, CodeParseError, "frame is not valid UTF-8")
+			continue
+		}
 		env, err := parseEnvelope(frame)
 		if err != nil {
 			c.replyError(nil, CodeParseError, err.Error())
 			continue
 		}
 		hasID := env.hasID()
+		if len(env.id) > MaxIDLength {
+			c.replyError(nil, CodeBadRequest, fmt.Sprintf("id is longer than %d bytes", MaxIDLength))
+			continue
+		}
+		var id []byte
+		if hasID {
+			id = env.id
+		}
 		typ, ok := stringValue(env.typ)
-		if !ok || len(typ) == 0 {
-			msg := "type is missing"
-			if env.typ != nil {
-				msg = "type must be a non-empty string"
-			}
+		msg := ""
+		switch {
+		case env.typ == nil:
+			msg = "type is missing"
+		case !ok || len(typ) == 0:
+			msg = "type must be a non-empty string"
+		case len(typ) > MaxTypeLength:
+			msg = fmt.Sprintf("type is longer than %d bytes", MaxTypeLength)
+		}
+		if msg != "" {
 			if hasID {
-				c.replyError(env.id, CodeBadRequest, msg)
+				c.replyError(id, CodeBadRequest, msg)
 			} else {
 				c.log("dropped a notification", "code", CodeBadRequest, "error", msg)
 			}
 			continue
 		}
 		typStr, method := c.names.lookup(typ)
-		var id []byte
-		if hasID {
-			id = env.id
-		}
 		req := newServerRequest(typStr, id)
 
 		// Drain waits for all slots: check before queueing behind it, and
@@ -197,7 +318,7 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 		if c.refuse(id) {
 			continue
 		}
-		if err := c.slots.Acquire(c.ctx, 1); err != nil {
+		if err := c.waitRoom(); err != nil {
 			return io.EOF
 		}
 		if c.onCall != nil {
@@ -207,6 +328,8 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 			c.slots.Release(1)
 			continue
 		}
+		req.cost = int64(len(frame)) + requestCost
+		c.charge(req.cost)
 		c.mu.Lock()
 		c.seq++
 		c.pending[c.seq] = req
@@ -247,7 +370,9 @@ func (c *ServerCodec) ReadRequestBody(x any) error {
 
 // WriteResponse writes the reply to the request numbered r.Seq: its result,
 // or an error reply with the code that r.Error carries. Nothing is written
-// for a notification.
+// for a notification, nor once [ServerCodec.StopWrites] was called. Then the
+// functions given to [ServerCodec.AfterReply] start; the request counts as
+// in flight until they have returned.
 func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	c.mu.Lock()
 	req, ok := c.pending[r.Seq]
@@ -256,7 +381,6 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	if !ok {
 		return nil // never read by this codec; nothing to answer
 	}
-	defer c.slots.Release(1)
 
 	var code, message string
 	if r.Error != "" {
@@ -277,18 +401,68 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 		if encErr := c.enc.data(body); encErr != nil {
 			code, message = CodeServerError, "cannot encode the result: "+encErr.Error()
 			c.enc.errorFrame(id, code, message)
+		} else if c.maxFrame > 0 && c.enc.buf.Len() > c.maxFrame {
+			code = CodeTooLarge
+			message = fmt.Sprintf("the reply to %s would be %d bytes, over the frame limit of %d", req.typ, c.enc.buf.Len(), c.maxFrame)
+			c.enc.errorFrame(id, code, message)
 		}
-		err = c.conn.WriteFrame(c.ctx, c.enc.buf.Bytes())
+		err = c.out.write(c.ctx, c.enc.buf.Bytes(), true, true)
 		c.enc.trim()
 		c.wmu.Unlock()
 	}
-	if err != nil {
-		c.log("cannot write a reply", "type", req.typ, "error", err)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		c.debug("cannot write a reply", "type", req.typ, "error", err)
 	}
 	if c.onCall != nil {
 		c.onCall(CallInfo{Type: req.typ, Notification: id == nil, Duration: time.Since(req.start), Code: code})
 	}
+	c.runAfter(req)
 	return err
+}
+
+// AfterReply arranges for f to run on a goroutine of its own once the reply
+// to the request numbered seq has been written (for a notification: once the
+// method has returned). Until f returns, the request still counts against
+// the in-flight cap and the budgets, so work that a client starts after its
+// replies is bounded as its requests are. It reports false, and runs nothing,
+// when seq is not a request in flight: call it before the method returns.
+func (c *ServerCodec) AfterReply(seq uint64, f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	req, ok := c.pending[seq]
+	if ok {
+		req.after = append(req.after, f)
+	}
+	return ok
+}
+
+// runAfter starts the request's AfterReply functions, and frees its slot
+// and bytes once they have all returned.
+func (c *ServerCodec) runAfter(req *serverRequest) {
+	if len(req.after) == 0 {
+		c.done(req.cost)
+		return
+	}
+	cost := req.cost + int64(len(req.after))*afterReplyCost
+	c.charge(cost - req.cost)
+	var left atomic.Int32
+	left.Store(int32(len(req.after)))
+	for _, f := range req.after {
+		go func() {
+			defer func() {
+				if left.Add(-1) == 0 {
+					c.done(cost)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
+// done frees a finished request's slot and bytes.
+func (c *ServerCodec) done(cost int64) {
+	c.charge(-cost)
+	c.slots.Release(1)
 }
 
 // replyError writes an error reply; id nil means an error that belongs to no
@@ -296,12 +470,52 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 func (c *ServerCodec) replyError(id []byte, code, message string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	err := c.conn.WriteFrame(c.ctx, c.enc.errorFrame(id, code, message))
-	if err != nil {
-		c.log("cannot write an error reply", "code", code, "error", err)
+	err := c.out.write(c.ctx, c.enc.errorFrame(id, code, message), true, true)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		c.debug("cannot write an error reply", "code", code, "error", err)
 	}
 	return err
 }
+
+// SendEvent writes an encoded event frame (see [EncodeEvent]) after the
+// frames handed to the codec before it. When the connection's queue is
+// full it waits for room until ctx ends, and then returns ctx's error; the
+// connection is left as it is. It returns [ErrTooLarge] for a frame over
+// the peer's limit and [ErrClosed] once the codec writes no more. frame
+// must not change afterwards; it may be shared between connections.
+func (c *ServerCodec) SendEvent(ctx context.Context, frame []byte) error {
+	if c.maxFrame > 0 && len(frame) > c.maxFrame {
+		return ErrTooLarge
+	}
+	return c.out.write(ctx, frame, false, true)
+}
+
+// TrySendEvent is [ServerCodec.SendEvent] without waiting: when the queue
+// is full it returns [ErrQueueFull] at once.
+func (c *ServerCodec) TrySendEvent(frame []byte) error {
+	if c.maxFrame > 0 && len(frame) > c.maxFrame {
+		return ErrTooLarge
+	}
+	return c.out.write(c.ctx, frame, false, false)
+}
+
+// Flush waits until every frame handed to the codec has been written, or
+// ctx ends.
+func (c *ServerCodec) Flush(ctx context.Context) error { return c.out.flush(ctx) }
+
+// StopWrites makes the codec write nothing more: frames queued are dropped,
+// replies of requests still running are not written, and the codec reads no
+// further request (net/rpc then ends, and closes the codec). A transport
+// that tears a connection down calls it before it ends the contexts that
+// methods watch, so that a method cut short never has a success reply
+// written.
+func (c *ServerCodec) StopWrites() {
+	c.out.seal()
+	c.cancel()
+}
+
+// Buffered returns the bytes this connection holds against its budget now.
+func (c *ServerCodec) Buffered() int64 { return c.own.InUse() }
 
 // classify maps the error text that net/rpc hands to WriteResponse to a code
 // and message: the frozen "[Code] Message" of an *Error, net/rpc's own
@@ -309,6 +523,18 @@ func (c *ServerCodec) replyError(id []byte, code, message string) error {
 func classify(text, typ string) (code, message string) {
 	if e, ok := parseError(text); ok && ValidCode(e.Code) && e.Code != CodeTimeout {
 		return e.Code, e.Message
+	}
+	// An error that wraps an *Error, as fmt.Errorf("…: %w", err) does, reads
+	// "context: [Code] message": it carries that code, and its whole context.
+	for i := strings.Index(text, ": ["); i >= 0; {
+		if e, ok := parseError(text[i+2:]); ok && ValidCode(e.Code) && e.Code != CodeTimeout {
+			return e.Code, text[:i+2] + e.Message
+		}
+		j := strings.Index(text[i+3:], ": [")
+		if j < 0 {
+			break
+		}
+		i += 3 + j
 	}
 	for _, p := range [...]string{"rpc: can't find service ", "rpc: can't find method ", "rpc: service/method request ill-formed: "} {
 		if strings.HasPrefix(text, p) {
@@ -341,7 +567,7 @@ func (c *ServerCodec) Drain(ctx context.Context) error {
 // Close closes the connection. net/rpc calls it when it stops serving.
 func (c *ServerCodec) Close() error {
 	c.closeOnce.Do(func() {
-		c.cancel()
+		c.StopWrites()
 		c.closeErr = c.conn.Close()
 	})
 	return c.closeErr
@@ -350,6 +576,13 @@ func (c *ServerCodec) Close() error {
 func (c *ServerCodec) log(msg string, args ...any) {
 	if c.logger != nil {
 		c.logger.Warn("codec: "+msg, args...)
+	}
+}
+
+// debug logs what is routine, such as a reply to a client that has left.
+func (c *ServerCodec) debug(msg string, args ...any) {
+	if c.logger != nil {
+		c.logger.Debug("codec: "+msg, args...)
 	}
 }
 

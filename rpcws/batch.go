@@ -25,6 +25,7 @@ import (
 type batchConn struct {
 	net.Conn
 	timeout time.Duration // <= 0: none
+	broken  func()        // called, on a goroutine of its own, when a send fails; may be nil
 
 	mu       sync.Mutex // guards the fields below
 	space    sync.Cond  // signalled when the queue shrinks
@@ -147,6 +148,12 @@ func (b *batchConn) send(p []byte) (int, error) {
 	if err != nil && b.err == nil {
 		b.err = err
 		b.Conn.Close()
+		if b.broken != nil {
+			// The reader may not be reading (a server at its in-flight
+			// cap): tell the connection's owner, which would not learn it
+			// otherwise.
+			go b.broken()
+		}
 	}
 	return n, err
 }
@@ -178,6 +185,7 @@ type batchWriter struct {
 	http.ResponseWriter
 	timeout  time.Duration
 	hijacked func() // called before the 101 response can reach the client; may be nil
+	broken   func() // called when a send fails; may be nil
 }
 
 func (w batchWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -195,6 +203,7 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	bc := newBatchConn(c, w.timeout)
+	bc.broken = w.broken
 	// coder/websocket writes frames through this buffer; batchConn gathers
 	// them again, so a small one does.
 	return bc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(bc, 512)), nil

@@ -21,6 +21,9 @@ type transport interface {
 	closeWith(code websocket.StatusCode, reason string) error
 	// context ends once the connection can no longer be read.
 	context() context.Context
+	// onClose arranges for f to run first whenever the connection closes
+	// or breaks, before its context ends.
+	onClose(f func())
 }
 
 // wsConn adapts a *websocket.Conn to a [transport], and adds what the codecs
@@ -28,18 +31,19 @@ type transport interface {
 // goroutine of its own while idle: pings run on a timer, and the batchConn
 // under a batched connection flushes only while it has something to send.
 type wsConn struct {
-	ws           *websocket.Conn
-	writeTimeout time.Duration // <= 0: none
-	batched      bool          // ws runs over a batchConn, which bounds writes itself
+	ws           *websocket.Conn // set once, before the connection is used
+	writeTimeout time.Duration   // <= 0: none
+	batched      bool            // ws runs over a batchConn, which bounds writes itself
 
-	mu     sync.Mutex // guards closed and pingTimer's reset
-	closed bool
+	mu      sync.Mutex // guards closed, pingTimer's reset and closing
+	closed  bool
+	closing func() // runs first when the connection closes; may be nil
 
 	// Keepalive.
 	pingInterval time.Duration
 	pingTimer    *time.Timer
-	busy         func() bool // reports work in flight, when reads may pause; may be nil
-	active       atomic.Bool // a frame was read since the last keepalive tick
+	paused       func() bool // reports that reads have stopped for now, so pongs cannot be read; may be nil
+	active       atomic.Bool // the peer was heard from since the last keepalive tick
 
 	// ctx ends when the connection can no longer be read: closed by either
 	// side or broken.
@@ -49,23 +53,55 @@ type wsConn struct {
 	closeOnce sync.Once
 }
 
-func newWSConn(ws *websocket.Conn, writeTimeout time.Duration, batched bool) *wsConn {
-	c := &wsConn{ws: ws, writeTimeout: writeTimeout, batched: batched}
+// newWSConn returns a wsConn whose ws is still to be set: the hooks of
+// [wsConn.controlHooks] must be handed to the handshake first.
+func newWSConn(writeTimeout time.Duration, batched bool) *wsConn {
+	c := &wsConn{writeTimeout: writeTimeout, batched: batched}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
 
-// startKeepalive starts pinging the peer whenever the connection has been
-// idle for interval (<= 0: never). busy, if not nil, reports work in flight:
-// a server stops reading at its in-flight cap, so no pong could be read then,
-// and a busy connection is not idle anyway.
-func (c *wsConn) startKeepalive(interval time.Duration, busy func() bool) {
+// controlHooks returns the OnPingReceived and OnPongReceived callbacks for
+// the handshake's options: every control frame from the peer shows it is
+// alive. onPing and onPong, the caller's own, may be nil; they run too.
+func (c *wsConn) controlHooks(onPing func(context.Context, []byte) bool, onPong func(context.Context, []byte)) (func(context.Context, []byte) bool, func(context.Context, []byte)) {
+	ping := func(ctx context.Context, payload []byte) bool {
+		c.active.Store(true)
+		if onPing != nil {
+			return onPing(ctx, payload)
+		}
+		return true
+	}
+	pong := func(ctx context.Context, payload []byte) {
+		c.active.Store(true)
+		if onPong != nil {
+			onPong(ctx, payload)
+		}
+	}
+	return ping, pong
+}
+
+// onClose arranges for f to run first whenever the connection closes, by
+// either side: before its context ends.
+func (c *wsConn) onClose(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closing = f
+}
+
+// startKeepalive starts pinging the peer whenever nothing was heard from it
+// for interval (<= 0: never). paused, if not nil, reports that the
+// connection is not being read for now (a server at its in-flight cap or
+// byte budget): no pong could be read then, so the connection is pinged
+// every interval, for the peer and any proxy to see it alive, and is not
+// dropped for want of a pong.
+func (c *wsConn) startKeepalive(interval time.Duration, paused func() bool) {
 	if interval <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pingInterval, c.busy = interval, busy
+	c.pingInterval, c.paused = interval, paused
 	if !c.closed {
 		c.pingTimer = time.AfterFunc(interval, c.keepalive)
 	}
@@ -80,7 +116,7 @@ func (c *wsConn) ReadFrame(_ context.Context, buf []byte) ([]byte, error) {
 		buf, err = readAll(r, buf[:0])
 	}
 	if err != nil {
-		c.cancel()
+		c.stop()
 		return buf, err
 	}
 	c.active.Store(true)
@@ -121,19 +157,24 @@ func (c *wsConn) WriteFrame(_ context.Context, p []byte) error {
 	return c.ws.Write(ctx, websocket.MessageText, p)
 }
 
-// keepalive runs on the ping timer: it pings a connection that was idle for a
-// whole interval and closes it when no pong comes within another.
+// keepalive runs on the ping timer. A peer heard from since the last tick
+// (a frame, a ping or a pong) is alive. Otherwise it is pinged, and dropped
+// when it answers nothing within another interval; a connection that is not
+// being read is pinged every tick and never dropped for want of a pong,
+// which it could not read: its writes, bounded by the write timeout, tell
+// whether the peer still takes data.
 func (c *wsConn) keepalive() {
-	if c.active.Swap(false) || (c.busy != nil && c.busy()) {
+	paused := c.paused != nil && c.paused()
+	if c.active.Swap(false) && !paused {
 		c.resetPing()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.pingInterval)
 	err := c.ws.Ping(ctx)
 	cancel()
-	if err != nil {
-		// A peer that sends no pong reads nothing, so it would read no close
-		// frame either: close at once rather than wait out a closing
+	if err != nil && !paused && !c.active.Load() && !(c.paused != nil && c.paused()) {
+		// A peer that answers nothing reads nothing, so it would read no
+		// close frame either: close at once rather than wait out a closing
 		// handshake, so that pending calls fail now.
 		c.closeNow()
 		return
@@ -174,17 +215,24 @@ func (c *wsConn) closeWith(code websocket.StatusCode, reason string) error {
 func (c *wsConn) closeNow() {
 	c.closeOnce.Do(func() {
 		c.stop()
-		c.ws.CloseNow()
+		if c.ws != nil { // nil only when the handshake failed
+			c.ws.CloseNow()
+		}
 	})
 }
 
-// stop stops the keepalive and ends the connection's context, as it closes.
+// stop stops the keepalive, runs the closing hook and ends the connection's
+// context, in that order, as it closes.
 func (c *wsConn) stop() {
 	c.mu.Lock()
 	c.closed = true
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
+	closing := c.closing
 	c.mu.Unlock()
+	if closing != nil {
+		closing()
+	}
 	c.cancel()
 }

@@ -86,6 +86,8 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	writeTimeout := orDefault(o.WriteTimeout, DefaultWriteTimeout)
 	var batched bool
 	wopts.HTTPClient, batched = batchingClient(wopts.HTTPClient, writeTimeout)
+	conn := newWSConn(writeTimeout, batched)
+	wopts.OnPingReceived, wopts.OnPongReceived = conn.controlHooks(wopts.OnPingReceived, wopts.OnPongReceived)
 	ws, _, err := websocket.Dial(ctx, url, &wopts)
 	if err != nil {
 		return nil, fmt.Errorf("rpcws: dial %s: %w", url, err)
@@ -96,7 +98,7 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	default:
 		ws.SetReadLimit(-1)
 	}
-	conn := newWSConn(ws, writeTimeout, batched)
+	conn.ws = ws
 	conn.startKeepalive(orDefault(o.PingInterval, DefaultPingInterval), nil)
 	cc := codec.NewClientCodec(conn, &codec.ClientOptions{
 		TypeName:        o.TypeName,

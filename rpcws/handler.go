@@ -17,11 +17,11 @@ import (
 
 // Defaults of [HandlerOptions] and [DialOptions].
 const (
-	DefaultReadLimit       = 1 << 20 // bytes per frame (1 MiB)
-	DefaultMaxConns        = 10000   // connections per Handler
-	DefaultMaxQueuedEvents = 256     // pushed events waiting per connection
-	DefaultWriteTimeout    = 10 * time.Second
-	DefaultPingInterval    = 30 * time.Second
+	DefaultReadLimit    = 1 << 20   // bytes per frame (1 MiB)
+	DefaultMaxConns     = 10000     // connections per Handler
+	DefaultMaxBytes     = 256 << 20 // bytes held by all connections of a Handler (256 MiB)
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultPingInterval = 30 * time.Second
 )
 
 // HandlerOptions configures a [Handler]. A nil *HandlerOptions is valid and
@@ -34,7 +34,9 @@ type HandlerOptions struct {
 	AcceptOptions *websocket.AcceptOptions
 
 	// ReadLimit caps one incoming frame, in bytes. A larger frame closes the
-	// connection with status 1009. Zero means [DefaultReadLimit].
+	// connection with status 1009. The handler writes no frame larger than
+	// it either: a reply that would be larger becomes an error reply with
+	// code TooLarge. Zero means [DefaultReadLimit].
 	ReadLimit int64
 
 	// MaxInFlight caps the requests of one connection being served at once;
@@ -46,18 +48,39 @@ type HandlerOptions struct {
 	// with 503. Zero means [DefaultMaxConns].
 	MaxConns int
 
-	// MaxQueuedEvents caps the pushed events waiting to be written to one
-	// connection; beyond it the connection is closed (see [ErrSlowConsumer]).
-	// Zero means [DefaultMaxQueuedEvents].
-	MaxQueuedEvents int
+	// MaxConnBytes bounds, in bytes, what one connection holds at once: its
+	// requests in flight (their frames, plus 4 KiB for each, and 4 KiB for
+	// each AfterReply function still running), the reply being written and
+	// the frames queued to be written. While it is spent the handler stops
+	// reading that connection, as at MaxInFlight. Zero means
+	// [codec.DefaultMaxBytes] (4 MiB); negative means no bound of its own.
+	MaxConnBytes int64
 
-	// WriteTimeout bounds the writing of one frame; a client that stops
-	// reading is disconnected after it. Zero means [DefaultWriteTimeout].
+	// MaxBytes bounds the same bytes summed over every connection of the
+	// handler: while it is spent, the handler reads no connection until
+	// enough has been answered or written. Zero means [DefaultMaxBytes]
+	// (256 MiB); negative means no bound.
+	MaxBytes int64
+
+	// MaxQueuedBytes caps the frames waiting to be written to one connection
+	// while another is written, in bytes. [Peer.Notify] waits for room;
+	// [Handler.Broadcast] does not, and closes the connection of a client
+	// whose queue is full (see [ErrSlowConsumer]). Zero or negative means
+	// [codec.DefaultMaxQueuedBytes] (64 KiB): there is always a cap.
+	MaxQueuedBytes int
+
+	// WriteTimeout bounds the writing of one frame, and how long a push may
+	// wait for room: a client that reads nothing for that long is
+	// disconnected. Zero means [DefaultWriteTimeout].
 	WriteTimeout time.Duration
 
-	// PingInterval is how long a connection may be idle before the handler
-	// pings it; a peer that does not answer within another interval is
-	// disconnected. Zero means [DefaultPingInterval].
+	// PingInterval is how long a connection may go without traffic before
+	// the handler pings it; a peer that answers nothing within another
+	// interval is disconnected. While the handler has stopped reading a
+	// connection (at MaxInFlight or a byte budget) it still pings it every
+	// interval, so that proxies see traffic and the client sees the server
+	// alive, but cannot read the pongs and does not count on them. Zero
+	// means [DefaultPingInterval].
 	PingInterval time.Duration
 
 	// MethodName maps a request's type to a net/rpc method. Nil means
@@ -86,6 +109,8 @@ type Handler struct {
 	srv  *rpc.Server
 	opts HandlerOptions // defaults filled in
 
+	budget *codec.Budget // MaxBytes, shared by every connection
+
 	mu       sync.Mutex // guards conns, reserved, upgraded and closing
 	conns    map[*Peer]struct{}
 	reserved int // upgrades under way, counted against MaxConns
@@ -109,10 +134,10 @@ func NewHandler(srv *rpc.Server, opts *HandlerOptions) *Handler {
 	}
 	o.ReadLimit = orDefault(o.ReadLimit, DefaultReadLimit)
 	o.MaxConns = orDefault(o.MaxConns, DefaultMaxConns)
-	o.MaxQueuedEvents = orDefault(o.MaxQueuedEvents, DefaultMaxQueuedEvents)
+	o.MaxBytes = orDefault(o.MaxBytes, DefaultMaxBytes)
 	o.WriteTimeout = orDefault(o.WriteTimeout, DefaultWriteTimeout)
 	o.PingInterval = orDefault(o.PingInterval, DefaultPingInterval)
-	return &Handler{srv: srv, opts: o, conns: make(map[*Peer]struct{})}
+	return &Handler{srv: srv, opts: o, budget: codec.NewBudget(o.MaxBytes), conns: make(map[*Peer]struct{})}
 }
 
 // orDefault returns def for zero.
@@ -155,14 +180,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.mu.Unlock()
 		}
 	}()
-	bw := batchWriter{ResponseWriter: w, timeout: h.opts.WriteTimeout, hijacked: func() {
+	conn := newWSConn(h.opts.WriteTimeout, true)
+	bw := batchWriter{ResponseWriter: w, timeout: h.opts.WriteTimeout, broken: conn.closeNow, hijacked: func() {
 		// From the moment the client can see the connection, count it.
 		h.mu.Lock()
 		h.upgraded++
 		h.mu.Unlock()
 		upgraded = true
 	}}
-	ws, err := websocket.Accept(bw, r, h.opts.AcceptOptions)
+	var ao websocket.AcceptOptions
+	if h.opts.AcceptOptions != nil {
+		ao = *h.opts.AcceptOptions
+	}
+	ao.OnPingReceived, ao.OnPongReceived = conn.controlHooks(ao.OnPingReceived, ao.OnPongReceived)
+	ws, err := websocket.Accept(bw, r, &ao)
 	if err != nil {
 		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
 		return // Accept has written the response
@@ -174,9 +205,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.SetReadLimit(-1)
 	}
 
-	conn := newWSConn(ws, h.opts.WriteTimeout, true)
+	conn.ws = ws
 	sc := h.newCodec(conn, identity, r.RemoteAddr)
-	conn.startKeepalive(h.opts.PingInterval, func() bool { return sc.InFlight() > 0 })
+	conn.startKeepalive(h.opts.PingInterval, sc.ReadPaused)
 	if !h.register(sc.peer, upgraded) {
 		conn.closeWith(websocket.StatusGoingAway, "server shutting down")
 		return
@@ -191,19 +222,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // newCodec returns the codec that serves conn, with its Peer.
 func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *serverCodec {
+	maxFrame := int(h.opts.ReadLimit) // the client's limit is taken to be the handler's
+	if h.opts.ReadLimit < 0 {
+		maxFrame = -1
+	}
 	sc := &serverCodec{ServerCodec: codec.NewServerCodec(conn, &codec.ServerOptions{
-		MethodName:  h.opts.MethodName,
-		MaxInFlight: h.opts.MaxInFlight,
-		Logger:      h.opts.Logger,
-		OnCall:      h.opts.OnCall,
+		MethodName:     h.opts.MethodName,
+		MaxInFlight:    h.opts.MaxInFlight,
+		Logger:         h.opts.Logger,
+		OnCall:         h.opts.OnCall,
+		MaxFrameSize:   maxFrame,
+		MaxBytes:       h.opts.MaxConnBytes,
+		Budget:         h.budget,
+		MaxQueuedBytes: h.opts.MaxQueuedBytes,
 	})}
 	sc.peer = &Peer{
-		conn:       conn,
-		events:     &pushQueue{conn: conn, max: h.opts.MaxQueuedEvents},
-		codec:      sc.ServerCodec,
-		identity:   identity,
-		remoteAddr: remoteAddr,
+		conn:         conn,
+		codec:        sc.ServerCodec,
+		writeTimeout: h.opts.WriteTimeout,
+		identity:     identity,
+		remoteAddr:   remoteAddr,
 	}
+	// However the connection ends, nothing more is written to it before the
+	// contexts that methods watch end.
+	conn.onClose(sc.StopWrites)
 	return sc
 }
 
@@ -283,9 +325,12 @@ func (h *Handler) Peers() []*Peer {
 }
 
 // Broadcast pushes an event to every open connection. The event is encoded
-// once; each connection queues it without waiting (see [Peer.Notify]), so a
-// slow client holds up no one: its connection is closed instead. Broadcast
-// returns an encoding error, or ctx's error if it ended first.
+// once; each connection queues it without waiting, so a slow client holds up
+// no one: a client whose queue is full is cut instead (see
+// [ErrSlowConsumer]). A Broadcast made by a method reaches its own caller
+// before that method's reply, which is written after the method returns; to
+// push after the reply, use [Caller.AfterReply]. Broadcast returns an
+// encoding error, or ctx's error if it ended first.
 func (h *Handler) Broadcast(ctx context.Context, eventType string, data any) error {
 	frame, err := codec.EncodeEvent(eventType, data)
 	if err != nil {
@@ -316,9 +361,11 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		g.Go(func() error {
 			err := p.codec.Drain(ctx)
 			if err == nil {
-				err = p.events.waitFlushed(ctx)
+				err = p.codec.Flush(ctx)
 			}
-			// The closing handshake may wait seconds for a peer that does
+			// Closing writes nothing more but the close frame before it
+			// ends the contexts that methods watch (see newCodec): a method
+			// cut short gets no success reply. The closing handshake may wait seconds for a peer that does
 			// not read; Shutdown does not wait for it past ctx.
 			closeErr := within(ctx, func() {
 				p.conn.closeWith(websocket.StatusGoingAway, "server shutting down")

@@ -323,8 +323,8 @@ func TestSlowReader(t *testing.T) {
 		name  string
 		opts  rpcws.HandlerOptions
 		frame string // what the slow client sends before it stops reading
-		// overflow: the event queue overflows; the client then reads again
-		// and finds the close frame.
+		// overflow: broadcasts overflow the event queue, which they do not
+		// wait for; the client then reads again and finds the close frame.
 		overflow bool
 	}{
 		{
@@ -334,14 +334,14 @@ func TestSlowReader(t *testing.T) {
 			frame: `{"id":%d,"type":"flow.reply","data":{"Size":262144}}`,
 		},
 		{
+			// Notify waits for room, and gives up after the write timeout.
 			name:  "events, write timeout",
-			opts:  rpcws.HandlerOptions{WriteTimeout: writeTimeout, MaxQueuedEvents: -1},
+			opts:  rpcws.HandlerOptions{WriteTimeout: writeTimeout},
 			frame: `{"id":%d,"type":"flow.push","data":{"Size":65536,"Count":256}}`,
 		},
 		{
-			name:     "events, queue overflow",
-			opts:     rpcws.HandlerOptions{MaxQueuedEvents: 16},
-			frame:    `{"id":%d,"type":"flow.push","data":{"Size":16384,"Count":100000}}`,
+			name:     "broadcasts, queue overflow",
+			opts:     rpcws.HandlerOptions{MaxQueuedBytes: 64 << 10},
 			overflow: true,
 		},
 	}
@@ -364,19 +364,38 @@ func TestSlowReader(t *testing.T) {
 			}
 			start := time.Now()
 			for i := range n {
-				writeText(t, slow, fmt.Sprintf(tt.frame, i))
+				if tt.frame != "" {
+					writeText(t, slow, fmt.Sprintf(tt.frame, i))
+				}
 			}
 
 			if tt.overflow {
-				select {
-				case err := <-flow.pushed:
-					if !errors.Is(err, rpcws.ErrSlowConsumer) {
-						t.Fatalf("Notify: got %v, want ErrSlowConsumer", err)
+				// Broadcasts as fast as memory allows would outrun any
+				// reader's socket: the other client leaves meanwhile, and
+				// a new one comes once the slow one is cut.
+				other.Close()
+				testutil.WaitFor(t, "the other client to leave", func() bool { return s.h.NumConns() == 1 })
+				// Broadcast until the slow connection is cut: the socket
+				// buffers and the 64 KiB queue fill, and then it is.
+				event := strings.Repeat("x", 16<<10)
+				cut := func() bool {
+					for _, p := range s.h.Peers() {
+						if p.Context().Err() != nil {
+							return true
+						}
 					}
-				case <-time.After(10 * time.Second):
-					t.Fatal("the event queue did not overflow")
+					return false
+				}
+				for i := 0; !cut(); i++ {
+					if i == 100000 {
+						t.Fatal("the event queue did not overflow")
+					}
+					if err := s.h.Broadcast(context.Background(), "flow.event", event); err != nil {
+						t.Fatal(err)
+					}
 				}
 				// The server is still trying to write: others are served.
+				other = s.dial(t, nil)
 				if err := other.Call("Test.Multiply", &Args{6, 7}, &got); err != nil || got != 42 {
 					t.Fatalf("other client: got %d, %v; want 42, nil", got, err)
 				}
@@ -397,8 +416,8 @@ func TestSlowReader(t *testing.T) {
 					// event was queued).
 					select {
 					case err := <-flow.pushed:
-						if err != nil && !errors.Is(err, rpcws.ErrClosed) {
-							t.Fatalf("Notify: got %v, want nil or ErrClosed", err)
+						if !errors.Is(err, rpcws.ErrSlowConsumer) && !errors.Is(err, rpcws.ErrClosed) {
+							t.Fatalf("Notify: got %v, want ErrSlowConsumer (or ErrClosed, when the write timed out first)", err)
 						}
 					case <-time.After(10 * time.Second):
 						t.Fatal("the events were not queued")
@@ -571,19 +590,21 @@ func TestServerKeepalive(t *testing.T) {
 		t.Parallel()
 		hold := newHold(1)
 		s, _ := newServerWith(t, opts, hold)
-		pings := newPingLog(false)
+		pings := newPingLog(true)
 		ws := dialRaw(t, s.url, &websocket.DialOptions{OnPingReceived: pings.onPing})
 		frames, end := readFrames(ws)
 		writeText(t, ws, `{"id":1,"type":"hold.wait","data":{"N":7}}`)
 		hold.waitReached(t)
-		// A call in flight for five intervals: no ping, no close.
+		// A call in flight and nothing else on the wire: the server pings,
+		// so that proxies see traffic, and the client's pongs keep the
+		// connection.
+		for range 3 {
+			pings.wait(t)
+		}
 		select {
 		case err := <-end:
 			t.Fatalf("connection closed while a call was in flight: %v", err)
-		case <-time.After(5 * interval):
-		}
-		if got := pings.count(); got != 0 {
-			t.Fatalf("pings while a call was in flight: got %d, want 0", got)
+		default:
 		}
 		close(hold.release)
 		select {
@@ -591,10 +612,55 @@ func TestServerKeepalive(t *testing.T) {
 			if want := `{"id":1,"type":"hold.wait.response","data":7}`; f != want {
 				t.Fatalf("got %s, want %s", f, want)
 			}
+		case err := <-end:
+			t.Fatalf("connection closed before the reply: %v", err)
 		case <-time.After(10 * time.Second):
 			t.Fatal("no reply")
 		}
-		// Idle now: pinged, and dropped for want of a pong.
+	})
+
+	t.Run("at the in-flight cap", func(t *testing.T) {
+		t.Parallel()
+		hold := newHold(1)
+		s, _ := newServerWith(t, &rpcws.HandlerOptions{PingInterval: interval, MaxInFlight: 1}, hold)
+		pings := newPingLog(true)
+		ws := dialRaw(t, s.url, &websocket.DialOptions{OnPingReceived: pings.onPing})
+		frames, end := readFrames(ws)
+		writeText(t, ws, `{"id":1,"type":"hold.wait","data":{"N":1}}`)
+		hold.waitReached(t)
+		writeText(t, ws, `{"id":2,"type":"hold.wait","data":{"N":2}}`) // read, then waits for a slot
+		// The server reads nothing now, so it cannot read the pongs; it
+		// pings on, every interval, and keeps the connection.
+		for range 5 {
+			pings.wait(t)
+		}
+		select {
+		case err := <-end:
+			t.Fatalf("connection closed at the cap: %v", err)
+		default:
+		}
+		close(hold.release)
+		for i := range 2 {
+			select {
+			case <-frames:
+			case err := <-end:
+				t.Fatalf("connection closed before reply %d: %v", i+1, err)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no reply %d", i+1)
+			}
+		}
+	})
+
+	t.Run("idle after a call, no pong", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(t, opts)
+		pings := newPingLog(false)
+		ws := dialRaw(t, s.url, &websocket.DialOptions{OnPingReceived: pings.onPing})
+		frames, end := readFrames(ws)
+		writeText(t, ws, `{"id":1,"type":"test.multiply","data":{"A":2,"B":3}}`)
+		if f := <-frames; f != `{"id":1,"type":"test.multiply.response","data":6}` {
+			t.Fatalf("got %s", f)
+		}
 		pings.wait(t)
 		select {
 		case <-end:

@@ -2,29 +2,39 @@ package rpcws
 
 import (
 	"context"
+	"errors"
 	"net/rpc"
-	"sync"
-	"sync/atomic"
+	"time"
 
+	"github.com/coder/websocket"
 	"github.com/rpcws/rpcws/codec"
 )
 
 // Peer is one client connection, as its services see it: it pushes events to
 // that client and carries what the upgrade request established.
+//
+// A nil *Peer, which [Caller.Peer] returns to a method served by another
+// codec, is safe to use: its pushes fail with [ErrNoPeer] and its Context is
+// done.
 type Peer struct {
-	conn       transport
-	events     *pushQueue
-	codec      *codec.ServerCodec
-	identity   any
-	remoteAddr string
+	conn         transport
+	codec        *codec.ServerCodec
+	writeTimeout time.Duration // <= 0: none
+	identity     any
+	remoteAddr   string
 }
 
-// Notify pushes an event {"type": eventType, "data": data} to the peer. It
-// does not wait for the write: the event joins the connection's bounded
-// queue and is written after the frames queued before it. When the queue is
-// full the peer reads too slowly: the connection is closed and Notify returns
-// [ErrSlowConsumer]. After the connection closed it returns [ErrClosed].
+// Notify pushes an event {"type": eventType, "data": data} to the peer,
+// after every frame the connection was handed before it. When the
+// connection's queue is full, Notify waits for room until ctx ends (it then
+// returns ctx's error) or for the write timeout: a client that reads nothing
+// for that long is cut with status 1008, and Notify returns
+// [ErrSlowConsumer]. After the connection closed it returns [ErrClosed]; an
+// event over the client's frame limit is refused with [codec.ErrTooLarge].
 func (p *Peer) Notify(ctx context.Context, eventType string, data any) error {
+	if p == nil {
+		return ErrNoPeer
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -32,26 +42,76 @@ func (p *Peer) Notify(ctx context.Context, eventType string, data any) error {
 	if err != nil {
 		return err
 	}
-	return p.enqueue(frame)
+	return p.send(ctx, frame)
+}
+
+// send writes an encoded event frame, waiting for room as Notify does.
+func (p *Peer) send(ctx context.Context, frame []byte) error {
+	wctx := ctx
+	if p.writeTimeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, p.writeTimeout)
+		defer cancel()
+	}
+	err := p.codec.SendEvent(wctx, frame)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		p.cutSlow()
+		return ErrSlowConsumer
+	}
+	return err
 }
 
 // enqueue queues an encoded event frame for the peer without waiting. A
-// peer that cannot take it is a slow consumer: its connection is closed and
+// peer whose queue is full is a slow consumer: its connection is closed and
 // enqueue returns [ErrSlowConsumer]. frame must not change afterwards; it may
 // be shared between connections.
-func (p *Peer) enqueue(frame []byte) error { return p.events.push(frame) }
+func (p *Peer) enqueue(frame []byte) error {
+	err := p.codec.TrySendEvent(frame)
+	if errors.Is(err, codec.ErrQueueFull) {
+		p.cutSlow()
+		return ErrSlowConsumer
+	}
+	return err
+}
+
+// cutSlow closes the connection of a client that reads too slowly. The
+// closing handshake may take seconds with such a client: it runs on a
+// goroutine of its own.
+func (p *Peer) cutSlow() {
+	go p.conn.closeWith(websocket.StatusPolicyViolation, SlowConsumerReason)
+}
 
 // Context returns a context that ends when the connection closes: a long
-// method can stop early when its caller has gone.
-func (p *Peer) Context() context.Context { return p.conn.context() }
+// method can stop early when its caller has gone. By then nothing more is
+// written to the connection, so a method that stops early should return an
+// error: its reply is never sent. The nil Peer's context is done.
+func (p *Peer) Context() context.Context {
+	if p == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx
+	}
+	return p.conn.context()
+}
 
 // Identity returns what [HandlerOptions.Authorize] returned for this
 // connection's upgrade request, or nil.
-func (p *Peer) Identity() any { return p.identity }
+func (p *Peer) Identity() any {
+	if p == nil {
+		return nil
+	}
+	return p.identity
+}
 
 // RemoteAddr returns the network address of the client, as the HTTP server
-// saw it.
-func (p *Peer) RemoteAddr() string { return p.remoteAddr }
+// saw it; "" for the nil Peer and for connections served by
+// [Handler.ServeConn].
+func (p *Peer) RemoteAddr() string {
+	if p == nil {
+		return ""
+	}
+	return p.remoteAddr
+}
 
 // Caller gives a service method the connection that called it. Embed it in a
 // method's argument type; the handler fills it in after decoding the
@@ -70,11 +130,10 @@ func (p *Peer) RemoteAddr() string { return p.remoteAddr }
 //
 // Caller has no exported fields, so it adds nothing to the wire format, and
 // the method remains an ordinary net/rpc method that any codec can serve;
-// served by another codec, Peer returns nil.
+// served by another codec, Peer returns nil, which is safe to use.
 type Caller struct {
-	peer  *Peer
-	seq   uint64
-	hooks *replyHooks
+	peer *Peer
+	seq  uint64
 }
 
 // Peer returns the connection that sent the request, or nil when the method
@@ -83,63 +142,28 @@ func (c *Caller) Peer() *Peer { return c.peer }
 
 // AfterReply arranges for f to run, on a goroutine of its own, once the reply
 // to this request has been written. Events that f pushes therefore reach the
-// client after the reply. Served by another codec, f runs at once.
+// client after the reply. Until f returns, the request counts against the
+// connection's in-flight cap and byte budgets. Call it before the method
+// returns; called later, or served by another codec, f runs at once.
 func (c *Caller) AfterReply(f func()) {
-	if c.hooks == nil {
+	if c.peer == nil || !c.peer.codec.AfterReply(c.seq, f) {
 		go f()
-		return
 	}
-	c.hooks.add(c.seq, f)
 }
 
-func (c *Caller) bindCaller(p *Peer, seq uint64, hooks *replyHooks) {
-	c.peer, c.seq, c.hooks = p, seq, hooks
-}
+func (c *Caller) bindCaller(p *Peer, seq uint64) { c.peer, c.seq = p, seq }
 
 // callerBinder is what a method's argument has when it embeds Caller.
 type callerBinder interface {
-	bindCaller(p *Peer, seq uint64, hooks *replyHooks)
-}
-
-// replyHooks holds the AfterReply functions of one connection's requests.
-type replyHooks struct {
-	n  atomic.Int32 // len(m), read without the lock on every reply
-	mu sync.Mutex
-	m  map[uint64][]func()
-}
-
-func (h *replyHooks) add(seq uint64, f func()) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.m == nil {
-		h.m = make(map[uint64][]func())
-	}
-	h.m[seq] = append(h.m[seq], f)
-	h.n.Store(int32(len(h.m)))
-}
-
-// run starts the functions registered for seq.
-func (h *replyHooks) run(seq uint64) {
-	if h.n.Load() == 0 {
-		return
-	}
-	h.mu.Lock()
-	fs := h.m[seq]
-	delete(h.m, seq)
-	h.n.Store(int32(len(h.m)))
-	h.mu.Unlock()
-	for _, f := range fs {
-		go f()
-	}
+	bindCaller(p *Peer, seq uint64)
 }
 
 // serverCodec is the codec a Handler serves a connection with: the protocol
-// codec, plus the binding of Caller values and their AfterReply hooks.
+// codec, plus the binding of Caller values.
 type serverCodec struct {
 	*codec.ServerCodec
-	peer  *Peer
-	seq   uint64 // of the request being read; net/rpc reads on one goroutine
-	hooks replyHooks
+	peer *Peer
+	seq  uint64 // of the request being read; net/rpc reads on one goroutine
 }
 
 func (s *serverCodec) ReadRequestHeader(r *rpc.Request) error {
@@ -153,13 +177,7 @@ func (s *serverCodec) ReadRequestBody(x any) error {
 		return err
 	}
 	if b, ok := x.(callerBinder); ok {
-		b.bindCaller(s.peer, s.seq, &s.hooks)
+		b.bindCaller(s.peer, s.seq)
 	}
 	return nil
-}
-
-func (s *serverCodec) WriteResponse(r *rpc.Response, body any) error {
-	err := s.ServerCodec.WriteResponse(r, body)
-	s.hooks.run(r.Seq)
-	return err
 }

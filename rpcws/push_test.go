@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/rpcws/rpcws/internal/testutil"
 	"github.com/rpcws/rpcws/rpcws"
 )
@@ -97,53 +97,42 @@ func TestBroadcast(t *testing.T) {
 	}
 }
 
-// A client that stops reading overflows its bounded event queue: its
-// connection is closed with status 1008 and a clear reason, and other
-// clients are served all along.
-func TestSlowConsumerIsDisconnected(t *testing.T) {
+// A client that reads as fast as it can is never taken for a slow one: 64
+// requests on one connection each push 1000 events with no pause between
+// them, and every reply and every event arrives, on an open connection.
+func TestFastReaderGetsEveryEvent(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, &rpcws.HandlerOptions{MaxQueuedEvents: 4, WriteTimeout: 5 * time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	flow := &Flow{pushed: make(chan error, 64)}
+	s, _ := newServerWith(t, &rpcws.HandlerOptions{MaxQueuedBytes: 4 << 10}, flow)
+	ws := dialRaw(t, s.url, nil)
+	const requests, events = 64, 1000
+	for i := range requests {
+		writeText(t, ws, fmt.Sprintf(`{"id":%d,"type":"flow.push","data":{"Size":100,"Count":%d}}`, i, events))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	slow, _, err := websocket.Dial(ctx, s.url, nil) // never reads until the end
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.CloseNow()
-	// Dial returns once it has the 101 response, a moment before the
-	// server has set the connection up for pushes.
-	testutil.WaitFor(t, "the connection to be set up", func() bool { return len(s.h.Peers()) == 1 })
-	peers := s.h.Peers()
-	if len(peers) != 1 {
-		t.Fatalf("peers: got %d, want 1", len(peers))
-	}
-	fast := s.dial(t, nil)
-
-	payload := make([]byte, 64<<10)
-	err = nil
-	for i := 0; i < 10000 && err == nil; i++ {
-		err = peers[0].Notify(ctx, "big", payload)
-	}
-	if !errors.Is(err, rpcws.ErrSlowConsumer) {
-		t.Fatalf("Notify: got %v, want ErrSlowConsumer", err)
-	}
-	var got int
-	if err := fast.Call("Test.Multiply", &Args{2, 2}, &got); err != nil || got != 4 {
-		t.Fatalf("the other client: got %d, %v; want 4, nil", got, err)
-	}
-	slow.SetReadLimit(-1)
-	for {
-		_, _, err = slow.Read(ctx)
+	replies, got := 0, 0
+	for replies < requests || got < requests*events {
+		_, p, err := ws.Read(ctx)
 		if err != nil {
-			break
+			t.Fatalf("after %d replies and %d events: %v", replies, got, err)
+		}
+		switch {
+		case strings.Contains(string(p), `"type":"flow.event"`):
+			got++
+		case strings.Contains(string(p), `"type":"flow.push.response"`):
+			replies++
+		default:
+			t.Fatalf("unexpected frame %s", p)
 		}
 	}
-	if got := websocket.CloseStatus(err); got != websocket.StatusPolicyViolation {
-		t.Fatalf("close status: got %v (%v), want %v", got, err, websocket.StatusPolicyViolation)
+	for range requests {
+		if err := <-flow.pushed; err != nil {
+			t.Fatalf("Notify: %v", err)
+		}
 	}
-	var ce websocket.CloseError
-	if !errors.As(err, &ce) || ce.Reason != rpcws.SlowConsumerReason {
-		t.Fatalf("close reason: got %q, want %q", ce.Reason, rpcws.SlowConsumerReason)
+	if n := s.h.NumConns(); n != 1 {
+		t.Fatalf("NumConns: got %d, want 1", n)
 	}
 }
 

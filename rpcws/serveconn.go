@@ -3,6 +3,7 @@ package rpcws
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/coder/websocket"
 	"github.com/rpcws/rpcws/codec"
@@ -34,14 +35,16 @@ func (h *Handler) ServeConn(conn codec.Conn) {
 // connTransport makes a [transport] of a plain [codec.Conn].
 type connTransport struct {
 	codec.Conn
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx     context.Context
+	cancel  context.CancelFunc
+	closing func() // set before the connection is served
+	once    sync.Once
 }
 
 func (t *connTransport) ReadFrame(ctx context.Context, buf []byte) ([]byte, error) {
 	p, err := t.Conn.ReadFrame(ctx, buf)
 	if err != nil && !errors.Is(err, codec.ErrBinaryFrame) {
-		t.cancel()
+		t.end()
 	}
 	return p, err
 }
@@ -49,8 +52,20 @@ func (t *connTransport) ReadFrame(ctx context.Context, buf []byte) ([]byte, erro
 func (t *connTransport) closeWith(websocket.StatusCode, string) error { return t.Close() }
 
 func (t *connTransport) Close() error {
-	t.cancel()
+	t.end()
 	return t.Conn.Close()
 }
+
+// end runs the closing hook, then ends the context, once.
+func (t *connTransport) end() {
+	t.once.Do(func() {
+		if t.closing != nil {
+			t.closing()
+		}
+		t.cancel()
+	})
+}
+
+func (t *connTransport) onClose(f func()) { t.closing = f }
 
 func (t *connTransport) context() context.Context { return t.ctx }
