@@ -79,8 +79,8 @@ type SleepReply struct {
 // maxSleep bounds demo.sleep and the interval of demo.ticks.
 const maxSleep = 60000
 
-// Sleep replies after args.Ms milliseconds; it returns early, with no one to
-// reply to, when the connection closes.
+// Sleep replies after args.Ms milliseconds. When the connection closes first
+// it stops, and fails: work cut short never reads as done.
 func (Demo) Sleep(args *SleepArgs, reply *SleepReply) error {
 	if args.Ms < 0 || args.Ms > maxSleep {
 		return invalidParams(fmt.Sprintf("ms must be within 0..%d, got %d", maxSleep, args.Ms))
@@ -94,6 +94,7 @@ func (Demo) Sleep(args *SleepArgs, reply *SleepReply) error {
 	select {
 	case <-t.C:
 	case <-gone:
+		return &codec.Error{Code: codec.CodeUnavailable, Message: "the connection closed before the sleep ended"}
 	}
 	reply.Ms = args.Ms
 	return nil
