@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rpcws/rpcws/codec"
 	"github.com/rpcws/rpcws/internal/testutil"
@@ -41,18 +42,27 @@ func seeds(f *testing.F, send bool, add func(frame []byte, binary bool)) {
 // reply proves the connection still serves.
 const sentinel = `{"id":"sentinel-1f3a","type":"echo.echo","data":"sentinel-1f3a"}`
 
+// fuzzMaxFrame is the frame limit the fuzzed server writes within: small,
+// so that echoes of large data meet it.
+const fuzzMaxFrame = 2048
+
 // FuzzServerCodec feeds any frame to a served connection. The server must
-// not panic, must answer only with well-formed frames, and must serve the
-// next request.
+// not panic, must answer only with well-formed frames, valid UTF-8 within the
+// frame limit and with ids within their limit, and must serve the next
+// request.
 func FuzzServerCodec(f *testing.F) {
 	seeds(f, true, func(frame []byte, binary bool) { f.Add(frame, binary) })
 	f.Add([]byte(`{"id":{"a":[1,{"b":"}"}]},"type":"echo.echo","data":[[[]]]}`), false)
 	f.Add([]byte("{\"type\":\"\xff\xfe\",\"id\":1}"), false)
+	f.Add([]byte("{\"id\":\"\xc3\",\"type\":\"echo.echo\"}"), false)
+	f.Add([]byte(`{"id":1,"type":"`+strings.Repeat("t", codec.MaxTypeLength+1)+`"}`), false)
+	f.Add([]byte(`{"id":"`+strings.Repeat("i", codec.MaxIDLength)+`","type":"echo.echo"}`), false)
+	f.Add([]byte(`{"id":1,"type":"echo.echo","data":"`+strings.Repeat("d", fuzzMaxFrame)+`"}`), false)
 	f.Fuzz(func(t *testing.T, frame []byte, binary bool) {
 		srv := rpc.NewServer()
 		srv.Register(Echo{})
 		serverEnd, clientEnd := codec.Pipe()
-		sc := codec.NewServerCodec(testutil.BinaryConn{Conn: serverEnd}, nil)
+		sc := codec.NewServerCodec(testutil.BinaryConn{Conn: serverEnd}, &codec.ServerOptions{MaxFrameSize: fuzzMaxFrame})
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -79,9 +89,18 @@ func FuzzServerCodec(f *testing.F) {
 			if err != nil {
 				t.Fatalf("no reply to the request after %q: %v", frame, err)
 			}
+			if !utf8.Valid(got) {
+				t.Fatalf("the server sent %q, not valid UTF-8", got)
+			}
+			if len(got) > fuzzMaxFrame {
+				t.Fatalf("the server sent %d bytes, over the frame limit of %d", len(got), fuzzMaxFrame)
+			}
 			var msg map[string]json.RawMessage
 			if err := json.Unmarshal(got, &msg); err != nil {
 				t.Fatalf("the server sent %q, not a JSON object", got)
+			}
+			if len(msg["id"]) > codec.MaxIDLength {
+				t.Fatalf("the server echoed an id of %d bytes, over the limit", len(msg["id"]))
 			}
 			var typ string
 			if json.Unmarshal(msg["type"], &typ) != nil || typ == "" {

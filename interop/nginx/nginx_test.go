@@ -310,6 +310,18 @@ func TestBehindNginx(t *testing.T) {
 			}
 		})
 
+		t.Run("a call longer than proxy_read_timeout", func(t *testing.T) {
+			t.Parallel()
+			// Nothing but the call on the wire for five read timeouts: the
+			// replica pings while the call runs, so the proxy keeps it.
+			c := dial(t, p.url("a"), &rpcws.DialOptions{PingInterval: -1, Timeout: 30 * time.Second})
+			const ms = int(5 * readTimeout / time.Millisecond)
+			var got refserver.SleepReply
+			if err := c.CallContext(context.Background(), "Demo.Sleep", &refserver.SleepArgs{Ms: ms}, &got); err != nil || got.Ms != ms {
+				t.Fatalf("a %d ms call through a %v proxy_read_timeout: got %+v, %v", ms, readTimeout, got, err)
+			}
+		})
+
 		t.Run("idle without pings is cut", func(t *testing.T) {
 			t.Parallel()
 			// The control: with no pings either way, the proxy cuts the idle
