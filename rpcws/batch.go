@@ -198,6 +198,14 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The http.Server's ReadTimeout and WriteTimeout may have left deadlines
+	// on the connection ("the caller's responsibility", says http.Hijacker);
+	// a WebSocket outlives them. Its writes get the write timeout, each send
+	// its own.
+	c.SetDeadline(time.Time{})
+	if w.timeout > 0 {
+		c.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
 	if err := brw.Flush(); err != nil { // the 101 response, if still buffered
 		c.Close()
 		return nil, nil, err

@@ -48,6 +48,28 @@ type HandlerOptions struct {
 	// with 503. Zero means [DefaultMaxConns].
 	MaxConns int
 
+	// MaxConnsPerClient caps the connections of one client address (see
+	// ClientAddr), so that one address cannot take every place under
+	// MaxConns. An upgrade beyond it is refused with 429 Too Many Requests,
+	// not 503: the server is not unavailable, this client holds its share,
+	// and a proxy that takes a 503 for a failed backend (and retries
+	// elsewhere, or marks the replica down) should not. Zero means a tenth
+	// of MaxConns, but no fewer than 100 or MaxConns, whichever is smaller
+	// (1,000 with the default MaxConns): an office behind one NAT address
+	// holds many tabs. With no MaxConns (negative), zero means no cap.
+	//
+	// Behind a reverse proxy every connection comes from the proxy's
+	// address: set ClientAddr (see [ForwardedFor]), or a negative
+	// MaxConnsPerClient, or the proxy's clients share one cap.
+	MaxConnsPerClient int
+
+	// ClientAddr returns the address of the client of an upgrade request,
+	// the key of MaxConnsPerClient; an empty address is not capped. Nil
+	// means [RemoteHost], the peer's IP address; behind reverse proxies use
+	// [ForwardedFor] with the proxies' addresses. Count IPv6 clients by
+	// prefix (a /64 is usually one subscriber) by returning the prefix.
+	ClientAddr func(r *http.Request) string
+
 	// MaxConnBytes bounds, in bytes, what one connection holds at once: its
 	// requests in flight (their frames, plus 4 KiB for each, and 4 KiB for
 	// each AfterReply function still running), the reply being written and
@@ -117,6 +139,8 @@ type Handler struct {
 	upgraded int // of those, the ones whose 101 response is on its way: counted by NumConns
 	closing  bool
 	serving  sync.WaitGroup
+
+	clients clientCounts // places per client address, reserved or connected; guarded by mu
 }
 
 // NewHandler returns a Handler that serves srv; nil means [rpc.DefaultServer].
@@ -135,9 +159,19 @@ func NewHandler(srv *rpc.Server, opts *HandlerOptions) *Handler {
 	o.ReadLimit = orDefault(o.ReadLimit, DefaultReadLimit)
 	o.MaxConns = orDefault(o.MaxConns, DefaultMaxConns)
 	o.MaxBytes = orDefault(o.MaxBytes, DefaultMaxBytes)
+	o.MaxConnsPerClient = orDefault(o.MaxConnsPerClient, defaultConnsPerClient(o.MaxConns))
+	if o.ClientAddr == nil {
+		o.ClientAddr = RemoteHost
+	}
 	o.WriteTimeout = orDefault(o.WriteTimeout, DefaultWriteTimeout)
 	o.PingInterval = orDefault(o.PingInterval, DefaultPingInterval)
-	return &Handler{srv: srv, opts: o, budget: codec.NewBudget(o.MaxBytes), conns: make(map[*Peer]struct{})}
+	return &Handler{
+		srv:     srv,
+		opts:    o,
+		budget:  codec.NewBudget(o.MaxBytes),
+		conns:   make(map[*Peer]struct{}),
+		clients: clientCounts{max: o.MaxConnsPerClient},
+	}
 }
 
 // orDefault returns def for zero.
@@ -151,15 +185,15 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 // ServeHTTP upgrades the request to a WebSocket and returns; the connection
 // is served on a goroutine of its own until it closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.reserve() {
-		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", "at capacity or shutting down")
-		http.Error(w, "rpcws: server at capacity or shutting down", http.StatusServiceUnavailable)
+	client := h.opts.ClientAddr(r)
+	if status := h.reserveFor(client); status != 0 {
+		h.refuseUpgrade(w, r, client, status)
 		return
 	}
 	reserved := true
 	defer func() {
 		if reserved {
-			h.unreserve()
+			h.unreserveFor(client)
 		}
 	}()
 
@@ -217,7 +251,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// end: that frees what net/http keeps for the request (its buffered
 	// writer, the request and its headers) for as long as the handler runs,
 	// a third of an idle connection's memory.
-	go h.serve(sc)
+	go func() {
+		defer h.releaseClient(client)
+		h.serve(sc)
+	}()
 }
 
 // newCodec returns the codec that serves conn, with its Peer.
@@ -255,19 +292,32 @@ func (h *Handler) serve(sc *serverCodec) {
 	h.srv.ServeCodec(sc)
 }
 
-func (h *Handler) reserve() bool {
+func (h *Handler) reserve() bool { return h.reserveFor("") == 0 }
+
+// reserveFor reserves a place for a connection of client ("": none, not
+// capped per client). It returns 0, or the HTTP status of the refusal: 503
+// at MaxConns or shutting down, 429 at MaxConnsPerClient. The client's
+// place is given back by unreserveFor, or by releaseClient once its
+// connection has ended.
+func (h *Handler) reserveFor(client string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing || (h.opts.MaxConns > 0 && len(h.conns)+h.reserved >= h.opts.MaxConns) {
-		return false
+		return http.StatusServiceUnavailable
+	}
+	if !h.clients.add(client) {
+		return http.StatusTooManyRequests
 	}
 	h.reserved++
-	return true
+	return 0
 }
 
-func (h *Handler) unreserve() {
+func (h *Handler) unreserve() { h.unreserveFor("") }
+
+func (h *Handler) unreserveFor(client string) {
 	h.mu.Lock()
 	h.reserved--
+	h.clients.remove(client)
 	h.mu.Unlock()
 }
 

@@ -85,7 +85,7 @@ func BenchmarkIdleConns(b *testing.B) {
 func idleConns(b *testing.B, n int) {
 	srv := rpc.NewServer()
 	srv.Register(BenchArith{})
-	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{MaxConns: n + 1})
+	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{MaxConns: n + 1, MaxConnsPerClient: -1})
 	hs := httptest.NewServer(h)
 	defer hs.Close()
 	defer h.Shutdown(context.Background())

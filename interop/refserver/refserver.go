@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/rpc"
 	"time"
 
@@ -29,6 +30,16 @@ type Options struct {
 
 	// PingInterval is handed to [rpcws.HandlerOptions]; zero means its default.
 	PingInterval time.Duration
+
+	// TrustedProxies lists the reverse proxies in front of the server: from
+	// them, a client's address is taken from X-Forwarded-For (see
+	// [rpcws.ForwardedFor]), for the per-client connection cap. Empty means
+	// none: the address is the peer's.
+	TrustedProxies []netip.Prefix
+
+	// MaxConnsPerClient is handed to [rpcws.HandlerOptions]; zero means its
+	// default.
+	MaxConnsPerClient int
 }
 
 // Server is the reference server: an http.Handler with the WebSocket
@@ -46,13 +57,19 @@ func New(opts *Options) *Server {
 	srv := rpc.NewServer()
 	must(srv.RegisterName("User", NewUsers()))
 	must(srv.RegisterName("Demo", new(Demo)))
+	var clientAddr func(*http.Request) string // nil: rpcws.RemoteHost
+	if len(opts.TrustedProxies) > 0 {
+		clientAddr = rpcws.ForwardedFor(opts.TrustedProxies...)
+	}
 	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{
 		// A page may offer the subprotocol "rpcws" (beside a token, say):
 		// a browser fails the handshake when it offers subprotocols and the
 		// server selects none.
-		AcceptOptions: &websocket.AcceptOptions{OriginPatterns: opts.OriginPatterns, Subprotocols: []string{"rpcws"}},
-		Logger:        opts.Logger,
-		PingInterval:  opts.PingInterval,
+		AcceptOptions:     &websocket.AcceptOptions{OriginPatterns: opts.OriginPatterns, Subprotocols: []string{"rpcws"}},
+		Logger:            opts.Logger,
+		PingInterval:      opts.PingInterval,
+		MaxConnsPerClient: opts.MaxConnsPerClient,
+		ClientAddr:        clientAddr,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/rpc", h)
@@ -72,7 +89,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 func (s *Server) RPC() *rpcws.Handler { return s.rpc }
 
 // Shutdown shuts the WebSocket endpoint down gracefully; see
-// [rpcws.Handler.Shutdown].
+// [rpcws.Handler.Shutdown]. To shut down the http.Server that serves s as
+// well, use [Server.ShutdownHTTP].
 func (s *Server) Shutdown(ctx context.Context) error { return s.rpc.Shutdown(ctx) }
 
 // invalidParams is the error of a request whose data is out of range.
