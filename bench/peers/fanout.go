@@ -442,6 +442,9 @@ func (b *bench) fanoutRun(c *cell) (fanoutResult, error) {
 		return res, fmt.Errorf("%s is no fanout subject", c.p.name())
 	}
 	n := b.cfg.Fanout
+	if n < 1 {
+		return res, fmt.Errorf("fanout: %d connections", n)
+	}
 	clients, err := dialAll(c, n)
 	if err != nil {
 		return res, err

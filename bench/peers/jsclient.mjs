@@ -19,12 +19,6 @@
 import { connect } from './rpcws.mjs';
 
 const [url, mode, warmupMs, durationMs, maxCalls, outstandingList] = process.argv.slice(2);
-if (outstandingList === undefined) {
-  throw new Error('usage: node jsclient.mjs URL MODE WARMUP_MS DURATION_MS MAX_CALLS OUTSTANDING[,...]');
-}
-if (typeof WebSocket !== 'function') {
-  throw new Error('no global WebSocket: run Node 22 or later, or Node 20 with --experimental-websocket');
-}
 
 const TYPE = 'demo.echo';
 const DATA = { A: 7, B: 6 };
@@ -99,12 +93,26 @@ async function phase(conn, outstanding, ms, max) {
   return { calls, seconds: (performance.now() - start) / 1000, peak };
 }
 
-const conn = mode === 'rpcws' ? await openRPCWS() : mode === 'bare' ? await openBare() : null;
-if (conn === null) throw new Error(`unknown mode ${mode}: want rpcws or bare`);
-const results = [];
-for (const outstanding of outstandingList.split(',').map(Number)) {
-  await phase(conn, outstanding, Number(warmupMs), Number(maxCalls));
-  results.push({ outstanding, ...(await phase(conn, outstanding, Number(durationMs), Number(maxCalls))) });
+async function main() {
+  if (outstandingList === undefined) {
+    throw new Error('usage: node jsclient.mjs URL MODE WARMUP_MS DURATION_MS MAX_CALLS OUTSTANDING[,...]');
+  }
+  if (typeof WebSocket !== 'function') {
+    throw new Error('no global WebSocket: run Node 22 or later, or Node 20 with --experimental-websocket');
+  }
+  const conn = mode === 'rpcws' ? await openRPCWS() : mode === 'bare' ? await openBare() : null;
+  if (conn === null) throw new Error(`unknown mode ${mode}: want rpcws or bare`);
+  const results = [];
+  for (const outstanding of outstandingList.split(',').map(Number)) {
+    await phase(conn, outstanding, Number(warmupMs), Number(maxCalls));
+    results.push({ outstanding, ...(await phase(conn, outstanding, Number(durationMs), Number(maxCalls))) });
+  }
+  await conn.close();
+  console.log(JSON.stringify({ mode, results }));
 }
-await conn.close();
-console.log(JSON.stringify({ mode, results }));
+
+// One line on stderr for the bench to show.
+main().catch((err) => {
+  console.error(`jsclient.mjs ${mode}: ${err?.message ?? err}`);
+  process.exit(1);
+});
