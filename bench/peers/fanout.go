@@ -185,19 +185,62 @@ func (f *rpcwsFanout) publish(ctx context.Context, addr string, t tick) error {
 	return f.handler(addr).Broadcast(ctx, tickType, t)
 }
 
-// ceilingFanout is the ceiling of the fanout workload: a server that holds
-// its coder/websocket connections in a list and writes each event to them
-// one after another, encoded by hand, from the publishing goroutine.
+// ceilingFanout is the ceiling of the fanout workload: a server that encodes
+// each event by hand, once, and hands it to every connection's goroutine,
+// which writes it on coder/websocket. That is rpcws's design without rpcws,
+// so that the ratio is what rpcws's encoding, queues and bookkeeping cost.
+// (A loop that writes to every connection in turn from the publishing
+// goroutine is the other way to do it by hand; with the receivers in the
+// same process, that one goroutine competes with a thousand for 2 cores.)
 type ceilingFanout struct {
 	mu   sync.Mutex // guards hubs
 	hubs map[string]*fanoutHub
 }
 
-// fanoutHub is the connections of one ceilingFanout server.
+// fanoutHub is the connections of one ceilingFanout server, each with the
+// queue that its writing goroutine empties.
 type fanoutHub struct {
-	mu    sync.Mutex // guards conns and frame
-	conns []*websocket.Conn
-	frame []byte // the event being written, reused
+	mu     sync.Mutex // guards queues and closed
+	queues []chan []byte
+	closed bool
+	wg     sync.WaitGroup // the writing goroutines
+}
+
+// add takes a connection in: a goroutine writes what its queue holds.
+func (hub *fanoutHub) add(c *websocket.Conn) {
+	q := make(chan []byte, fanoutWindow)
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	if hub.closed {
+		c.CloseNow()
+		return
+	}
+	hub.queues = append(hub.queues, q)
+	hub.wg.Go(func() {
+		defer c.CloseNow()
+		ctx := context.Background()
+		var err error
+		for frame := range q {
+			if err == nil {
+				// After an error, the client misses the events from here on,
+				// which fails the cell; the queue is still emptied, so that
+				// publish never waits for it.
+				err = c.Write(ctx, websocket.MessageText, frame)
+			}
+		}
+	})
+}
+
+// close ends every writing goroutine.
+func (hub *fanoutHub) close() {
+	hub.mu.Lock()
+	hub.closed = true
+	for _, q := range hub.queues {
+		close(q)
+	}
+	hub.queues = nil
+	hub.mu.Unlock()
+	hub.wg.Wait()
 }
 
 func (*ceilingFanout) name() string { return ceilingPeer }
@@ -215,9 +258,7 @@ func (f *ceilingFanout) start() (string, func(), error) {
 		// Clients send nothing; CloseRead answers pings and the close
 		// handshake.
 		c.CloseRead(context.Background())
-		hub.mu.Lock()
-		hub.conns = append(hub.conns, c)
-		hub.mu.Unlock()
+		hub.add(c)
 	}))
 	if err != nil {
 		return "", nil, err
@@ -230,12 +271,7 @@ func (f *ceilingFanout) start() (string, func(), error) {
 		delete(f.hubs, addr)
 		f.mu.Unlock()
 		stop()
-		hub.mu.Lock()
-		defer hub.mu.Unlock()
-		for _, c := range hub.conns {
-			c.CloseNow()
-		}
-		hub.conns = nil
+		hub.close()
 	}, nil
 }
 
@@ -253,21 +289,22 @@ func (f *ceilingFanout) ready(addr string) int {
 	hub := f.hub(addr)
 	hub.mu.Lock()
 	defer hub.mu.Unlock()
-	return len(hub.conns)
+	return len(hub.queues)
 }
 
 func (f *ceilingFanout) publish(ctx context.Context, addr string, t tick) error {
 	hub := f.hub(addr)
+	frame := appendTick(make([]byte, 0, tickFrameLen), t) // shared by the queues, never changed
 	hub.mu.Lock()
 	defer hub.mu.Unlock()
-	hub.frame = appendTick(hub.frame[:0], t)
-	var first error
-	for _, c := range hub.conns {
-		if err := c.Write(ctx, websocket.MessageText, hub.frame); err != nil && first == nil {
-			first = err
+	for _, q := range hub.queues {
+		select {
+		case q <- frame:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	return first
+	return nil
 }
 
 // fanoutClient is one receiving connection of the fanout workload, the same
