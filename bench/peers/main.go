@@ -63,6 +63,9 @@ type config struct {
 	MaxCalls    int      `json:"max_calls_per_cell"`
 	Peers       []string `json:"peers"`
 	Workloads   []string `json:"workloads"`
+
+	// Fanout is the connections that the fanout workload broadcasts to.
+	Fanout int `json:"fanout_conns"`
 }
 
 func main() {
@@ -81,6 +84,9 @@ func main() {
 			fmt.Fprintln(os.Stderr, "peers:", cfg.IdleLimited)
 		}
 	}
+	if slices.Contains(cfg.Workloads, "fanout") {
+		makeRoomForFanout(&cfg, os.Stderr)
+	}
 	r := run(cfg, os.Stderr)
 	if err := write(os.Stdout, r, format); err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
@@ -98,6 +104,7 @@ func parseFlags(args []string) (config, string, error) {
 	fs.IntVar(&cfg.Callers, "callers", 64, "concurrent callers of the shared, echo and conns workloads")
 	fs.IntVar(&cfg.Payload, "payload", 1024, "bytes of the Echo.Echo payload")
 	fs.IntVar(&cfg.Idle, "idle", 1000, "connections held open by the idle workload (up to 10000 and more)")
+	fs.IntVar(&cfg.Fanout, "fanout", 1000, "connections that each event of the fanout workload goes to")
 	fs.IntVar(&cfg.MaxCalls, "max-calls", 2_000_000, "most calls in one cell, whatever the duration")
 	peers := fs.String("peers", "", "comma-separated peers to run (default all): "+strings.Join(peerNames(allPeers()), ","))
 	wls := fs.String("workloads", "", "comma-separated workloads to run (default all): "+strings.Join(workloadKeys(), ","))
@@ -118,8 +125,8 @@ func parseFlags(args []string) (config, string, error) {
 	case *asMarkdown:
 		format = "markdown"
 	}
-	if cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Reps < 1 || cfg.Callers < 1 || cfg.Payload < 0 || cfg.Idle < 1 || cfg.MaxCalls < 1 {
-		return cfg, "", errors.New("-duration, -reps, -callers, -idle and -max-calls must be positive")
+	if cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Reps < 1 || cfg.Callers < 1 || cfg.Payload < 0 || cfg.Idle < 1 || cfg.MaxCalls < 1 || cfg.Fanout < 1 {
+		return cfg, "", errors.New("-duration, -reps, -callers, -idle, -fanout and -max-calls must be positive")
 	}
 	var err error
 	if cfg.Peers, err = pick(*peers, peerNames(allPeers())); err != nil {

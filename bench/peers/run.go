@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -87,11 +88,17 @@ func run(cfg config, progress io.Writer) *report {
 	}
 
 	r := &report{Machine: describeMachine(), Config: cfg}
-	for _, p := range peers {
+	subjects, extra, skipped := pickSubjects(wls, peers)
+	listed := slices.Concat(peers, extra)
+	for _, p := range listed {
 		r.Peers = append(r.Peers, peerInfo{Name: p.name(), About: p.about(), Role: role(p.name())})
 	}
 	for name, why := range missingPeers {
 		r.Missing = append(r.Missing, peerInfo{Name: name, About: why})
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(progress, "skip %s: %s\n", s.Name, s.About)
+		r.Missing = append(r.Missing, s)
 	}
 
 	b := newBench(cfg)
@@ -101,10 +108,9 @@ func run(cfg config, progress io.Writer) *report {
 	clock0 := readCPUClock()
 	var cellOthers []float64 // others' share of the CPU during each cell
 	for rep := range cfg.Reps {
-		// Rotate the order of the peers at each repetition.
-		order := append(slices.Clone(peers[rep%len(peers):]), peers[:rep%len(peers)]...)
 		for _, w := range wls {
-			for _, p := range order {
+			// Rotate the order of the peers at each repetition.
+			for _, p := range rotate(subjects[w.key], rep) {
 				c0 := readCPUClock()
 				res, err := b.runCell(w, p)
 				c1 := readCPUClock()
@@ -138,7 +144,7 @@ func run(cfg config, progress io.Writer) *report {
 	r.Noise.LoadAfter = loadAverage()
 	r.Elapsed = time.Since(start).Round(time.Second).String()
 
-	r.Metrics = tabulate(metricsFor(cfg), peers, samples)
+	r.Metrics = tabulate(metricsFor(cfg), listed, samples)
 	r.Noise.MedianCV, r.Noise.MaxCV, r.Noise.MaxCVAt = spread(r.Metrics)
 	r.Targets = checkTargets(r.Metrics)
 	return r
@@ -149,7 +155,7 @@ func role(name string) string {
 	switch name {
 	case classicPeer:
 		return "classic"
-	case ceilingPeer:
+	case ceilingPeer, jsBarePeer:
 		return "ceiling"
 	}
 	return ""
@@ -180,7 +186,7 @@ func tabulate(ms []metric, peers []peer, samples map[string]map[string][]float64
 			}
 			return 0
 		}
-		classic, ceiling := ref(classicPeer), ref(ceilingPeer)
+		classic, ceiling := ref(classicPeer), ref(cmp.Or(m.Ceiling, ceilingPeer))
 		// A reference that shows as zero (the ceiling allocates nothing per
 		// call) makes no ratio.
 		if isZero(classic, m.decimals) {

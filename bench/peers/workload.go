@@ -18,13 +18,17 @@ type metric struct {
 	Unit     string `json:"unit"`
 	Higher   bool   `json:"higher_is_better"`
 	decimals int    // shown after the decimal point
+
+	// Ceiling names the peer whose median is this metric's ×ceiling, if
+	// not the ceiling of the other workloads (ceilingPeer).
+	Ceiling string `json:"ceiling,omitempty"`
 }
 
 // metricsFor returns the metrics of a run with cfg, in the order of the
 // report.
 func metricsFor(cfg config) []metric {
 	shared := fmt.Sprintf("%d callers sharing 1 connection", cfg.Callers)
-	return []metric{
+	return slices.Concat([]metric{
 		{Key: "serial.rate", Title: "1 caller, Arith.Multiply: throughput", Unit: "calls/s", Higher: true},
 		{Key: "serial.p50", Title: "1 caller, Arith.Multiply: median latency", Unit: "µs", decimals: 1},
 		{Key: "serial.p99", Title: "1 caller, Arith.Multiply: 99th percentile latency", Unit: "µs", decimals: 1},
@@ -35,7 +39,10 @@ func metricsFor(cfg config) []metric {
 		{Key: "conns.rate", Title: fmt.Sprintf("%d connections, 1 caller each, Arith.Multiply", cfg.Callers), Unit: "calls/s", Higher: true},
 		{Key: "idle.bytes", Title: fmt.Sprintf("%d idle connections: heap + stacks per connection (both ends)", cfg.Idle), Unit: "B/conn"},
 		{Key: "idle.goroutines", Title: fmt.Sprintf("%d idle connections: goroutines per connection (both ends)", cfg.Idle), Unit: "goroutines/conn", decimals: 2},
-	}
+	},
+		fanoutMetrics(cfg),
+		jsMetrics(cfg),
+	)
 }
 
 // A workload drives one peer and returns figures keyed by metric key.
@@ -51,6 +58,8 @@ var workloads = []workload{
 	{"echo", (*bench).echo},
 	{"conns", (*bench).conns},
 	{"idle", (*bench).idle},
+	{"fanout", (*bench).fanout},
+	{"js", (*bench).jsClient},
 }
 
 // bench holds the settings of a run and the buffers its cells reuse.
