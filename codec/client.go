@@ -101,8 +101,10 @@ type ClientCodec struct {
 
 // clientCall is a call waiting for its reply.
 type clientCall struct {
-	id  idKey
-	typ string
+	id    idKey
+	where uint8 // in the pending set: untimed, listed or inHeap
+	slot  int32 // in the pending set's heap
+	typ   string
 
 	// deliver hands the call's outcome to whoever waits for it: net/rpc's
 	// reading goroutine ([deliverRPC]) or [ClientCodec.Call] ([deliverDirect]).
@@ -111,11 +113,10 @@ type clientCall struct {
 	reply   any        // where the reply's data goes; for deliverDirect
 	done    chan error // the call's outcome; for deliverDirect
 
-	// In the pending set's list or heap, by deadline.
-	deadline   time.Time
-	where      uint8       // untimed, listed or inHeap
+	// In the pending set's list or heap, by deadline: nanoseconds since the
+	// set's epoch, which keeps a call in 128 bytes.
+	deadline   int64
 	prev, next *clientCall // in the list
-	slot       int         // in the heap
 }
 
 // outcome is how a call ended: with a reply or an error reply from the
@@ -154,7 +155,7 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 		done:       make(chan struct{}),
 		enc:        newEncoder(),
 		ids:        bufio.NewReaderSize(rand.Reader, 16*16),
-		pending:    pendingSet{byID: make(map[idKey]*clientCall)},
+		pending:    pendingSet{byID: make(map[idKey]*clientCall), epoch: time.Now()},
 	}
 	c.pending.timeout = opts.Timeout
 	if c.pending.timeout == 0 {
@@ -399,7 +400,7 @@ func (c *ClientCodec) claim(id []byte) *clientCall {
 // timeout has passed.
 func (c *ClientCodec) expireDue() {
 	c.mu.Lock()
-	due := c.pending.takeDue(time.Now())
+	due := c.pending.takeDue()
 	c.mu.Unlock()
 	for _, call := range due {
 		call.deliver(c, call, outcome{err: timeoutError(call.typ)})

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/hex"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,8 +51,22 @@ type pendingSet struct {
 
 	timeout time.Duration // the client's; <= 0: its calls never time out
 	timer   *time.Timer   // fires expire; nil until the first timed call
-	when    time.Time     // when timer fires; zero when it is not armed
+	armed   bool          // timer is set to fire at when
+	when    int64         // deadline of the timer
+	epoch   time.Time     // deadlines count nanoseconds from it, on the monotonic clock
 	expire  func()
+}
+
+// now is the time as a deadline.
+func (p *pendingSet) now() int64 { return int64(time.Since(p.epoch)) }
+
+// after returns the deadline d from now, at most the largest one.
+func (p *pendingSet) after(d time.Duration) int64 {
+	now := p.now()
+	if int64(d) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(d)
 }
 
 // add registers call. timeout is its own: zero means the client's, negative
@@ -64,7 +79,7 @@ func (p *pendingSet) add(call *clientCall, timeout time.Duration) {
 			return
 		}
 		call.where = listed
-		call.deadline = time.Now().Add(p.timeout)
+		call.deadline = p.after(p.timeout)
 		call.prev = p.tail
 		if p.tail != nil {
 			p.tail.next = call
@@ -76,20 +91,20 @@ func (p *pendingSet) add(call *clientCall, timeout time.Duration) {
 		return
 	default:
 		call.where = inHeap
-		call.deadline = time.Now().Add(timeout)
-		call.slot = len(p.own)
+		call.deadline = p.after(timeout)
+		call.slot = int32(len(p.own))
 		p.own = append(p.own, call)
-		p.up(call.slot)
+		p.up(len(p.own) - 1)
 	}
-	if p.when.IsZero() || call.deadline.Before(p.when) {
+	if !p.armed || call.deadline < p.when {
 		p.arm(call.deadline)
 	}
 }
 
-// arm sets the timer to fire at t.
-func (p *pendingSet) arm(t time.Time) {
-	p.when = t
-	d := time.Until(t)
+// arm sets the timer to fire at deadline t.
+func (p *pendingSet) arm(t int64) {
+	p.armed, p.when = true, t
+	d := time.Duration(t - p.now())
 	if p.timer == nil {
 		p.timer = time.AfterFunc(d, p.expire)
 	} else {
@@ -115,7 +130,7 @@ func (p *pendingSet) remove(call *clientCall) {
 		}
 		call.prev, call.next = nil, nil
 	case inHeap:
-		i, last := call.slot, len(p.own)-1
+		i, last := int(call.slot), len(p.own)-1
 		if i != last {
 			p.swap(i, last)
 		}
@@ -131,28 +146,25 @@ func (p *pendingSet) remove(call *clientCall) {
 
 // takeDue removes and returns the calls due by now, and re-arms the timer
 // for the first call left to fall due. It is called when the timer fires.
-func (p *pendingSet) takeDue(now time.Time) []*clientCall {
-	p.when = time.Time{}
+func (p *pendingSet) takeDue() []*clientCall {
+	p.armed = false
+	now := p.now()
 	var due []*clientCall
-	for p.head != nil && !p.head.deadline.After(now) {
+	for p.head != nil && p.head.deadline <= now {
 		call := p.head
 		p.remove(call)
 		due = append(due, call)
 	}
-	for len(p.own) > 0 && !p.own[0].deadline.After(now) {
+	for len(p.own) > 0 && p.own[0].deadline <= now {
 		call := p.own[0]
 		p.remove(call)
 		due = append(due, call)
 	}
-	var next time.Time
-	if p.head != nil {
-		next = p.head.deadline
-	}
-	if len(p.own) > 0 && (next.IsZero() || p.own[0].deadline.Before(next)) {
-		next = p.own[0].deadline
-	}
-	if !next.IsZero() {
-		p.arm(next)
+	switch {
+	case p.head != nil && (len(p.own) == 0 || p.head.deadline <= p.own[0].deadline):
+		p.arm(p.head.deadline)
+	case len(p.own) > 0:
+		p.arm(p.own[0].deadline)
 	}
 	return due
 }
@@ -171,18 +183,18 @@ func (p *pendingSet) takeAll() []*clientCall {
 	if p.timer != nil {
 		p.timer.Stop()
 	}
-	p.when = time.Time{}
+	p.armed = false
 	return all
 }
 
 // The heap of calls with a timeout of their own, by deadline; each call
 // knows its slot.
 
-func (p *pendingSet) less(i, j int) bool { return p.own[i].deadline.Before(p.own[j].deadline) }
+func (p *pendingSet) less(i, j int) bool { return p.own[i].deadline < p.own[j].deadline }
 
 func (p *pendingSet) swap(i, j int) {
 	p.own[i], p.own[j] = p.own[j], p.own[i]
-	p.own[i].slot, p.own[j].slot = i, j
+	p.own[i].slot, p.own[j].slot = int32(i), int32(j)
 }
 
 func (p *pendingSet) up(i int) {
