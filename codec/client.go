@@ -21,22 +21,23 @@ import (
 // [ClientOptions.Timeout] says otherwise.
 const DefaultTimeout = 10 * time.Second
 
-// DefaultMaxQueuedEvents is how many received events may wait for
-// [ClientOptions.OnEvent] unless [ClientOptions.MaxQueuedEvents] says
-// otherwise.
-const DefaultMaxQueuedEvents = 1024
-
 // ClientOptions configures a [ClientCodec]. A nil *ClientOptions is valid and
-// means all defaults.
+// means all defaults. For every duration and limit, zero means the default
+// and a negative value means none.
 type ClientOptions struct {
 	// TypeName maps a net/rpc "Service.Method" name to the request's type.
 	// Nil means [TypeName]: "User.Get" → "user.get".
 	TypeName func(method string) string
 
-	// Timeout bounds every call: when it passes without a reply the codec
-	// fails the call itself with the lesson's "timeout: <type>" (code
-	// Timeout), so that even the stock (*rpc.Client).Call returns. Zero means
-	// [DefaultTimeout]; a negative value disables the timeout.
+	// Timeout bounds every call that has no deadline of its own: when it
+	// passes without a reply the codec fails the call itself with the text
+	// "timeout: <type>" (code Timeout), so that even the stock
+	// (*rpc.Client).Call returns. From [ClientCodec.Call] that error is an
+	// [*Error] matching [ErrTimeout]; from the stock Call and Go it is an
+	// [rpc.ServerError], whose code [ErrorCode] and [AsError] recover. A call
+	// made with a context that has a deadline is bounded by that deadline
+	// instead, later or earlier, and one made with [WithTimeout] by its own
+	// timeout. Zero means [DefaultTimeout]; negative means none.
 	Timeout time.Duration
 
 	// OnEvent, if set, receives every event (a frame without id) in arrival
@@ -45,10 +46,13 @@ type ClientOptions struct {
 	// keep.
 	OnEvent func(eventType string, data json.RawMessage)
 
-	// MaxQueuedEvents caps the events received but not yet handed to
-	// OnEvent; beyond it events are dropped and counted in
-	// [ClientStats.DroppedEvents]. Zero means [DefaultMaxQueuedEvents].
-	MaxQueuedEvents int
+	// MaxQueuedEventBytes caps the memory of the events received but not yet
+	// handed to OnEvent: their types and data, plus a small fixed cost per
+	// event. An event that does not fit is dropped and counted in
+	// [ClientStats.DroppedEvents]; one event always fits an empty queue,
+	// whatever its size (the read limit of the transport bounds it). Zero
+	// means [DefaultMaxQueuedEventBytes]; negative means no cap.
+	MaxQueuedEventBytes int
 
 	// Logger receives what no call can be told: error frames without id,
 	// frames that could not be read, dropped events. Nil means silent.
@@ -74,10 +78,7 @@ type ClientCodec struct {
 	ctx         context.Context // ends when the codec closes
 	cancel      context.CancelFunc
 	logger      *slog.Logger
-	onEvent     func(string, json.RawMessage)
-	maxEvents   int
 	late        atomic.Uint64
-	dropped     atomic.Uint64
 	badFrames   atomic.Uint64
 	readerDone  chan struct{}
 	responses   chan response // replies for net/rpc, in the order they complete
@@ -95,28 +96,37 @@ type ClientCodec struct {
 	mu      sync.Mutex // guards pending
 	pending pendingSet
 
-	evmu      sync.Mutex // guards events and evRunning
-	events    []event
-	evRunning bool
+	events eventQueue
 }
 
 // clientCall is a call waiting for its reply.
 type clientCall struct {
-	id  idKey
-	typ string
+	id    idKey
+	where uint8 // in the pending set: untimed, listed or inHeap
+	slot  int32 // in the pending set's heap
+	typ   string
 
-	// In the pending set's list, oldest first.
-	deadline   time.Time
-	prev, next *clientCall
+	// deliver hands the call's outcome to whoever waits for it: net/rpc's
+	// reading goroutine ([deliverRPC]) or [ClientCodec.Call] ([deliverDirect]).
+	deliver func(c *ClientCodec, call *clientCall, out outcome) (reuse bool)
+	seq     uint64     // net/rpc's sequence number; for deliverRPC
+	reply   any        // where the reply's data goes; for deliverDirect
+	done    chan error // the call's outcome; for deliverDirect
 
-	// A call from net/rpc: its reply goes to net/rpc's reading goroutine.
-	seq uint64
+	// In the pending set's list or heap, by deadline: nanoseconds since the
+	// set's epoch, which keeps a call in 128 bytes.
+	deadline   int64
+	prev, next *clientCall // in the list
+}
 
-	// A call from Call: the reader decodes the reply into reply and sends
-	// the outcome on done.
-	direct bool
-	reply  any
-	done   chan error
+// outcome is how a call ended: with a reply or an error reply from the
+// server, or with a verdict of the codec's own (a timeout, the end of the
+// connection).
+type outcome struct {
+	err    error           // an error reply or a verdict; nil for a reply
+	data   json.RawMessage // a reply's data, inside frame
+	frame  []byte          // the read buffer holding data; nil for a verdict
+	closed bool            // the connection is done: err says why
 }
 
 // response is a reply (or a verdict) on its way to net/rpc.
@@ -125,11 +135,6 @@ type response struct {
 	err   string
 	data  []byte
 	frame []byte // the buffer data lives in, returned to free once read
-}
-
-type event struct {
-	typ  string
-	data json.RawMessage
 }
 
 var _ rpc.ClientCodec = (*ClientCodec)(nil)
@@ -144,24 +149,20 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 	c := &ClientCodec{
 		conn:       conn,
 		logger:     opts.Logger,
-		onEvent:    opts.OnEvent,
-		maxEvents:  opts.MaxQueuedEvents,
 		readerDone: make(chan struct{}),
 		responses:  make(chan response),
 		free:       make(chan []byte, 2),
 		done:       make(chan struct{}),
 		enc:        newEncoder(),
 		ids:        bufio.NewReaderSize(rand.Reader, 16*16),
-		pending:    pendingSet{byID: make(map[idKey]*clientCall)},
+		pending:    pendingSet{byID: make(map[idKey]*clientCall), epoch: time.Now()},
 	}
 	c.pending.timeout = opts.Timeout
 	if c.pending.timeout == 0 {
 		c.pending.timeout = DefaultTimeout
 	}
 	c.pending.expire = c.expireDue
-	if c.maxEvents <= 0 {
-		c.maxEvents = DefaultMaxQueuedEvents
-	}
+	c.events.init(opts.OnEvent, opts.MaxQueuedEventBytes, c.logf)
 	c.names.fn = opts.TypeName
 	if c.names.fn == nil {
 		c.names.fn = TypeName
@@ -173,9 +174,10 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 	return c
 }
 
-// WriteRequest sends a request for net/rpc.
+// WriteRequest sends a request for net/rpc. The call has the client's
+// timeout: net/rpc gives it no context.
 func (c *ClientCodec) WriteRequest(r *rpc.Request, body any) error {
-	return c.send(&clientCall{seq: r.Seq}, r.ServiceMethod, body)
+	return c.send(&clientCall{deliver: deliverRPC, seq: r.Seq}, r.ServiceMethod, body, 0)
 }
 
 // ReadResponseHeader waits for the next reply or verdict for net/rpc.
@@ -209,18 +211,46 @@ func (c *ClientCodec) ReadResponseBody(x any) error {
 	return err
 }
 
+// timeoutKey is the context key of [WithTimeout].
+type timeoutKey struct{}
+
+// WithTimeout returns a copy of ctx that gives the calls made with it by
+// [ClientCodec.Call] a timeout of their own, d, in place of the client's
+// [ClientOptions.Timeout]: the counterpart of the JavaScript client's
+// per-request timeoutMs. When d passes without a reply the call fails as it
+// would at the client's timeout, with an [*Error] matching [ErrTimeout].
+//
+// context.WithTimeout bounds a call too (its error then matches
+// context.DeadlineExceeded); WithTimeout differs in its error, and in its
+// cost: the codec times the call out with the one timer it keeps for all of
+// its calls. When ctx has a deadline as well, the call ends at whichever
+// comes first. Zero d means the client's timeout (for a context without a
+// deadline); negative d means no timeout but the context's.
+func WithTimeout(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, timeoutKey{}, d)
+}
+
 // Call sends a request for serviceMethod and waits for its reply, which it
-// decodes into reply. It returns when the reply comes, when ctx ends (the
-// error then wraps ctx.Err()), or when the codec's timeout passes (an
-// [*Error] that matches [ErrTimeout]). An error reply is an [*Error]. A call
+// decodes into reply. It returns when the reply comes; when ctx ends (the
+// error then wraps ctx.Err()); or when the call's timeout passes (an [*Error]
+// matching [ErrTimeout]). The timeout is the one [WithTimeout] gave ctx, if
+// any; else, when ctx has a deadline, none: the deadline bounds the call,
+// whether it is later or earlier than the client's timeout; else the
+// client's [ClientOptions.Timeout]. An error reply is an [*Error]. A call
 // that ended early never writes into reply afterwards. ctx bounds the call
 // only: ending it never touches the connection.
 func (c *ClientCodec) Call(ctx context.Context, serviceMethod string, args, reply any) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("codec: call %s: %w", serviceMethod, err)
 	}
-	call := &clientCall{direct: true, reply: reply, done: make(chan error, 1)}
-	if err := c.send(call, serviceMethod, args); err != nil {
+	var timeout time.Duration // the client's
+	if d, ok := ctx.Value(timeoutKey{}).(time.Duration); ok && d != 0 {
+		timeout = d
+	} else if _, ok := ctx.Deadline(); ok {
+		timeout = -1 // the deadline bounds the call
+	}
+	call := &clientCall{deliver: deliverDirect, reply: reply, done: make(chan error, 1)}
+	if err := c.send(call, serviceMethod, args, timeout); err != nil {
 		return err
 	}
 	select {
@@ -233,6 +263,46 @@ func (c *ClientCodec) Call(ctx context.Context, serviceMethod string, args, repl
 		// The reader took the reply first and is delivering it now.
 		return <-call.done
 	}
+}
+
+// deliverRPC hands a call's outcome to net/rpc's reading goroutine, which
+// then reads the reply's data from frame and frees it.
+func deliverRPC(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
+	if out.closed {
+		// net/rpc learns of the end from ReadResponseHeader and fails
+		// every call it still has.
+		return true
+	}
+	resp := response{seq: call.seq}
+	if out.err != nil {
+		resp.err = out.err.Error()
+	} else {
+		resp.data, resp.frame = out.data, out.frame
+	}
+	select {
+	case c.responses <- resp:
+		return resp.frame == nil
+	case <-c.done:
+		return true
+	}
+}
+
+// deliverDirect decodes a reply into the call's reply value and tells
+// [ClientCodec.Call] the outcome.
+func deliverDirect(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
+	switch {
+	case out.err != nil:
+		call.done <- out.err
+	case call.reply != nil && out.data != nil && !isNull(out.data):
+		if err := json.Unmarshal(out.data, call.reply); err != nil {
+			call.done <- fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
+		} else {
+			call.done <- nil
+		}
+	default:
+		call.done <- nil
+	}
+	return true
 }
 
 // Notify sends a notification: the server runs serviceMethod with args and
@@ -248,8 +318,9 @@ func (c *ClientCodec) Notify(ctx context.Context, serviceMethod string, args any
 	return c.write(ctx)
 }
 
-// send registers call and writes its request.
-func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any) error {
+// send registers call, with its own timeout (zero: the client's; negative:
+// none), and writes its request.
+func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any, timeout time.Duration) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_, call.typ = c.names.lookup([]byte(serviceMethod))
@@ -274,7 +345,7 @@ func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any) err
 		return c.callClosedErr()
 	default:
 	}
-	c.pending.add(call)
+	c.pending.add(call, timeout)
 	c.mu.Unlock()
 
 	if err := c.write(c.ctx); err != nil {
@@ -329,22 +400,10 @@ func (c *ClientCodec) claim(id []byte) *clientCall {
 // timeout has passed.
 func (c *ClientCodec) expireDue() {
 	c.mu.Lock()
-	due := c.pending.takeDue(time.Now())
+	due := c.pending.takeDue()
 	c.mu.Unlock()
 	for _, call := range due {
-		c.complete(call, timeoutError(call.typ))
-	}
-}
-
-// complete ends call with err and no reply.
-func (c *ClientCodec) complete(call *clientCall, err *Error) {
-	if call.direct {
-		call.done <- err
-		return
-	}
-	select {
-	case c.responses <- response{seq: call.seq, err: err.Error()}:
-	case <-c.done:
+		call.deliver(c, call, outcome{err: timeoutError(call.typ)})
 	}
 }
 
@@ -385,7 +444,7 @@ func (c *ClientCodec) dispatch(frame []byte) bool {
 			code, msg := errorFields(&env)
 			c.logf("the server reported an error", "code", code, "message", msg)
 		} else if len(typ) > 0 {
-			c.event(string(typ), env.data)
+			c.events.add(typ, env.data)
 		} else {
 			c.badFrame("frame without id and type")
 		}
@@ -400,38 +459,11 @@ func (c *ClientCodec) dispatch(frame []byte) bool {
 		c.late.Add(1)
 		return true
 	}
-	var callErr *Error
 	if isError {
 		code, msg := errorFields(&env)
-		callErr = &Error{Code: code, Message: msg}
+		return call.deliver(c, call, outcome{err: &Error{Code: code, Message: msg}})
 	}
-	if call.direct {
-		switch {
-		case callErr != nil:
-			call.done <- callErr
-		case call.reply != nil && env.data != nil && !isNull(env.data):
-			if err := json.Unmarshal(env.data, call.reply); err != nil {
-				call.done <- fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
-			} else {
-				call.done <- nil
-			}
-		default:
-			call.done <- nil
-		}
-		return true
-	}
-	resp := response{seq: call.seq, frame: frame}
-	if callErr != nil {
-		resp.err = callErr.Error()
-	} else {
-		resp.data = env.data
-	}
-	select {
-	case c.responses <- resp:
-		return false
-	case <-c.done:
-		return true
-	}
+	return call.deliver(c, call, outcome{data: env.data, frame: frame})
 }
 
 // errorFields returns the code and message of an error frame. A foreign
@@ -450,49 +482,6 @@ func errorFields(env *envelope) (code, message string) {
 	return code, message
 }
 
-// event queues an event for OnEvent and starts the goroutine that delivers
-// them if it is not running.
-func (c *ClientCodec) event(typ string, data []byte) {
-	if c.onEvent == nil {
-		return
-	}
-	c.evmu.Lock()
-	defer c.evmu.Unlock()
-	if len(c.events) >= c.maxEvents {
-		c.dropped.Add(1)
-		c.logf("dropped an event: OnEvent is behind", "type", typ)
-		return
-	}
-	var raw json.RawMessage
-	if data != nil {
-		raw = append(json.RawMessage(nil), data...)
-	}
-	c.events = append(c.events, event{typ, raw})
-	if !c.evRunning {
-		c.evRunning = true
-		go c.deliverEvents()
-	}
-}
-
-// deliverEvents hands queued events to OnEvent one at a time, and exits when
-// the queue is empty, so that an idle client keeps no goroutine for it.
-func (c *ClientCodec) deliverEvents() {
-	for {
-		c.evmu.Lock()
-		if len(c.events) == 0 || c.closeCalled.Load() {
-			c.events = nil
-			c.evRunning = false
-			c.evmu.Unlock()
-			return
-		}
-		ev := c.events[0]
-		c.events[0] = event{}
-		c.events = c.events[1:]
-		c.evmu.Unlock()
-		c.onEvent(ev.typ, ev.data)
-	}
-}
-
 // shutdown records why the connection ended and fails every pending call.
 func (c *ClientCodec) shutdown(cause error) {
 	c.mu.Lock()
@@ -505,9 +494,7 @@ func (c *ClientCodec) shutdown(cause error) {
 	close(c.done)
 	c.mu.Unlock()
 	for _, call := range pending {
-		if call.direct {
-			call.done <- c.callClosedErr()
-		}
+		call.deliver(c, call, outcome{err: c.callClosedErr(), closed: true})
 	}
 	c.conn.Close()
 }
@@ -519,7 +506,8 @@ func (c *ClientCodec) closedErr() error {
 	return c.doneErr
 }
 
-// callClosedErr is what a direct call gets once the connection is done.
+// callClosedErr is what a call of [ClientCodec.Call] gets once the
+// connection is done.
 func (c *ClientCodec) callClosedErr() error {
 	if c.doneErr == io.EOF {
 		return rpc.ErrShutdown
@@ -531,7 +519,7 @@ func (c *ClientCodec) callClosedErr() error {
 func (c *ClientCodec) Stats() ClientStats {
 	return ClientStats{
 		LateReplies:   c.late.Load(),
-		DroppedEvents: c.dropped.Load(),
+		DroppedEvents: c.events.dropped.Load(),
 		BadFrames:     c.badFrames.Load(),
 	}
 }
@@ -542,11 +530,14 @@ func (c *ClientCodec) Done() <-chan struct{} { return c.done }
 
 // Close closes the connection and waits for the reading goroutine to end.
 // Pending calls fail: net/rpc's with [rpc.ErrShutdown], those of Call too.
+// Events still queued are not delivered. How long Close takes is up to the
+// Conn's Close: over WebSocket, a short closing handshake.
 func (c *ClientCodec) Close() error {
 	if c.closeCalled.Swap(true) {
 		<-c.readerDone
 		return nil
 	}
+	c.events.stop()
 	c.cancel()
 	err := c.conn.Close()
 	<-c.readerDone

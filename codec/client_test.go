@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/rpc"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -242,6 +243,160 @@ func TestCallTimeoutVersusDeadline(t *testing.T) {
 	})
 }
 
+// A context's deadline bounds a call in place of the client's timeout,
+// whether it is later or earlier; WithTimeout gives a call a timeout of its
+// own, which fails it as the client's timeout would. Each call ends exactly
+// when its own limit passes.
+func TestCallDeadlines(t *testing.T) {
+	const clientTimeout = 300 * time.Millisecond
+	tests := []struct {
+		name     string
+		deadline time.Duration // of the call's context; 0: none
+		own      time.Duration // given with WithTimeout; 0: none
+		want     time.Duration // when the call ends
+		wantErr  error
+	}{
+		{name: "client's timeout", want: clientTimeout, wantErr: codec.ErrTimeout},
+		{name: "later deadline", deadline: 3 * time.Second, want: 3 * time.Second, wantErr: context.DeadlineExceeded},
+		{name: "earlier deadline", deadline: 100 * time.Millisecond, want: 100 * time.Millisecond, wantErr: context.DeadlineExceeded},
+		{name: "longer own timeout", own: 3 * time.Second, want: 3 * time.Second, wantErr: codec.ErrTimeout},
+		{name: "shorter own timeout", own: 100 * time.Millisecond, want: 100 * time.Millisecond, wantErr: codec.ErrTimeout},
+		{name: "own timeout, earlier deadline", own: 5 * time.Second, deadline: 2 * time.Second, want: 2 * time.Second, wantErr: context.DeadlineExceeded},
+		{name: "own timeout, later deadline", own: time.Second, deadline: 2 * time.Second, want: time.Second, wantErr: codec.ErrTimeout},
+		{name: "own timeout equal to the client's", own: clientTimeout, want: clientTimeout, wantErr: codec.ErrTimeout},
+		{name: "no timeout but the deadline", own: -1, deadline: time.Hour, want: time.Hour, wantErr: context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				_, cc, srv := newClient(t, &codec.ClientOptions{Timeout: clientTimeout})
+				defer cc.Close()
+				go drain(srv.conn)
+				ctx := context.Background()
+				if tt.deadline != 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+					defer cancel()
+				}
+				if tt.own != 0 {
+					ctx = codec.WithTimeout(ctx, tt.own)
+				}
+				start := time.Now()
+				err := cc.Call(ctx, "User.Get", "x", nil)
+				if got := time.Since(start); got != tt.want {
+					t.Errorf("the call ended after %v, want %v", got, tt.want)
+				}
+				if !errors.Is(err, tt.wantErr) {
+					t.Errorf("got %v, want %v", err, tt.wantErr)
+				}
+			})
+		})
+	}
+}
+
+// A negative WithTimeout leaves a call without a timeout: it waits for its
+// reply however long that takes.
+func TestCallWithoutTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, cc, srv := newClient(t, &codec.ClientOptions{Timeout: time.Second})
+		defer cc.Close()
+		done := make(chan error, 1)
+		var reply string
+		go func() { done <- cc.Call(codec.WithTimeout(context.Background(), -1), "User.Get", "x", &reply) }()
+		r := srv.next()
+		time.Sleep(24 * time.Hour)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("the call ended without a timeout: %v", err)
+		default:
+		}
+		srv.reply(r, `"at last"`)
+		if err := <-done; err != nil || reply != "at last" {
+			t.Fatalf("got %q, %v; want at last", reply, err)
+		}
+	})
+}
+
+// Calls with timeouts of their own, sent in any order and mixed with calls
+// of the client's timeout and of the stock client, each end exactly at
+// their own time; those answered in time are not timed out.
+func TestCallTimeoutsMixed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const clientTimeout = 4500 * time.Millisecond
+		client, cc, srv := newClient(t, &codec.ClientOptions{Timeout: clientTimeout})
+		defer client.Close()
+		answered := make(chan request, 100)
+		go func() { // the server answers the calls whose data is "answer"
+			for {
+				frame, err := srv.conn.ReadFrame(context.Background(), nil)
+				if err != nil {
+					return
+				}
+				var r request
+				json.Unmarshal(frame, &r)
+				if string(r.Data) == `"answer"` {
+					answered <- r
+				}
+			}
+		}()
+		start := time.Now()
+		type result struct {
+			timeout, took time.Duration
+			err           error
+		}
+		results := make(chan result, 100)
+		timeouts := []time.Duration{7, 1, 5, 2, 9, 3, 8, 4, 6, 2, 1, 7}
+		for i, s := range timeouts {
+			d := s * time.Second
+			go func() {
+				data := "x"
+				if i%4 == 3 {
+					data = "answer"
+				}
+				err := cc.Call(codec.WithTimeout(context.Background(), d), "User.Get", data, nil)
+				results <- result{d, time.Since(start), err}
+			}()
+		}
+		stock := make([]*rpc.Call, 3)
+		for i := range stock {
+			stock[i] = client.Go("User.Get", "x", nil, nil)
+		}
+		synctest.Wait()
+		for len(answered) > 0 {
+			srv.reply(<-answered, "null")
+		}
+		for range timeouts {
+			r := <-results
+			switch {
+			case r.err == nil && r.took != 0:
+				t.Errorf("an answered call ended after %v", r.took)
+			case r.err != nil && (r.took != r.timeout || !errors.Is(r.err, codec.ErrTimeout)):
+				t.Errorf("a call with timeout %v ended after %v with %v", r.timeout, r.took, r.err)
+			}
+		}
+		for _, call := range stock {
+			<-call.Done
+			if codec.ErrorCode(call.Error) != codec.CodeTimeout {
+				t.Errorf("stock call: got %v, want a timeout", call.Error)
+			}
+		}
+		if got := time.Since(start); got != 9*time.Second {
+			t.Errorf("last call ended after %v, want 9s", got)
+		}
+	})
+}
+
+// drain reads and drops every frame from conn until it closes: a server that
+// never answers.
+func drain(conn codec.Conn) {
+	for {
+		if _, err := conn.ReadFrame(context.Background(), nil); err != nil {
+			return
+		}
+	}
+}
+
 // Cancelling calls races with their replies: a call that returned an error
 // never has its reply written afterwards. Run with -race.
 func TestCancelRacesReply(t *testing.T) {
@@ -317,33 +472,60 @@ func TestEvents(t *testing.T) {
 	})
 }
 
-// Events beyond MaxQueuedEvents are dropped and counted.
-func TestEventOverflow(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		unblock := make(chan struct{})
-		var delivered atomic.Int32
-		opts := &codec.ClientOptions{MaxQueuedEvents: 3, OnEvent: func(string, json.RawMessage) {
-			<-unblock
-			delivered.Add(1)
-		}}
-		client, cc, srv := newClient(t, opts)
-		defer client.Close()
-		srv.send(`{"type":"tick","data":1}`)
-		synctest.Wait() // OnEvent holds the first
-		for n := 2; n <= 10; n++ {
-			srv.send(`{"type":"tick","data":%d}`, n)
-		}
-		synctest.Wait()
-		close(unblock)
-		synctest.Wait()
-		// One is in OnEvent, three wait in the queue, six are dropped.
-		if got := delivered.Load(); got != 4 {
-			t.Errorf("delivered: got %d, want 4", got)
-		}
-		if got := cc.Stats().DroppedEvents; got != 6 {
-			t.Errorf("dropped: got %d, want 6", got)
-		}
-	})
+// Events beyond MaxQueuedEventBytes are dropped and counted: a hostile
+// server that floods a client whose OnEvent is slow pins at most the budget
+// plus one frame. The budget counts bytes, not events: small events fit by
+// the thousand where large ones fit by the few.
+func TestEventQueueBytes(t *testing.T) {
+	const kb = 1 << 10
+	tests := []struct {
+		name     string
+		budget   int // MaxQueuedEventBytes
+		size     int // bytes of data per event
+		sent     int
+		min, max int // events that fit in the budget while OnEvent holds the first
+	}{
+		// 1 MiB by default: of 1 MB events, one waits.
+		{name: "default, 1 MB events", size: 1_000_000, sent: 20, min: 1, max: 1},
+		{name: "256 KiB, 60 KB events", budget: 256 * kb, size: 60_000, sent: 100, min: 4, max: 4},
+		// Empty events cost something too: a flood of them is bounded.
+		{name: "64 KiB, empty events", budget: 64 * kb, size: 0, sent: 5000, min: 64 * kb / 256, max: 64 * kb / 16},
+		// One event always fits an empty queue, whatever its size.
+		{name: "100 B, 10 KB events", budget: 100, size: 10_000, sent: 10, min: 1, max: 1},
+		{name: "no cap", budget: -1, size: 10_000, sent: 200, min: 199, max: 199},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				unblock := make(chan struct{})
+				var delivered atomic.Int32
+				opts := &codec.ClientOptions{MaxQueuedEventBytes: tt.budget, OnEvent: func(_ string, data json.RawMessage) {
+					<-unblock
+					if len(data) != tt.size+2 {
+						t.Errorf("event of %d bytes, want %d", len(data), tt.size+2)
+					}
+					delivered.Add(1)
+				}}
+				client, cc, srv := newClient(t, opts)
+				defer client.Close()
+				frame := fmt.Appendf(nil, `{"type":"tick","data":"%s"}`, strings.Repeat("x", tt.size))
+				for range tt.sent {
+					srv.conn.WriteFrame(context.Background(), frame)
+				}
+				synctest.Wait() // the client has read every event
+				close(unblock)
+				synctest.Wait()
+				// One was in OnEvent, some waited, the rest were dropped.
+				queued := int(delivered.Load()) - 1
+				if queued < tt.min || queued > tt.max {
+					t.Errorf("queued: got %d, want %d to %d", queued, tt.min, tt.max)
+				}
+				if got, want := cc.Stats().DroppedEvents, uint64(tt.sent-1-queued); got != want {
+					t.Errorf("dropped: got %d, want %d", got, want)
+				}
+			})
+		})
+	}
 }
 
 // Error frames become *Error values, with codes of any shape a foreign

@@ -31,7 +31,18 @@
 // a frozen format that the codecs parse back: "[Code] Message", or, for a
 // client's own timeout verdict, the lesson's "timeout: <type>". [AsError]
 // and [ErrorCode] recover the code from the stock client's [rpc.ServerError];
-// [ClientCodec.Call] returns the *Error itself.
+// [ClientCodec.Call] returns the *Error itself. So errors.Is(err, ErrTimeout)
+// holds for a timed-out Call, and not for the stock client's Call, whose
+// error is a string: there ErrorCode(err) == CodeTimeout.
+//
+// # Time
+//
+// Every call of the client codec ends. A call with no deadline of its own
+// times out after [ClientOptions.Timeout]; a [ClientCodec.Call] whose context
+// has a deadline is bounded by that deadline instead, later or earlier; and
+// [WithTimeout] gives one call a timeout of its own, as the JavaScript
+// client's timeoutMs does. When the connection ends, every pending call
+// fails at once.
 //
 // # Bad input
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/rpc"
+	"time"
 
 	"github.com/rpcws/rpcws/codec"
 )
@@ -79,4 +80,25 @@ func ExampleClientCodec_Call() {
 	// Output:
 	// DivideByZero
 	// MethodNotFound [MethodNotFound] method not found: arith.nope
+}
+
+// WithTimeout gives one call a timeout of its own, shorter or longer than the
+// client's, and the call fails as at the client's timeout.
+func ExampleWithTimeout() {
+	serverEnd, clientEnd := codec.Pipe()
+	go func() { // a server that never answers
+		for {
+			if _, err := serverEnd.ReadFrame(context.Background(), nil); err != nil {
+				return
+			}
+		}
+	}()
+	cc := codec.NewClientCodec(clientEnd, &codec.ClientOptions{Timeout: time.Minute})
+	defer cc.Close()
+
+	ctx := codec.WithTimeout(context.Background(), 10*time.Millisecond)
+	err := cc.Call(ctx, "Reports.Build", nil, nil)
+	fmt.Println(err, errors.Is(err, codec.ErrTimeout))
+	// Output:
+	// timeout: reports.build true
 }

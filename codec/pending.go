@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/hex"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,41 +26,85 @@ func encodeUUID(dst []byte, u uuid.UUID) {
 	hex.Encode(dst[24:], u[10:])
 }
 
-// pendingSet holds the calls waiting for their replies: by id, and in a list
-// in the order they were sent. Every call of a codec has the same timeout,
-// so that is also the order in which they fall due, and one timer, armed for
-// the oldest call, times them all out: a call costs no timer of its own.
+// Where a pending call waits for its timeout.
+const (
+	untimed uint8 = iota // no timeout: a context, or nothing, bounds the call
+	listed               // the client's timeout: in the list
+	inHeap               // a timeout of its own: in the heap
+)
+
+// pendingSet holds the calls waiting for their replies, by id, and times
+// them out with one timer, armed for the call that falls due first: a call
+// costs no timer of its own.
+//
+// Most calls have the client's timeout. They sit in a list in the order they
+// were sent, which is also the order in which they fall due: adding and
+// removing one is O(1). Calls with a timeout of their own ([WithTimeout])
+// sit in a min-heap by deadline instead, O(log n). Calls bounded only by
+// their context, or by nothing, are in neither.
+//
 // The codec's mutex guards it.
 type pendingSet struct {
 	byID       map[idKey]*clientCall
-	head, tail *clientCall // oldest first
+	head, tail *clientCall   // calls with the client's timeout, oldest first
+	own        []*clientCall // calls with a timeout of their own, a min-heap by deadline
 
-	timeout time.Duration // <= 0: calls never time out
-	timer   *time.Timer   // fires expire; nil until the first call
-	armed   bool          // timer is set to fire
+	timeout time.Duration // the client's; <= 0: its calls never time out
+	timer   *time.Timer   // fires expire; nil until the first timed call
+	armed   bool          // timer is set to fire at when
+	when    int64         // deadline of the timer
+	epoch   time.Time     // deadlines count nanoseconds from it, on the monotonic clock
 	expire  func()
 }
 
-func (p *pendingSet) add(call *clientCall) {
+// now is the time as a deadline.
+func (p *pendingSet) now() int64 { return int64(time.Since(p.epoch)) }
+
+// after returns the deadline d from now, at most the largest one.
+func (p *pendingSet) after(d time.Duration) int64 {
+	now := p.now()
+	if int64(d) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(d)
+}
+
+// add registers call. timeout is its own: zero means the client's, negative
+// means none.
+func (p *pendingSet) add(call *clientCall, timeout time.Duration) {
 	p.byID[call.id] = call
-	if p.timeout <= 0 {
+	switch {
+	case timeout == 0 || timeout == p.timeout:
+		if p.timeout <= 0 {
+			return
+		}
+		call.where = listed
+		call.deadline = p.after(p.timeout)
+		call.prev = p.tail
+		if p.tail != nil {
+			p.tail.next = call
+		} else {
+			p.head = call
+		}
+		p.tail = call
+	case timeout < 0:
 		return
+	default:
+		call.where = inHeap
+		call.deadline = p.after(timeout)
+		call.slot = int32(len(p.own))
+		p.own = append(p.own, call)
+		p.up(len(p.own) - 1)
 	}
-	call.deadline = time.Now().Add(p.timeout)
-	call.prev = p.tail
-	if p.tail != nil {
-		p.tail.next = call
-	} else {
-		p.head = call
-	}
-	p.tail = call
-	if !p.armed {
-		p.arm(p.timeout)
+	if !p.armed || call.deadline < p.when {
+		p.arm(call.deadline)
 	}
 }
 
-func (p *pendingSet) arm(d time.Duration) {
-	p.armed = true
+// arm sets the timer to fire at deadline t.
+func (p *pendingSet) arm(t int64) {
+	p.armed, p.when = true, t
+	d := time.Duration(t - p.now())
 	if p.timer == nil {
 		p.timer = time.AfterFunc(d, p.expire)
 	} else {
@@ -67,36 +112,59 @@ func (p *pendingSet) arm(d time.Duration) {
 	}
 }
 
+// remove takes call out of the set. A timer armed for it is left to fire:
+// takeDue then finds nothing due and re-arms for the next call.
 func (p *pendingSet) remove(call *clientCall) {
 	delete(p.byID, call.id)
-	if p.timeout <= 0 {
-		return
+	switch call.where {
+	case listed:
+		if call.prev != nil {
+			call.prev.next = call.next
+		} else {
+			p.head = call.next
+		}
+		if call.next != nil {
+			call.next.prev = call.prev
+		} else {
+			p.tail = call.prev
+		}
+		call.prev, call.next = nil, nil
+	case inHeap:
+		i, last := int(call.slot), len(p.own)-1
+		if i != last {
+			p.swap(i, last)
+		}
+		p.own[last] = nil
+		p.own = p.own[:last]
+		if i != last {
+			p.down(i)
+			p.up(i)
+		}
 	}
-	if call.prev != nil {
-		call.prev.next = call.next
-	} else {
-		p.head = call.next
-	}
-	if call.next != nil {
-		call.next.prev = call.prev
-	} else {
-		p.tail = call.prev
-	}
-	call.prev, call.next = nil, nil
+	call.where = untimed
 }
 
 // takeDue removes and returns the calls due by now, and re-arms the timer
-// for the oldest call left. It is called when the timer fires.
-func (p *pendingSet) takeDue(now time.Time) []*clientCall {
+// for the first call left to fall due. It is called when the timer fires.
+func (p *pendingSet) takeDue() []*clientCall {
 	p.armed = false
+	now := p.now()
 	var due []*clientCall
-	for p.head != nil && !p.head.deadline.After(now) {
+	for p.head != nil && p.head.deadline <= now {
 		call := p.head
 		p.remove(call)
 		due = append(due, call)
 	}
-	if p.head != nil {
-		p.arm(p.head.deadline.Sub(now))
+	for len(p.own) > 0 && p.own[0].deadline <= now {
+		call := p.own[0]
+		p.remove(call)
+		due = append(due, call)
+	}
+	switch {
+	case p.head != nil && (len(p.own) == 0 || p.head.deadline <= p.own[0].deadline):
+		p.arm(p.head.deadline)
+	case len(p.own) > 0:
+		p.arm(p.own[0].deadline)
 	}
 	return due
 }
@@ -105,12 +173,54 @@ func (p *pendingSet) takeDue(now time.Time) []*clientCall {
 func (p *pendingSet) takeAll() []*clientCall {
 	all := make([]*clientCall, 0, len(p.byID))
 	for _, call := range p.byID {
+		call.prev, call.next, call.where = nil, nil, untimed
 		all = append(all, call)
 	}
 	clear(p.byID)
 	p.head, p.tail = nil, nil
+	clear(p.own)
+	p.own = nil
 	if p.timer != nil {
 		p.timer.Stop()
 	}
+	p.armed = false
 	return all
+}
+
+// The heap of calls with a timeout of their own, by deadline; each call
+// knows its slot.
+
+func (p *pendingSet) less(i, j int) bool { return p.own[i].deadline < p.own[j].deadline }
+
+func (p *pendingSet) swap(i, j int) {
+	p.own[i], p.own[j] = p.own[j], p.own[i]
+	p.own[i].slot, p.own[j].slot = int32(i), int32(j)
+}
+
+func (p *pendingSet) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !p.less(i, parent) {
+			return
+		}
+		p.swap(i, parent)
+		i = parent
+	}
+}
+
+func (p *pendingSet) down(i int) {
+	for {
+		least := i
+		if l := 2*i + 1; l < len(p.own) && p.less(l, least) {
+			least = l
+		}
+		if r := 2*i + 2; r < len(p.own) && p.less(r, least) {
+			least = r
+		}
+		if least == i {
+			return
+		}
+		p.swap(i, least)
+		i = least
+	}
 }

@@ -3,6 +3,7 @@ package codec
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/rpc"
 	"strings"
 	"testing"
@@ -170,6 +171,28 @@ func TestClassify(t *testing.T) {
 		code, msg := classify(tt.text, "user.nope")
 		if code != tt.code || msg != tt.msg {
 			t.Errorf("classify(%q): got %q %q, want %q %q", tt.text, code, msg, tt.code, tt.msg)
+		}
+	}
+}
+
+// What a peer can make the name cache hold is bounded: a few dozen short
+// names, whatever it sends.
+func TestNameCacheBounded(t *testing.T) {
+	c := nameCache{fn: MethodName}
+	for i := range 5000 {
+		for _, n := range []int{8, maxCachedName, maxCachedName + 1, MaxTypeLength} {
+			name := fmt.Sprintf("%0*d", n, i)
+			if from, to := c.lookup([]byte(name)); from != name || to != MethodName(name) {
+				t.Fatalf("lookup(%q) = %q, %q", name, from, to)
+			}
+		}
+	}
+	if len(c.m) > nameCacheSize {
+		t.Fatalf("the cache holds %d names, want at most %d", len(c.m), nameCacheSize)
+	}
+	for k := range c.m {
+		if len(k) > maxCachedName {
+			t.Fatalf("the cache holds a name of %d bytes, want at most %d", len(k), maxCachedName)
 		}
 	}
 }

@@ -5,32 +5,67 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/rpc"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/rpcws/rpcws/codec"
 )
 
-// ErrTimeout matches, with errors.Is, the error of every call that got no
-// reply within the client's timeout. It is [codec.ErrTimeout].
+// ErrTimeout matches, with errors.Is, the error of a [Client.CallContext]
+// that got no reply within its timeout. It is [codec.ErrTimeout]. The stock
+// Call's error is an [rpc.ServerError] instead: see [DialOptions.Timeout].
 var ErrTimeout = codec.ErrTimeout
 
 // ErrDisconnected matches the error of every call that was pending when the
 // connection closed. It is [codec.ErrDisconnected].
 var ErrDisconnected = codec.ErrDisconnected
 
+// Defaults of [DialOptions]. A client with the defaults accepts every frame
+// that a [Handler] with the defaults writes: a Handler never writes a frame
+// larger than its own ReadLimit.
+const (
+	// DefaultDialReadLimit is the largest frame a client accepts, in bytes:
+	// a Handler's [DefaultReadLimit] (1 MiB), the largest frame it writes
+	// with default options. No headroom is needed above it: both count the
+	// message's payload, and coder/websocket accepts a message of exactly
+	// the limit.
+	DefaultDialReadLimit = DefaultReadLimit
+
+	// DefaultDialWriteTimeout bounds the writing of one frame.
+	DefaultDialWriteTimeout = 10 * time.Second
+
+	// DefaultDialPingInterval is how long a connection may be idle before
+	// the client pings the server.
+	DefaultDialPingInterval = 30 * time.Second
+)
+
+// dialCloseTimeout bounds the closing handshake of [Client.Close]: a server
+// that reads nothing would otherwise hold Close for the 5 s that
+// coder/websocket waits for its close frame. A server that reads answers
+// within a round trip.
+const dialCloseTimeout = time.Second
+
 // DialOptions configures [Dial]. A nil *DialOptions is valid and means all
-// defaults. For the durations and limits, zero means the default and a
+// defaults. For every duration and limit, zero means the default and a
 // negative value means none.
 type DialOptions struct {
-	// DialOptions are handed to websocket.Dial: the HTTP client, headers and
+	// WebSocket is handed to websocket.Dial: the HTTP client, headers and
 	// subprotocols of the handshake.
-	DialOptions *websocket.DialOptions
+	WebSocket *websocket.DialOptions
 
-	// Timeout bounds every call, from the stock Call as from CallContext:
-	// after it the call fails with an error matching [ErrTimeout], whose text
-	// is "timeout: <type>". Zero means [codec.DefaultTimeout] (10 s).
+	// Timeout bounds every call that has no deadline of its own: after it
+	// the call fails with the text "timeout: <type>" (code Timeout). From
+	// [Client.CallContext] that error matches [ErrTimeout] with errors.Is;
+	// from the stock Call and Go it is an [rpc.ServerError], which does not:
+	// there codec.ErrorCode(err) == codec.CodeTimeout, or [codec.AsError],
+	// tells a timeout. A CallContext whose context has a deadline is bounded
+	// by that deadline instead, later or earlier; [codec.WithTimeout] gives
+	// a call a timeout of its own. Zero means [codec.DefaultTimeout] (10 s);
+	// negative means none.
 	Timeout time.Duration
 
 	// OnEvent, if set, receives the server's pushed events, one call at a
@@ -38,21 +73,26 @@ type DialOptions struct {
 	// replies. data is the event's raw JSON, which OnEvent may keep.
 	OnEvent func(eventType string, data json.RawMessage)
 
-	// MaxQueuedEvents caps events waiting for OnEvent; beyond it they are
-	// dropped and counted. Zero means [codec.DefaultMaxQueuedEvents].
-	MaxQueuedEvents int
+	// MaxQueuedEventBytes caps the memory of the events waiting for OnEvent,
+	// in bytes; beyond it events are dropped and counted in
+	// [codec.ClientStats.DroppedEvents] (see
+	// [codec.ClientOptions.MaxQueuedEventBytes]). Zero means
+	// [codec.DefaultMaxQueuedEventBytes] (1 MiB); negative means no cap.
+	MaxQueuedEventBytes int
 
-	// ReadLimit caps one incoming frame, in bytes. Zero means
-	// [DefaultReadLimit].
+	// ReadLimit caps one incoming frame, in bytes; a larger one closes the
+	// connection (status 1009) and fails every pending call. Zero means
+	// [DefaultDialReadLimit]; negative means no limit.
 	ReadLimit int64
 
 	// WriteTimeout bounds the writing of one frame. Zero means
-	// [DefaultWriteTimeout].
+	// [DefaultDialWriteTimeout]; negative means none.
 	WriteTimeout time.Duration
 
 	// PingInterval is how long the connection may be idle before the client
 	// pings the server; a server that does not answer within another interval
-	// is disconnected. Zero means [DefaultPingInterval].
+	// is disconnected. Zero means [DefaultDialPingInterval]; negative means
+	// no pings.
 	PingInterval time.Duration
 
 	// TypeName maps a net/rpc method name to the request's type. Nil means
@@ -67,6 +107,12 @@ type DialOptions struct {
 // protocol). It embeds the stock *rpc.Client, so Call, Go and Close work
 // unchanged and the client can be handed to code that wants an *rpc.Client;
 // CallContext and Notify add what net/rpc lacks.
+//
+// Close fails the pending calls at once and closes the connection with a
+// closing handshake of at most a second: a server that reads nothing does
+// not hold it longer. (With a [websocket.DialOptions.HTTPClient] whose
+// transport is not an *http.Transport, or dials TLS itself, the handshake
+// takes up to coder/websocket's own 5 s.)
 type Client struct {
 	*rpc.Client
 	codec *codec.ClientCodec
@@ -80,41 +126,124 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 		o = *opts
 	}
 	var wopts websocket.DialOptions
-	if o.DialOptions != nil {
-		wopts = *o.DialOptions
+	if o.WebSocket != nil {
+		wopts = *o.WebSocket
 	}
-	writeTimeout := orDefault(o.WriteTimeout, DefaultWriteTimeout)
+	writeTimeout := orDefault(o.WriteTimeout, DefaultDialWriteTimeout)
+	var conns *netConns
+	wopts.HTTPClient, conns = recordingClient(wopts.HTTPClient)
 	var batched bool
 	wopts.HTTPClient, batched = batchingClient(wopts.HTTPClient, writeTimeout)
 	conn := newWSConn(writeTimeout, batched)
 	wopts.OnPingReceived, wopts.OnPongReceived = conn.controlHooks(wopts.OnPingReceived, wopts.OnPongReceived)
 	ws, _, err := websocket.Dial(ctx, url, &wopts)
 	if err != nil {
+		conns.close()
 		return nil, fmt.Errorf("rpcws: dial %s: %w", url, err)
 	}
-	switch readLimit := orDefault(o.ReadLimit, DefaultReadLimit); {
+	switch readLimit := orDefault(o.ReadLimit, DefaultDialReadLimit); {
 	case readLimit > 0:
 		ws.SetReadLimit(readLimit)
 	default:
 		ws.SetReadLimit(-1)
 	}
 	conn.ws = ws
-	conn.startKeepalive(orDefault(o.PingInterval, DefaultPingInterval), nil)
-	cc := codec.NewClientCodec(conn, &codec.ClientOptions{
-		TypeName:        o.TypeName,
-		Timeout:         o.Timeout,
-		OnEvent:         o.OnEvent,
-		MaxQueuedEvents: o.MaxQueuedEvents,
-		Logger:          o.Logger,
+	dc := &dialedConn{wsConn: conn, net: conns}
+	dc.startKeepalive(orDefault(o.PingInterval, DefaultDialPingInterval), nil)
+	cc := codec.NewClientCodec(dc, &codec.ClientOptions{
+		TypeName:            o.TypeName,
+		Timeout:             o.Timeout,
+		OnEvent:             o.OnEvent,
+		MaxQueuedEventBytes: o.MaxQueuedEventBytes,
+		Logger:              o.Logger,
 	})
 	return &Client{Client: rpc.NewClientWithCodec(cc), codec: cc}, nil
 }
 
+// dialedConn is the client's end of a connection: a wsConn whose Close
+// cuts the closing handshake short after dialCloseTimeout, by closing the
+// network connection under it.
+type dialedConn struct {
+	*wsConn
+	net *netConns // nil when the HTTP client's connections cannot be seen
+}
+
+func (c *dialedConn) Close() error {
+	if c.net == nil {
+		return c.wsConn.Close()
+	}
+	cut := time.AfterFunc(dialCloseTimeout, c.net.close)
+	err := c.wsConn.Close()
+	if !cut.Stop() {
+		return nil // cut short: the server did not answer, which is no error of ours
+	}
+	return err
+}
+
+// netConns remembers the network connections that an HTTP client opened.
+type netConns struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// close closes every connection remembered; nil closes nothing.
+func (n *netConns) close() {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, c := range n.conns {
+		c.Close()
+	}
+}
+
+// recordingClient returns an HTTP client for the WebSocket handshake that
+// remembers the network connections it opens: a clone of base's transport
+// (or of http.DefaultTransport) with its dialer wrapped. It returns base
+// unchanged, and nil, when base's transport is not an *http.Transport or
+// dials TLS itself, past DialContext.
+func recordingClient(base *http.Client) (*http.Client, *netConns) {
+	var c http.Client
+	if base != nil {
+		c = *base
+	}
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	//lint:ignore SA1019 a transport that still sets DialTLS dials TLS itself, past DialContext
+	if !ok || t.DialTLSContext != nil || t.DialTLS != nil {
+		return base, nil
+	}
+	t = t.Clone()
+	dial := t.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conns := &netConns{}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err == nil {
+			conns.mu.Lock()
+			conns.conns = append(conns.conns, conn)
+			conns.mu.Unlock()
+		}
+		return conn, err
+	}
+	c.Transport = t
+	return &c, conns
+}
+
 // CallContext calls serviceMethod and waits for its reply, which it decodes
 // into reply. It returns when the reply comes; when ctx ends (the error then
-// matches context.Canceled or context.DeadlineExceeded); or when the
-// client's timeout passes (the error matches [ErrTimeout]). A server's error
-// reply is a [*codec.Error]. A call that ended early never writes into reply
+// matches context.Canceled or context.DeadlineExceeded); or when the call's
+// timeout passes (the error matches [ErrTimeout]). The timeout is the one
+// [codec.WithTimeout] gave ctx, if any; else none when ctx has a deadline,
+// which then bounds the call whether it is later or earlier than
+// [DialOptions.Timeout]; else DialOptions.Timeout. A server's error reply is
+// a [*codec.Error]. A call that ended early never writes into reply
 // afterwards, and ending ctx never affects the connection.
 func (c *Client) CallContext(ctx context.Context, serviceMethod string, args, reply any) error {
 	return c.codec.Call(ctx, serviceMethod, args, reply)

@@ -16,11 +16,16 @@
 //
 // # Time
 //
-// Every call ends: with its reply, at the client's timeout (10 s by default;
-// the error matches [ErrTimeout] and reads "timeout: <type>"), when its
-// context ends (CallContext), or at once when the connection closes (the
-// error matches [ErrDisconnected]). A call's context never reaches the
-// socket.
+// Every call ends: with its reply; at its timeout, which reads
+// "timeout: <type>"; when its context ends (CallContext); or at once when
+// the connection closes (the error matches [ErrDisconnected]). The timeout is
+// [DialOptions.Timeout] (10 s by default) for a call without a deadline of
+// its own; a CallContext whose context has a deadline is bounded by it
+// instead, later or earlier, and [codec.WithTimeout] gives one call its own
+// timeout. A timed-out CallContext's error matches [ErrTimeout]; the stock
+// Call's is an [rpc.ServerError], which matches nothing: there
+// codec.ErrorCode(err) == codec.CodeTimeout. A call's context never reaches
+// the socket.
 //
 // # Push
 //
@@ -28,7 +33,8 @@
 // its argument type; [Peer.Notify] pushes an event to that connection and
 // [Handler.Broadcast] to all. Events wait in a bounded queue per connection,
 // so a client that reads too slowly holds up no one: its connection is
-// closed instead. Go clients receive events through [DialOptions].OnEvent.
+// closed instead. Go clients receive events through [DialOptions].OnEvent,
+// from a queue bounded in bytes ([DialOptions].MaxQueuedEventBytes).
 //
 // # Limits
 //

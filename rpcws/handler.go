@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Defaults of [HandlerOptions] and [DialOptions].
+// Defaults of [HandlerOptions].
 const (
 	DefaultReadLimit    = 1 << 20   // bytes per frame (1 MiB)
 	DefaultMaxConns     = 10000     // connections per Handler

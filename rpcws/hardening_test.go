@@ -30,7 +30,7 @@ func heapInUse() uint64 {
 // by an error that belongs to no request, and thousands of distinct long
 // types leave the connection's memory where it was.
 func TestNameLimits(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it measures the heap.
 	s := newServer(t, &rpcws.HandlerOptions{ReadLimit: 4 << 20})
 	ws := dialRaw(t, s.url, nil)
 	ws.SetReadLimit(-1)

@@ -574,7 +574,7 @@ func TestServerKeepalive(t *testing.T) {
 		s := newServer(t, opts)
 		pings := newPingLog(true)
 		c := s.dial(t, &rpcws.DialOptions{
-			DialOptions:  &websocket.DialOptions{OnPingReceived: pings.onPing},
+			WebSocket:    &websocket.DialOptions{OnPingReceived: pings.onPing},
 			PingInterval: -1,
 		})
 		for range 3 {

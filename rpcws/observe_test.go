@@ -204,14 +204,14 @@ func TestSilentByDefault(t *testing.T) {
 	})
 
 	s := newServer(t, &rpcws.HandlerOptions{Authorize: authorize, MaxConns: 2})
-	c := s.dial(t, &rpcws.DialOptions{DialOptions: &websocket.DialOptions{Subprotocols: []string{"token.t-alice"}}})
+	c := s.dial(t, &rpcws.DialOptions{WebSocket: &websocket.DialOptions{Subprotocols: []string{"token.t-alice"}}})
 	if got := dialStatus(t, s.url, nil); got != http.StatusForbidden {
 		t.Fatalf("no token: got %d, want 403", got)
 	}
 	if got := dialStatus(t, s.url+"?token=t-bob", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://evil.example"}}}); got != http.StatusForbidden {
 		t.Fatalf("cross-origin: got %d, want 403", got)
 	}
-	s.dial(t, &rpcws.DialOptions{DialOptions: &websocket.DialOptions{Subprotocols: []string{"token.t-bob"}}})
+	s.dial(t, &rpcws.DialOptions{WebSocket: &websocket.DialOptions{Subprotocols: []string{"token.t-bob"}}})
 	testutil.WaitFor(t, "the connections to be counted", func() bool { return s.h.NumConns() == 2 })
 	if got := dialStatus(t, s.url+"?token=t-bob", nil); got != http.StatusServiceUnavailable {
 		t.Fatalf("at capacity: got %d, want 503", got)

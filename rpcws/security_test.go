@@ -47,9 +47,9 @@ func TestOrigins(t *testing.T) {
 			default:
 				h.Set("Origin", tt.origin)
 			}
-			opts := &rpcws.DialOptions{DialOptions: &websocket.DialOptions{HTTPHeader: h}}
+			opts := &rpcws.DialOptions{WebSocket: &websocket.DialOptions{HTTPHeader: h}}
 			if tt.want != http.StatusSwitchingProtocols {
-				if got := dialStatus(t, s.url, opts.DialOptions); got != tt.want {
+				if got := dialStatus(t, s.url, opts.WebSocket); got != tt.want {
 					t.Fatalf("status: got %d, want %d", got, tt.want)
 				}
 				if got := s.h.NumConns(); got != 0 {
@@ -170,7 +170,7 @@ func TestAuthorize(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			c, err := rpcws.Dial(ctx, url, &rpcws.DialOptions{DialOptions: dopts})
+			c, err := rpcws.Dial(ctx, url, &rpcws.DialOptions{WebSocket: dopts})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -274,7 +274,7 @@ func TestBehindNginx(t *testing.T) {
 			// A page served by the proxy connects through it: its Origin is
 			// the proxy's, and the Host the replica sees is the proxy's too.
 			own := http.Header{"Origin": {"http://" + p.addr}}
-			c := dial(t, p.url("a"), &rpcws.DialOptions{DialOptions: &websocket.DialOptions{HTTPHeader: own}})
+			c := dial(t, p.url("a"), &rpcws.DialOptions{WebSocket: &websocket.DialOptions{HTTPHeader: own}})
 			if err := call(c, "Demo.Echo", 1, new(int)); err != nil {
 				t.Fatalf("own origin: %v", err)
 			}

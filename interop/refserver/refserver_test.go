@@ -100,7 +100,7 @@ func TestHTTPTimeoutsSpareWebSockets(t *testing.T) {
 		tr := &http.Transport{DialContext: ln.Dial}
 		var err error
 		c, err = rpcws.Dial(ctx, "ws://refserver/rpc", &rpcws.DialOptions{
-			DialOptions: &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}},
+			WebSocket: &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}},
 		})
 		if err != nil {
 			t.Fatal(err)
