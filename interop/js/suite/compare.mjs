@@ -11,7 +11,7 @@
 // A difference is thrown as a RuleError naming the rule it breaks where one can be told
 // from the frame alone, else as a plain Error (the check's own rule applies).
 
-import { rules, RuleError } from './rules.mjs';
+import { rules, RuleError, strictRule } from './rules.mjs';
 
 /**
  * Splits the text of a JSON object into its top-level members, each with the raw text
@@ -204,6 +204,6 @@ export function compareFrame(got, want, { strict = false, free = [], afterNotifi
   }
 
   if (strict && got !== want) {
-    throw new Error(detail("not the reference server's exact bytes (--strict)"));
+    throw new RuleError(strictRule, detail("the same frame as PROTOCOL.md sees it, but not the reference server's exact bytes"));
   }
 }

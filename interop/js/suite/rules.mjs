@@ -108,6 +108,15 @@ export const rules = {
   },
 };
 
+/**
+ * Not a rule of PROTOCOL.md: what --strict adds, the bytes the reference server sends.
+ * @type {Rule}
+ */
+export const strictRule = {
+  section: 'strict level (not a rule of PROTOCOL.md)',
+  text: "the reference server's exact bytes, as testdata/transcripts holds them",
+};
+
 /** A rule as one line: `Section: "text"`. */
 export function ruleLine(rule) {
   return rule ? `${rule.section}: "${rule.text}"` : '';
