@@ -196,6 +196,9 @@ export function compareFrame(got, want, { strict = false, free = [], afterNotifi
       throw new RuleError(codeRule(w.code), detail(`code is ${show(g.code)}, want ${show(w.code)}`));
     }
     if (typeof g.message !== 'string') throw new RuleError(rules.errorShape, detail(`message is ${show(g.message)}, want a string`));
+    if (freeSet.has('message') && w.message !== '' && g.message === '') {
+      throw new RuleError(rules.errorShape, detail('message is empty, want a non-empty string (its text is free)'));
+    }
   }
   for (const [k] of wm) {
     if (k === 'id' || k === 'type' || k === 'code') continue;

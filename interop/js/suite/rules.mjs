@@ -2,7 +2,7 @@
 // failure names its rule, so that an implementer knows which paragraph to read. The
 // quotes are checked against PROTOCOL.md by test/rules.test.mjs (whitespace aside).
 
-/** @typedef {{section: string, text: string}} Rule */
+/** @typedef {{section: string, text: string, name?: string}} Rule */
 
 /** @type {Record<string, Rule>} */
 export const rules = {
@@ -108,11 +108,15 @@ export const rules = {
   },
 };
 
+// Each rule knows its own name, for --json and --list.
+for (const [name, rule] of Object.entries(rules)) rule.name = name;
+
 /**
  * Not a rule of PROTOCOL.md: what --strict adds, the bytes the reference server sends.
  * @type {Rule}
  */
 export const strictRule = {
+  name: 'strict',
   section: 'strict level (not a rule of PROTOCOL.md)',
   text: "the reference server's exact bytes, as testdata/transcripts holds them",
 };
