@@ -73,10 +73,14 @@ func needPython(t *testing.T) string {
 	if err == nil {
 		return python
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s cannot import aiohttp, and CI is set: %s\n%s", python, install, out)
+	why := strings.TrimSpace(string(out))
+	if why == "" {
+		why = err.Error()
 	}
-	t.Skipf("%s cannot import aiohttp; skipping (install it: %s)", python, install)
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s cannot import aiohttp (%s), and CI is set: %s", python, why, install)
+	}
+	t.Skipf("%s cannot import aiohttp (%s); skipping (install it: %s)", python, why, install)
 	return ""
 }
 

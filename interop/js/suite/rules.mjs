@@ -15,8 +15,6 @@ export const rules = {
     section: 'Frames',
     text: 'Writers emit only the fields shown below, in that order, and leave out `id` where the table shows none',
   },
-  nullId: { section: 'Frames', text: 'readers treat an absent `id` and `"id": null` alike.' },
-  frameLimit: { section: 'Frames', text: 'A frame is at most 1 MiB (1,048,576 bytes) by default' },
   concurrent: {
     section: 'Frames',
     text: 'One connection serves its requests concurrently: a quick request is not held up behind a slow one, and replies overtake each other.',
@@ -73,10 +71,6 @@ export const rules = {
     section: 'Errors',
     text: 'Only transport-level faults close a connection, with the matching close code (a frame over the size limit: 1009; server shutdown: 1001).',
   },
-  typeMapping: {
-    section: 'Names: lesson types and net/rpc methods',
-    text: 'a server maps an incoming `T` to a net/rpc method by upper-casing the first letter of each dot-separated part',
-  },
   clientTimeout: {
     section: 'Time',
     text: 'A client gives up on a request after its timeout (10 s unless set otherwise)',
@@ -85,19 +79,11 @@ export const rules = {
     section: 'Time',
     text: 'A client whose connection closes fails every pending request at once (`Disconnected`)',
   },
-  userGet: {
-    section: 'The reference service',
-    text: '| `user.get` | `{"id": "123"}` | `{"id": "123", "name": ...}`; an unknown id fails with code `NotFound` |',
-  },
   userSave: {
     section: 'The reference service',
     text: '| `user.save` | `{"id": ..., "name": ...}` | `{"id": ..., "name": ...}` as stored; a later `user.get` returns it |',
   },
   demoEcho: { section: 'The reference service', text: '| `demo.echo` | any JSON | the same JSON value |' },
-  demoSleep: {
-    section: 'The reference service',
-    text: '| `demo.sleep` | `{"ms": N}` | `{"ms": N}` after N milliseconds; N outside 0..60000 is `InvalidParams` |',
-  },
   demoFail: {
     section: 'The reference service',
     text: '| `demo.fail` | `{"code": C, "message": M}` | an error reply with code `C` and message `M`; a `C` that is not an UpperCamelCase word is `InvalidParams` |',

@@ -22,7 +22,6 @@ import { rules } from './rules.mjs';
 
 /**
  * @typedef {{op: 'send' | 'sendBinary' | 'expect', frame: string, line: number, free?: string[]}} Step
- * @typedef {{steps: Step[], rule?: import('./rules.mjs').Rule}} Parsed
  */
 
 /**
