@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +18,9 @@ import (
 	"github.com/rpcws/rpcws/rpcws"
 )
 
-// The Go client against interop/js/foreign/server.mjs: a server written in Node from
-// the lesson's shape, with no notion of net/rpc.
+// The Go client and the JavaScript client against the foreign servers: written from the
+// lesson's shape with no notion of net/rpc, in Node (interop/js/foreign/server.mjs) and
+// in Python (interop/foreign-py/server.py).
 
 type userID struct {
 	ID string `json:"id"`
@@ -42,14 +46,63 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// startForeign starts the foreign server for the length of the test and returns its
-// WebSocket URL.
+// startForeign starts the Node foreign server (interop/js/foreign/server.mjs) for the
+// length of the test and returns its WebSocket URL.
 func startForeign(t *testing.T) string {
 	t.Helper()
 	node := needNode(t)
 	needNodeModules(t)
+	return startListening(t, "the Node foreign server", jsDir, node, "foreign/server.mjs")
+}
+
+// pythonServer is the Python foreign server, relative to this package's directory.
+var pythonServer = filepath.Join("foreign-py", "server.py")
+
+// python is Debian's python3, which has python3-aiohttp; the python3 on PATH may be
+// another one.
+const python = "/usr/bin/python3"
+
+// needPython returns the path of a python3 that has aiohttp, or skips the test (fails
+// it under CI) saying how to install it.
+func needPython(t *testing.T) string {
+	t.Helper()
+	const install = "apt-get install -y python3-aiohttp"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, python, "-c", "import aiohttp").CombinedOutput()
+	if err == nil {
+		return python
+	}
+	why := strings.TrimSpace(string(out))
+	if why == "" {
+		why = err.Error()
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s cannot import aiohttp (%s), and CI is set: %s", python, why, install)
+	}
+	t.Skipf("%s cannot import aiohttp (%s); skipping (install it: %s)", python, why, install)
+	return ""
+}
+
+// startPython starts the Python foreign server in script for the length of the test
+// and returns its WebSocket URL.
+func startPython(t *testing.T, script string) string {
+	t.Helper()
+	py := needPython(t)
+	abs, err := filepath.Abs(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startListening(t, "the Python foreign server", ".", py, abs)
+}
+
+// startListening starts a server process that prints "listening ws://..." on stdout
+// once ready and stops when its stdin closes; it stops it at the end of the test and
+// returns the URL.
+func startListening(t *testing.T, what, dir, name string, args ...string) string {
+	t.Helper()
 	ctx, kill := context.WithCancel(context.Background())
-	cmd := command(ctx, jsDir, node, "foreign/server.mjs")
+	cmd := command(ctx, dir, name, args...)
 	stdin, err := cmd.StdinPipe() // closing it stops the server
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +112,7 @@ func startForeign(t *testing.T) string {
 	cmd.Stdout, cmd.Stderr = out, &stderr
 	if err := cmd.Start(); err != nil {
 		kill()
-		t.Fatalf("starting the foreign server: %v", err)
+		t.Fatalf("starting %s: %v", what, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -68,24 +121,27 @@ func startForeign(t *testing.T) string {
 		select {
 		case <-exited:
 		case <-time.After(5 * time.Second):
-			t.Errorf("the foreign server did not stop when its stdin closed; killing it")
+			t.Errorf("%s did not stop when its stdin closed; killing it", what)
 			kill()
 			<-exited
 		}
 		kill()
+		if t.Failed() && stderr.String() != "" {
+			t.Logf("%s wrote:\n%s", what, stderr.String())
+		}
 	})
 
 	select {
 	case <-out.first:
 	case err := <-exited:
-		t.Fatalf("the foreign server exited: %v\n%s%s", err, out.String(), stderr.String())
+		t.Fatalf("%s exited: %v\n%s%s", what, err, out.String(), stderr.String())
 	case <-time.After(15 * time.Second):
-		t.Fatalf("the foreign server did not say where it listens within 15 s\n%s", stderr.String())
+		t.Fatalf("%s did not say where it listens within 15 s\n%s", what, stderr.String())
 	}
 	line := strings.TrimSpace(out.String())
 	url, ok := strings.CutPrefix(line, "listening ")
 	if !ok {
-		t.Fatalf("the foreign server said %q, want \"listening ws://...\"", line)
+		t.Fatalf("%s said %q, want \"listening ws://...\"", what, line)
 	}
 	return url
 }
@@ -103,10 +159,37 @@ func dialForeign(t *testing.T, url string, opts *rpcws.DialOptions) *rpcws.Clien
 	return c
 }
 
+// An errorCase is a call that fails, with the code and message that a server sends.
+type errorCase struct {
+	method    string
+	args      any
+	code, msg string
+}
+
+// The Go client against each foreign server: the Node one and the Python one.
 func TestForeign(t *testing.T) {
 	t.Parallel()
-	url := startForeign(t)
+	t.Run("node", func(t *testing.T) {
+		t.Parallel()
+		testForeign(t, startForeign(t), []errorCase{
+			{"User.Get", userID{"999"}, "NotFound", "no user 999"},
+			{"User.Save", user{}, "TypeError", "id must be a non-empty string"},
+			{"Nope.Get", nil, "MethodNotFound", "no method nope.get"},
+		})
+	})
+	t.Run("python", func(t *testing.T) {
+		t.Parallel()
+		testForeign(t, startPython(t, pythonServer), []errorCase{
+			{"User.Get", userID{"999"}, "NotFound", "user '999' not found"},
+			{"User.Save", user{}, "InvalidParams", "a user needs an id"},
+			{"Nope.Get", nil, "MethodNotFound", "'nope.get' names no method"},
+		})
+	})
+}
 
+// testForeign runs the Go client against the foreign server at url; errs are calls
+// that fail in that server's words.
+func testForeign(t *testing.T, url string, errs []errorCase) {
 	t.Run("User.Get reaches user.get", func(t *testing.T) {
 		t.Parallel()
 		c := dialForeign(t, url, nil)
@@ -139,25 +222,15 @@ func TestForeign(t *testing.T) {
 	t.Run("errors keep code and message", func(t *testing.T) {
 		t.Parallel()
 		c := dialForeign(t, url, nil)
-		cases := []struct {
-			method      string
-			args        any
-			code, msg   string
-			stockAsText string // the stock Call's error text
-		}{
-			{"User.Get", userID{"999"}, "NotFound", "no user 999", "[NotFound] no user 999"},
-			{"User.Save", user{}, "TypeError", "id must be a non-empty string", "[TypeError] id must be a non-empty string"},
-			{"Nope.Get", nil, "MethodNotFound", "no method nope.get", "[MethodNotFound] no method nope.get"},
-		}
-		for _, tc := range cases {
+		for _, tc := range errs {
 			var reply json.RawMessage
 			err := c.Call(tc.method, tc.args, &reply)
 			e, ok := codec.AsError(err)
 			if !ok || e.Code != tc.code || e.Message != tc.msg {
 				t.Errorf("Call(%s) error = %v, want code %q message %q", tc.method, err, tc.code, tc.msg)
 			}
-			if err == nil || err.Error() != tc.stockAsText {
-				t.Errorf("Call(%s) error text = %v, want %q", tc.method, err, tc.stockAsText)
+			if stock := "[" + tc.code + "] " + tc.msg; err == nil || err.Error() != stock { // the stock Call's error text
+				t.Errorf("Call(%s) error text = %v, want %q", tc.method, err, stock)
 			}
 			err = c.CallContext(context.Background(), tc.method, tc.args, &reply)
 			var ce *codec.Error
@@ -312,8 +385,8 @@ func TestForeign(t *testing.T) {
 		if err := c.Notify(context.Background(), "User.Save", want); err != nil {
 			t.Fatalf("Notify(User.Save): %v", err)
 		}
-		// The foreign server handles a connection's frames in order, but its methods
-		// are async: ask until the save has landed, a bounded number of times.
+		// The foreign servers run a connection's requests concurrently: ask until the
+		// save has landed, a bounded number of times.
 		for attempt := 1; ; attempt++ {
 			var got user
 			err := c.Call("User.Get", userID{want.ID}, &got)
@@ -325,4 +398,18 @@ func TestForeign(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The JavaScript client's interop suite, scenarios and transcripts at the default
+// level, against the Python server.
+func TestForeignPythonJSClient(t *testing.T) {
+	t.Parallel()
+	url := startPython(t, pythonServer)
+	out := nodeTest(t, 2*time.Minute, []string{"RPCWS_URL=" + url, "RPCWS_STRICT=0"}, "test/scenarios.test.mjs", "test/transcripts.test.mjs")
+	if !strings.Contains(out, "\u2139 fail 0") {
+		t.Errorf("the node test run did not report 0 failures")
+	}
+	if strings.Contains(out, "target lacks") {
+		t.Errorf("a check was skipped for a service the Python server has")
+	}
 }

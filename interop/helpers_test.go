@@ -1,10 +1,11 @@
 // Package interop_test runs the interop suite: the JavaScript reference client and
 // the conformance checks in interop/js against the reference server, in Node and in
-// headless Chromium, and the Go client against a server written in Node from the
-// lesson's shape.
+// headless Chromium, and the Go client, the JavaScript client and the conformance
+// checks against servers written from the lesson's shape in Node and in Python.
 //
 // The tests need node (20 or later) and, for the browser, Debian's chromium; the
-// foreign server needs `npm ci` in interop/js. Where one is missing the test is
+// Node foreign server needs `npm ci` in interop/js, the Python one Debian's
+// /usr/bin/python3 with python3-aiohttp. Where one is missing the test is
 // skipped, unless the CI environment variable is set: then it fails. -short skips the
 // lesson's 15 s exercise.
 package interop_test

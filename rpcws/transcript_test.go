@@ -3,6 +3,7 @@ package rpcws_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,19 +82,37 @@ func replay(t *testing.T, c frameConn, s testutil.Transcript) {
 }
 
 // record re-writes a transcript's "<--" lines with what the reference server
-// sends now. The frames that follow a sent frame are those that arrive
-// before a short quiet spell: good enough for recording, which a person
-// then reviews; replay never waits on time.
+// sends now, keeping each "//~ free" marker after the frame it belongs to (the
+// n-th frame after the same sent frame). The frames that follow a sent frame are
+// those that arrive before a short quiet spell: good enough for recording, which a
+// person then reviews; replay never waits on time.
 func record(t *testing.T, s testutil.Transcript) {
 	path := filepath.Join(transcriptDir, s.Name+".txt")
 	src, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	lines := strings.SplitAfter(string(src), "\n")
+	// markers[i][n]: the marker lines of the n-th frame after the i-th sent frame.
+	markers := map[int]map[int][]string{}
+	for sent, n, i := -1, -1, 0; i < len(lines); i++ {
+		switch line := lines[i]; {
+		case strings.HasPrefix(line, "--> "), strings.HasPrefix(line, "-->binary "):
+			sent, n = sent+1, -1
+		case strings.HasPrefix(line, "<-- "):
+			n++
+		case strings.HasPrefix(line, "//~ free "):
+			if markers[sent] == nil {
+				markers[sent] = map[int][]string{}
+			}
+			markers[sent][n] = append(markers[sent][n], line)
+		}
+	}
 	c := wsClient(t)
 	var out bytes.Buffer
-	for _, line := range strings.SplitAfter(string(src), "\n") {
-		if strings.HasPrefix(line, "<-- ") || line == "" {
+	sent := -1
+	for _, line := range lines {
+		if strings.HasPrefix(line, "<-- ") || strings.HasPrefix(line, "//~ free ") || line == "" {
 			continue
 		}
 		out.WriteString(line)
@@ -101,11 +120,12 @@ func record(t *testing.T, s testutil.Transcript) {
 		if !binary && !strings.HasPrefix(line, "--> ") {
 			continue
 		}
+		sent++
 		frame := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(line, "-->binary "), "--> "), "\n")
 		if err := c.send(context.Background(), frame, binary); err != nil {
 			t.Fatal(err)
 		}
-		for {
+		for n := 0; ; n++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			got, err := c.recv(ctx)
 			cancel()
@@ -113,11 +133,85 @@ func record(t *testing.T, s testutil.Transcript) {
 				break
 			}
 			fmt.Fprintf(&out, "<-- %s\n", got)
+			for _, m := range markers[sent][n] {
+				out.WriteString(m)
+			}
 		}
 	}
 	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTranscriptMarkers checks the "//~" lines of the golden transcripts. The replay
+// above reads them as comments and compares exact bytes; the conformance tool
+// (interop/js/suite/transcripts.mjs) reads them to know what a conforming server may
+// word differently: "//~ rule NAME", once, names the PROTOCOL.md rule the transcript
+// holds; "//~ free PATH..." right after a "<--" line names the parts of that frame
+// (e.g. message, data.name) whose content is free.
+func TestTranscriptMarkers(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(transcriptDir, "*.txt"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no transcripts in %s (err %v)", transcriptDir, err)
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(f)
+		var rules int
+		var last string // the frame of the last line if it was a "<--" or its marker
+		for i, line := range strings.Split(string(src), "\n") {
+			at := fmt.Sprintf("%s:%d", name, i+1)
+			word, args, _ := strings.Cut(strings.TrimPrefix(line, "//~ "), " ")
+			switch {
+			case strings.HasPrefix(line, "<-- "):
+				last = strings.TrimPrefix(line, "<-- ")
+				continue
+			case !strings.HasPrefix(line, "//~"):
+				last = ""
+				continue
+			case word == "rule" && args != "" && !strings.Contains(args, " "):
+				rules++
+				last = ""
+			case word == "free" && last != "":
+				var frame map[string]any
+				if err := json.Unmarshal([]byte(last), &frame); err != nil {
+					t.Errorf("%s: the frame above is not a JSON object: %v", at, err)
+					continue
+				}
+				for _, path := range strings.Fields(args) {
+					if !hasPath(frame, path) {
+						t.Errorf("%s: the frame above has nothing at %s", at, path)
+					}
+					if path == "id" || path == "type" || path == "code" {
+						t.Errorf("%s: %s is pinned by PROTOCOL.md; it cannot be free", at, path)
+					}
+				}
+			default:
+				t.Errorf("%s: want \"//~ rule NAME\" or, after a \"<--\" line, \"//~ free PATH...\"; got %q", at, line)
+			}
+		}
+		if rules != 1 {
+			t.Errorf("%s: %d \"//~ rule\" lines, want 1", name, rules)
+		}
+	}
+}
+
+// hasPath reports whether the dotted path names a member of v.
+func hasPath(v map[string]any, path string) bool {
+	var cur any = v
+	for _, k := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return false
+		}
+		if cur, ok = m[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // pipeFrames is the client's side of a transcript replay over the pipe.

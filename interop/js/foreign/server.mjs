@@ -31,10 +31,20 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const users = new Map([['123', { id: '123', name: 'Ada Lovelace' }]]);
 
+class InvalidParams extends Error {
+  name = 'InvalidParams';
+}
+class BadRequest extends Error {
+  name = 'BadRequest';
+}
+
 // The dispatch table. A handler gets the request's data and the connection's context,
 // and returns the reply's data or throws.
 const handlers = {
-  'user.get': async ({ id } = {}) => {
+  'user.get': async (data = {}) => {
+    if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new InvalidParams('user.get takes {id}');
+    const { id = '' } = data;
+    if (typeof id !== 'string') throw new InvalidParams('id must be a string');
     const user = users.get(id);
     if (!user) throw new NotFound(`no user ${id}`);
     return user;
@@ -67,9 +77,9 @@ async function dispatch(type, data, ctx) {
   return handler(data ?? undefined, ctx);
 }
 
-// The lesson's handle(ws, msg), one per frame.
-async function handle(ws, msg) {
-  const rid = msg.id;
+// The lesson's handle(ws, msg), one per frame. rid is the id as the raw text that
+// arrived (PROTOCOL.md: echoed as it came, not re-encoded), or undefined.
+async function handle(ws, msg, rid) {
   const type = msg.type;
   const after = [];
   const ctx = {
@@ -78,18 +88,63 @@ async function handle(ws, msg) {
     afterReply: (fn) => after.push(fn),
   };
   try {
+    if (typeof type !== 'string' || type === '') throw new BadRequest('no type');
     const result = await dispatch(type, msg.data, ctx);
-    if (rid == null) return; // a notification: no reply
-    send(ws, { id: rid, type: `${type}.response`, data: result ?? null });
+    if (rid === undefined) return; // a notification: no reply
+    sendText(ws, `{"id":${rid},"type":${JSON.stringify(`${type}.response`)},"data":${JSON.stringify(result ?? null)}}`);
   } catch (e) {
-    if (rid == null) return console.error(`notification ${type}: ${e.message}`);
-    send(ws, { id: rid, type: 'error', code: e.code ?? e.name, message: e.message });
+    if (rid === undefined) return console.error(`notification ${type}: ${e.message}`);
+    const code = e.code ?? e.name;
+    sendText(ws, `{"id":${rid},"type":"error","code":${JSON.stringify(code)},"message":${JSON.stringify(e.message)}}`);
   }
   for (const fn of after) fn();
 }
 
 function send(ws, frame) {
-  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(frame));
+  sendText(ws, JSON.stringify(frame));
+}
+
+function sendText(ws, text) {
+  if (ws.readyState === ws.OPEN) ws.send(text);
+}
+
+// The raw text of the top-level "id" of a JSON object's text (the last one, as
+// JSON.parse keeps), or undefined when there is none or it is null. text parses.
+function rawId(text) {
+  const re = /\s*("(?:[^"\\]|\\.)*")\s*:\s*/y;
+  let i = text.indexOf('{') + 1;
+  let id;
+  for (;;) {
+    re.lastIndex = i;
+    const m = re.exec(text);
+    if (!m) return id === 'null' ? undefined : id;
+    const start = re.lastIndex;
+    const end = valueEnd(text, start);
+    if (JSON.parse(m[1]) === 'id') id = text.slice(start, end);
+    i = end;
+    while (/\s/.test(text[i])) i++;
+    if (text[i] === ',') i++;
+  }
+}
+
+// The index just past the JSON value that starts at text[i].
+function valueEnd(text, i) {
+  let depth = 0;
+  for (let inString = false; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      if (!inString && depth === 0) return i + 1;
+    } else if (c === '"') inString = true;
+    else if (depth === 0 && /[\s,}\]]/.test(c)) return i;
+    else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return i;
 }
 
 const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(values.port) });
@@ -103,7 +158,7 @@ wss.on('connection', (ws) => {
     } catch (e) {
       return send(ws, { type: 'error', code: 'ParseError', message: e.message });
     }
-    handle(ws, msg);
+    handle(ws, msg, rawId(raw.toString('utf8')));
   });
 });
 wss.on('listening', () => {

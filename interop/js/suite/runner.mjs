@@ -6,6 +6,8 @@ import { connect } from '../rpcws.js';
 import { openRaw } from './frames.mjs';
 import { scenarios, probes } from './scenarios.mjs';
 import { parseTranscript, replayTranscript } from './transcripts.mjs';
+import { compareFrame } from './compare.mjs';
+import { rules } from './rules.mjs';
 
 /**
  * Asks the target for each type; resolves with the set of those it answers
@@ -36,13 +38,18 @@ export async function probe(url, types) {
  * Runs one scenario against url, bounded by its timeout, and closes every connection
  * it opened. Rejects with the scenario's failure.
  * @param {(typeof scenarios)[number]} scenario
- * @param {{url: string, assert: any}} env
+ * @param {{url: string, assert: any, strict?: boolean}} env strict: frames compared with
+ *   t.frame must be the reference server's exact bytes (the default: this project's
+ *   tests run the scenarios against its own servers).
  */
-export async function runScenario(scenario, { url, assert }) {
+export async function runScenario(scenario, { url, assert, strict = true }) {
   const opened = [];
   const t = {
     url,
     assert,
+    strict,
+    /** Compares a frame with the reference server's (suite/compare.mjs). */
+    frame: (got, want, options = {}) => compareFrame(got, want, { strict, ...options }),
     /** A client connected to the target; options as for connect. */
     connect: async (options) => {
       const client = await connect(url, options);
@@ -72,60 +79,78 @@ export async function runScenario(scenario, { url, assert }) {
 }
 
 /**
- * Runs every check and calls report({kind, name, status, reason?, ms}) after each.
+ * Runs every check and calls report({kind, name, check, rule, status, reason?, ms})
+ * after each: kind is "scenario" or "transcript", name what the check shows (a
+ * transcript's file name), check its short name ("id-echo", "transcript/id_kinds"),
+ * rule the PROTOCOL.md rule it holds or, on failure, the one the server broke.
  * Resolves with the list of results.
  * @param {object} o
  * @param {string} o.url Target, e.g. ws://127.0.0.1:8080/rpc.
  * @param {any} o.assert node:assert/strict or suite/assert.mjs.
  * @param {{name: string, text: string}[]} [o.transcripts]
  * @param {boolean} [o.slow] Run the slow scenarios too (the 15 s lesson exercise).
+ * @param {boolean} [o.strict] Compare frames byte for byte with the reference server's (the
+ *   default); false: judge only what PROTOCOL.md pins.
  * @param {RegExp} [o.filter] Only checks whose "kind name" matches.
+ * @param {(check: string) => boolean} [o.select] Only checks whose short name it accepts.
  * @param {(result: object) => void} [o.report]
  */
-export async function runChecks({ url, assert, transcripts = [], slow = false, filter, report = () => {} }) {
+export async function runChecks({ url, assert, transcripts = [], slow = false, strict = true, filter, select = () => true, report = () => {} }) {
   const results = [];
   const add = (r) => {
     results.push(r);
     report(r);
   };
-  const chosen = (kind, name) => !filter || filter.test(`${kind} ${name}`);
+  const chosen = (kind, name, check) => (!filter || filter.test(`${kind} ${name}`)) && select(check);
 
-  const wanted = scenarios.filter((s) => chosen('scenario', s.name));
+  const wanted = scenarios.filter((s) => chosen('scenario', s.name, s.check));
+  const scripts = [];
+  for (const { name, text } of transcripts) {
+    const check = `transcript/${name.replace(/\.txt$/, '')}`;
+    if (!chosen('transcript', name, check)) continue;
+    try {
+      const steps = parseTranscript(text);
+      scripts.push({ name, check, steps, rule: steps.rule ?? rules.textObject });
+    } catch (err) {
+      add({ kind: 'transcript', name, check, rule: rules.textObject, status: 'fail', reason: `cannot read the transcript: ${describe(err)}`, ms: 0 });
+    }
+  }
   let missing = new Set();
   try {
     missing = await probe(url, wanted.flatMap((s) => s.needs));
   } catch (err) {
-    add({ kind: 'probe', name: url, status: 'fail', reason: String(err?.message ?? err), ms: 0 });
+    add({ kind: 'probe', name: url, check: 'probe', rule: rules.textObject, status: 'fail', reason: String(err?.message ?? err), ms: 0 });
     return results;
   }
 
   for (const s of wanted) {
+    const base = { kind: 'scenario', name: s.name, check: s.check, rule: s.rule };
     const lacking = s.needs.filter((type) => missing.has(type));
     if (lacking.length > 0) {
-      add({ kind: 'scenario', name: s.name, status: 'skip', reason: `target lacks ${lacking.join(', ')}`, ms: 0 });
+      add({ ...base, status: 'skip', reason: `target lacks ${lacking.join(', ')}`, ms: 0 });
       continue;
     }
     if (s.slow && !slow) {
-      add({ kind: 'scenario', name: s.name, status: 'skip', reason: 'slow (run with slow checks on)', ms: 0 });
+      add({ ...base, status: 'skip', reason: 'slow (run with slow checks on)', ms: 0 });
       continue;
     }
     const start = performance.now();
     try {
-      await runScenario(s, { url, assert });
-      add({ kind: 'scenario', name: s.name, status: 'pass', ms: performance.now() - start });
+      await runScenario(s, { url, assert, strict });
+      add({ ...base, status: 'pass', ms: performance.now() - start });
     } catch (err) {
-      add({ kind: 'scenario', name: s.name, status: 'fail', reason: describe(err), ms: performance.now() - start });
+      add({ ...base, rule: err?.rule ?? s.rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
     }
   }
 
-  for (const { name, text } of transcripts) {
-    if (!chosen('transcript', name)) continue;
+  for (const { name, check, steps, rule } of scripts) {
+    const base = { kind: 'transcript', name, check, rule };
     const start = performance.now();
     try {
-      const r = await replayTranscript(url, parseTranscript(text));
-      add({ kind: 'transcript', name, ...r, ms: performance.now() - start });
+      const r = await replayTranscript(url, steps, { strict });
+      add({ ...base, ...r, ms: performance.now() - start });
     } catch (err) {
-      add({ kind: 'transcript', name, status: 'fail', reason: describe(err), ms: performance.now() - start });
+      add({ ...base, rule: err?.rule ?? rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
     }
   }
   return results;

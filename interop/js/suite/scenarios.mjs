@@ -3,12 +3,17 @@
 // Node (test/scenarios.test.mjs), in a browser (test/browser.html) and from the command
 // line (conformance.mjs).
 //
-// A scenario is {name, needs, slow?, timeoutMs?, run}. `needs` lists the request types
-// it uses; a target that answers MethodNotFound to one of them skips the scenario.
-// `run(t)` gets t.assert (node:assert/strict or suite/assert.mjs), t.connect(options)
-// for a client and t.raw() for a raw WebSocket; both are closed after the scenario.
+// A scenario is {check, name, rule, needs, slow?, timeoutMs?, run}: `check` is its short
+// name (for --only and --skip), `name` says what it shows, `rule` is the rule of
+// PROTOCOL.md it holds (suite/rules.mjs). `needs` lists the request types it uses; a
+// target that answers MethodNotFound to one of them skips the scenario. `run(t)` gets
+// t.assert (node:assert/strict or suite/assert.mjs), t.connect(options) for a client,
+// t.raw() for a raw WebSocket (both closed after the scenario) and t.frame(got, want,
+// options) to compare a frame with the reference server's at the level of the run
+// (suite/compare.mjs).
 
 import { RpcError } from '../rpcws.js';
+import { rules, RuleError } from './rules.mjs';
 
 const MiB = 1 << 20;
 
@@ -99,10 +104,12 @@ function lessonExercise({ holdMs, timeoutMs }) {
   };
 }
 
-/** @type {Array<{name: string, needs: string[], slow?: boolean, timeoutMs?: number, run: (t: any) => Promise<void>}>} */
+/** @type {Array<{check: string, name: string, rule: import('./rules.mjs').Rule, needs: string[], slow?: boolean, timeoutMs?: number, run: (t: any) => Promise<void>}>} */
 export const scenarios = [
   {
+    check: 'request-reply',
     name: 'request and reply: user.get, user.save, demo.echo',
+    rule: rules.successShape,
     needs: ['user.get', 'user.save', 'demo.echo'],
     async run({ connect, assert }) {
       const client = await connect();
@@ -123,32 +130,57 @@ export const scenarios = [
     },
   },
   {
+    check: 'id-echo',
     name: 'ids are echoed as they were sent, whatever their JSON kind',
+    rule: rules.idEcho,
     needs: ['demo.echo'],
-    async run({ raw, assert }) {
+    async run({ raw, frame, assert }) {
       const conn = await raw();
       for (const id of ['"a\\u0041"', '17', '-0.5e3', '{"k":[1,2]}', '[1,"x"]', 'true']) {
         conn.send(`{"id":${id},"type":"demo.echo","data":1}`);
-        assert.equal(await conn.next(), `{"id":${id},"type":"demo.echo.response","data":1}`);
+        frame(await conn.next(), `{"id":${id},"type":"demo.echo.response","data":1}`);
       }
     },
   },
   {
+    check: 'lesson-exercise-fast',
     name: 'lesson exercise, fast: 5 concurrent, replies out of order, one held 1.5 s past a 1 s timeout',
+    rule: rules.concurrent,
     needs: ['demo.sleep', 'demo.echo'],
     run: lessonExercise({ holdMs: 1500, timeoutMs: 1000 }),
   },
   {
+    check: 'lesson-exercise',
     name: 'lesson exercise: 5 concurrent, one held 15 s, default 10 s timeout',
+    rule: rules.concurrent,
     needs: ['demo.sleep', 'demo.echo'],
     slow: true,
     timeoutMs: 30_000,
     run: lessonExercise({ holdMs: 15_000 }),
   },
   {
+    check: 'not-held-up',
+    name: 'a quick request is not held up behind a slow one on the same connection',
+    rule: rules.concurrent,
+    needs: ['demo.sleep', 'demo.echo'],
+    async run({ raw, frame }) {
+      const conn = await raw();
+      conn.send('{"id":"slow","type":"demo.sleep","data":{"ms":1000}}');
+      conn.send('{"id":"quick","type":"demo.echo","data":"quick"}');
+      const first = await conn.next();
+      if (typeof first === 'string' && first.includes('"slow"') && JSON.parse(first).id === 'slow') {
+        throw new RuleError(rules.concurrent, 'the reply to a 1 s demo.sleep came before the reply to a demo.echo sent after it: requests were served one at a time');
+      }
+      frame(first, '{"id":"quick","type":"demo.echo.response","data":"quick"}');
+      frame(await conn.next(), '{"id":"slow","type":"demo.sleep.response","data":{"ms":1000}}');
+    },
+  },
+  {
+    check: 'parse-error',
     name: 'ParseError: frames that are not JSON objects, and binary frames',
+    rule: rules.parseError,
     needs: ['demo.echo'],
-    async run({ raw, assert }) {
+    async run({ raw, frame, assert }) {
       const conn = await raw();
       const bad = ['not json', '[1,2]', '"text"', '42', 'null', '{"id":"x","type":"demo.echo"', ''];
       for (const frame of bad) {
@@ -164,13 +196,15 @@ export const scenarios = [
       assert.equal(f.code, 'ParseError', 'code for a binary frame');
       assert.equal('id' in f, false);
       conn.send('{"id":"ok","type":"demo.echo","data":1}');
-      assert.equal(await conn.next(), '{"id":"ok","type":"demo.echo.response","data":1}');
+      frame(await conn.next(), '{"id":"ok","type":"demo.echo.response","data":1}');
     },
   },
   {
+    check: 'bad-request',
     name: 'BadRequest: type missing, empty or not a string',
+    rule: rules.badRequest,
     needs: ['demo.echo'],
-    async run({ raw, assert }) {
+    async run({ raw, frame, assert }) {
       const conn = await raw();
       const bad = ['{"id":"b1","data":1}', '{"id":"b2","type":"","data":1}', '{"id":"b3","type":7}', '{"id":"b4","type":{"a":1}}', '{"id":"b5","type":null}'];
       for (const [i, frame] of bad.entries()) {
@@ -180,11 +214,13 @@ export const scenarios = [
         assert.equal(typeof f.message, 'string');
       }
       conn.send('{"id":"ok","type":"demo.echo","data":2}');
-      assert.equal(await conn.next(), '{"id":"ok","type":"demo.echo.response","data":2}');
+      frame(await conn.next(), '{"id":"ok","type":"demo.echo.response","data":2}');
     },
   },
   {
+    check: 'method-not-found',
     name: 'MethodNotFound: unknown services and methods, malformed types',
+    rule: rules.malformedType,
     needs: [],
     async run({ connect, assert }) {
       const client = await connect();
@@ -194,7 +230,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'invalid-params',
     name: 'InvalidParams: data that does not fit the method',
+    rule: rules.invalidParams,
     needs: ['demo.sleep', 'demo.fail', 'user.get'],
     async run({ connect, assert }) {
       const client = await connect();
@@ -213,7 +251,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'coded-errors',
     name: 'coded errors keep their code and message',
+    rule: rules.demoFail,
     needs: ['demo.fail', 'user.get'],
     async run({ connect, assert }) {
       const client = await connect();
@@ -224,7 +264,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'client-timeout',
     name: 'Timeout: the client gives up, the late reply is dropped',
+    rule: rules.clientTimeout,
     needs: ['demo.sleep', 'demo.echo'],
     async run({ connect, assert }) {
       const client = await connect();
@@ -241,7 +283,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'close-1009',
     name: 'Disconnected: the server closes (frame over 1 MiB, 1009), pending requests fail at once',
+    rule: rules.closeCodes,
     needs: ['demo.sleep'],
     async run({ connect, assert }) {
       const client = await connect();
@@ -258,7 +302,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'client-close',
     name: 'Disconnected: the client closes, pending requests fail at once',
+    rule: rules.clientDisconnect,
     needs: ['demo.sleep'],
     async run({ connect, assert }) {
       const client = await connect();
@@ -272,7 +318,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'abort',
     name: 'an AbortSignal cancels a request in flight',
+    rule: rules.anyOrder,
     needs: ['demo.sleep', 'demo.echo'],
     async run({ connect, assert }) {
       const client = await connect();
@@ -287,7 +335,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'ticks',
     name: 'events: demo.ticks pushes its reply, then N demo.tick events in order',
+    rule: rules.demoTicks,
     needs: ['demo.ticks'],
     async run({ connect, assert }) {
       const client = await connect();
@@ -307,7 +357,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'ticks-with-requests',
     name: 'events do not disturb replies: 50 ticks streaming through 50 requests',
+    rule: rules.eventShape,
     needs: ['demo.ticks', 'demo.echo', 'demo.sleep'],
     async run({ connect, assert }) {
       const client = await connect();
@@ -321,16 +373,18 @@ export const scenarios = [
     },
   },
   {
+    check: 'notifications',
     name: 'notifications: nothing comes back, not even an error; the method runs',
+    rule: rules.notification,
     needs: ['demo.echo', 'user.save', 'user.get'],
-    async run({ raw, connect, assert }) {
+    async run({ raw, connect, frame, assert }) {
       const conn = await raw();
       conn.send('{"type":"demo.echo","data":1}');
       conn.send('{"id":null,"type":"demo.echo","data":2}');
       conn.send('{"type":"no.such","data":3}');
       conn.send('{"type":"demo.sleep","data":{"ms":-1}}');
       conn.send('{"id":"r1","type":"demo.echo","data":4}');
-      assert.equal(await conn.next(), '{"id":"r1","type":"demo.echo.response","data":4}', 'the reply is the very next frame');
+      frame(await conn.next(), '{"id":"r1","type":"demo.echo.response","data":4}', { afterNotification: true });
 
       const client = await connect();
       const id = `n-${crypto.getRandomValues(new Uint32Array(2)).join('')}`;
@@ -346,7 +400,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'bad-frames-client',
     name: "bad frames on the client's own connection, then good requests",
+    rule: rules.staysOpen,
     needs: ['user.get', 'demo.echo'],
     async run({ connect, assert }) {
       const client = await connect();
@@ -363,7 +419,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'concurrent-1000',
     name: '1000 concurrent requests, replies out of order, all matched',
+    rule: rules.anyOrder,
     needs: ['demo.echo', 'demo.sleep'],
     timeoutMs: 30_000,
     async run({ connect, assert }) {
@@ -381,7 +439,9 @@ export const scenarios = [
     },
   },
   {
+    check: 'reconnect',
     name: 'reconnect: a dropped connection comes back, pending requests fail and are not resent',
+    rule: rules.clientDisconnect,
     needs: ['demo.sleep', 'demo.echo'],
     async run({ connect, assert }) {
       const client = await connect({ reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
