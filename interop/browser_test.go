@@ -161,7 +161,7 @@ func awaitReport(t *testing.T, name, page string, reports <-chan []byte, exited 
 }
 
 // runFirefox opens page in Debian's headless Firefox ESR and returns the first report
-// POSTed to reports, within timeout. test/browse.mjs drives it over WebDriver BiDi
+// POSTed to reports, within timeout. suite/browse.mjs drives it over WebDriver BiDi
 // with puppeteer-core (which needs no patched Firefox build), maps pageHost to
 // 127.0.0.1 and prints the page's console. Firefox is closed before it returns.
 func runFirefox(t *testing.T, page string, reports <-chan []byte, timeout time.Duration) []byte {
@@ -171,7 +171,7 @@ func runFirefox(t *testing.T, page string, reports <-chan []byte, timeout time.D
 	needNodePackage(t, "puppeteer-core")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := command(ctx, jsDir, node, "test/browse.mjs", "firefox", firefox, page, pageHost)
+	cmd := command(ctx, jsDir, node, "suite/browse.mjs", "firefox", firefox, page, pageHost)
 	var logs testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	stdin, err := cmd.StdinPipe()
@@ -179,7 +179,7 @@ func runFirefox(t *testing.T, page string, reports <-chan []byte, timeout time.D
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s test/browse.mjs: %v", node, err)
+		t.Fatalf("starting %s suite/browse.mjs: %v", node, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -189,7 +189,7 @@ func runFirefox(t *testing.T, page string, reports <-chan []byte, timeout time.D
 		select {
 		case err = <-exited:
 		case <-time.After(30 * time.Second):
-			t.Errorf("test/browse.mjs did not close firefox within 30 s; killing both\n%s", browserLog("firefox", logs.String()))
+			t.Errorf("suite/browse.mjs did not close firefox within 30 s; killing both\n%s", browserLog("firefox", logs.String()))
 			cancel()
 			err = <-exited
 		}
@@ -201,7 +201,7 @@ func runFirefox(t *testing.T, page string, reports <-chan []byte, timeout time.D
 	return awaitReport(t, "firefox", page, reports, exited, ctx, timeout, &logs)
 }
 
-// killBrowser kills the process group of the browser that test/browse.mjs started,
+// killBrowser kills the process group of the browser that suite/browse.mjs started,
 // whose id it printed as "PID <n>".
 func killBrowser(log string) {
 	for _, l := range strings.Split(log, "\n") {

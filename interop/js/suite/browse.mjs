@@ -3,7 +3,7 @@
 // it open until standard input closes or the process is told to stop. The page reports
 // to its own server; this only drives the browser and prints what the page logs:
 //
-//   node test/browse.mjs firefox /usr/bin/firefox-esr http://rpcws.test:8080/page.html [host]
+//   node suite/browse.mjs firefox /usr/bin/firefox-esr http://rpcws.test:8080/page.html [host]
 //
 // `host`, if given, resolves to 127.0.0.1 in the browser, so that a page can be loaded
 // from a name that is not localhost (and so is not a secure context). Lines printed:
@@ -17,7 +17,7 @@ import puppeteer from 'puppeteer-core';
 
 const [name, executablePath, url, host] = process.argv.slice(2);
 if (!['chromium', 'firefox'].includes(name) || !executablePath || !url) {
-  console.error('usage: node test/browse.mjs chromium|firefox EXECUTABLE URL [HOST]');
+  console.error('usage: node suite/browse.mjs chromium|firefox EXECUTABLE URL [HOST]');
   process.exit(2);
 }
 
