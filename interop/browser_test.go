@@ -172,6 +172,7 @@ func runFirefox(t *testing.T, page string, reports <-chan []byte, timeout time.D
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := command(ctx, jsDir, node, "suite/browse.mjs", "firefox", firefox, page, pageHost)
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // Firefox's profile goes there, and with the test
 	var logs testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	stdin, err := cmd.StdinPipe()
