@@ -19,9 +19,32 @@ import (
 	"github.com/rpcws/rpcws/interop/refserver"
 )
 
-// The interop suite in headless Chromium: a page served beside the reference server
-// runs the scenarios and transcripts with the JavaScript client and POSTs its results
-// to /report, which the test reads.
+// The interop suite in headless Chromium and Firefox ESR: a page served beside the
+// reference server runs the scenarios and transcripts with the JavaScript client and
+// POSTs its results to /report, which the test reads. Each browser is a subtest of its
+// own; the pages are the same.
+
+// openPage opens page in a browser and returns the first report POSTed to reports,
+// within timeout. The browser and all its processes are gone before it returns.
+type openPage func(t *testing.T, page string, reports <-chan []byte, timeout time.Duration) []byte
+
+// browsers are the browsers every browser test runs in: Debian's chromium, started
+// with the page's URL, and Debian's firefox-esr, driven over WebDriver BiDi.
+var browsers = []struct {
+	name string
+	open openPage
+}{
+	{"chromium", runChromium},
+	{"firefox", runFirefox},
+}
+
+// eachBrowser runs test once per browser, each in a subtest named after it. The
+// subtests run one after the other: a browser is heavy, and the machine is small.
+func eachBrowser(t *testing.T, test func(t *testing.T, open openPage)) {
+	for _, b := range browsers {
+		t.Run(b.name, func(t *testing.T) { test(t, b.open) })
+	}
+}
 
 // chromiumFlags are the flags every run needs here: as root there is no sandbox, and
 // with no network Chromium must not try to reach its own services.
@@ -31,7 +54,7 @@ var chromiumFlags = []string{
 	"--disable-breakpad", "--enable-logging=stderr", "--v=0",
 }
 
-// pageHost is the name under which Chromium loads the suite page; it resolves to
+// pageHost is the name under which the browsers load the suite page; it resolves to
 // 127.0.0.1 but, not being localhost or a loopback address, it is not a secure
 // context: crypto.randomUUID is missing there, as on a page served over plain http
 // from a LAN address, and the client must fall back to crypto.getRandomValues.
@@ -109,7 +132,6 @@ func runChromium(t *testing.T, page string, reports <-chan []byte, timeout time.
 	cmd := command(ctx, "", chromium, args...)
 	var logs testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
-	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}
@@ -119,29 +141,89 @@ func runChromium(t *testing.T, page string, reports <-chan []byte, timeout time.
 		cancel() // kills the process group
 		<-exited
 	}()
+	return awaitReport(t, "chromium", page, reports, exited, ctx, timeout, &logs)
+}
+
+// awaitReport waits for the first report, for the browser to exit, or for ctx to end.
+func awaitReport(t *testing.T, name, page string, reports <-chan []byte, exited <-chan error, ctx context.Context, timeout time.Duration, logs *testutil.SyncBuffer) []byte {
+	t.Helper()
+	start := time.Now()
 	select {
 	case body := <-reports:
-		t.Logf("chromium reported after %v", time.Since(start).Round(time.Millisecond))
+		t.Logf("%s reported after %v", name, time.Since(start).Round(time.Millisecond))
 		return body
 	case err := <-exited:
-		t.Fatalf("chromium exited before the page reported: %v\n%s", err, browserLog(logs.String()))
+		t.Fatalf("%s exited before the page reported: %v\n%s", name, err, browserLog(name, logs.String()))
 	case <-ctx.Done():
-		t.Fatalf("no report from %s within %v\n%s", page, timeout, browserLog(logs.String()))
+		t.Fatalf("no report from %s in %s within %v\n%s", page, name, timeout, browserLog(name, logs.String()))
 	}
 	return nil
 }
 
-// browserLog keeps the page's console lines and Chromium's last words.
-func browserLog(s string) string {
+// runFirefox opens page in Debian's headless Firefox ESR and returns the first report
+// POSTed to reports, within timeout. suite/browse.mjs drives it over WebDriver BiDi
+// with puppeteer-core (which needs no patched Firefox build), maps pageHost to
+// 127.0.0.1 and prints the page's console. Firefox is closed before it returns.
+func runFirefox(t *testing.T, page string, reports <-chan []byte, timeout time.Duration) []byte {
+	t.Helper()
+	firefox := need(t, "firefox-esr", "apt-get install -y firefox-esr")
+	node := needNode(t)
+	needNodePackage(t, "puppeteer-core")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := command(ctx, jsDir, node, "suite/browse.mjs", "firefox", firefox, page, pageHost)
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // Firefox's profile goes there, and with the test
+	var logs testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s suite/browse.mjs: %v", node, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		stdin.Close() // browse.mjs closes Firefox, then exits
+		var err error
+		select {
+		case err = <-exited:
+		case <-time.After(30 * time.Second):
+			t.Errorf("suite/browse.mjs did not close firefox within 30 s; killing both\n%s", browserLog("firefox", logs.String()))
+			cancel()
+			err = <-exited
+		}
+		if err != nil {
+			// Killed, or it failed: Firefox, in a process group of its own, may be left.
+			killBrowser(logs.String())
+		}
+	}()
+	return awaitReport(t, "firefox", page, reports, exited, ctx, timeout, &logs)
+}
+
+// killBrowser kills the process group of the browser that suite/browse.mjs started,
+// whose id it printed as "PID <n>".
+func killBrowser(log string) {
+	for _, l := range strings.Split(log, "\n") {
+		var pid int
+		if _, err := fmt.Sscanf(l, "PID %d", &pid); err == nil && pid > 0 {
+			killGroup(pid)
+		}
+	}
+}
+
+// browserLog keeps the page's console lines and the browser's last words.
+func browserLog(name, s string) string {
 	var console []string
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	for _, l := range lines {
-		if strings.Contains(l, "CONSOLE") {
+		if strings.Contains(l, "CONSOLE") || strings.HasPrefix(l, "PAGEERROR") {
 			console = append(console, l)
 		}
 	}
 	tail := lines[max(0, len(lines)-15):]
-	return "console:\n" + strings.Join(console, "\n") + "\nlast lines of chromium's log:\n" + strings.Join(tail, "\n")
+	return "console:\n" + strings.Join(console, "\n") + "\nlast lines of " + name + "'s log:\n" + strings.Join(tail, "\n")
 }
 
 func TestBrowser(t *testing.T) {
@@ -166,8 +248,16 @@ func TestBrowser(t *testing.T) {
 		page += "&slow=1"
 		timeout = 2 * time.Minute
 	}
+	eachBrowser(t, func(t *testing.T, open openPage) {
+		checkSuiteReport(t, open(t, page, reports, timeout))
+	})
+}
+
+// checkSuiteReport checks what test/browser.html reported: every check passed, in a
+// page that is not a secure context.
+func checkSuiteReport(t *testing.T, body []byte) {
+	t.Helper()
 	var rep suiteReport
-	body := runChromium(t, page, reports, timeout)
 	if err := json.Unmarshal(body, &rep); err != nil {
 		t.Fatalf("the page's report: %v\n%s", err, body)
 	}
@@ -230,7 +320,14 @@ func TestBrowserOrigin(t *testing.T) {
 
 	page := fmt.Sprintf("%s/test/origin.html?refused=%s&allowed=%s", pages.URL,
 		url.QueryEscape(wsURL(refused, "/rpc")), url.QueryEscape(wsURL(allowed, "/rpc")))
-	body := runChromium(t, page, reports, time.Minute)
+	eachBrowser(t, func(t *testing.T, open openPage) {
+		checkOriginReport(t, open(t, page, reports, time.Minute), pages.URL, pageOrigin)
+	})
+}
+
+// checkOriginReport checks what test/origin.html, loaded from pageURL, reported.
+func checkOriginReport(t *testing.T, body []byte, pageURL, pageOrigin string) {
+	t.Helper()
 	type attempt struct {
 		Connected   bool
 		Code, Error string
@@ -246,8 +343,8 @@ func TestBrowserOrigin(t *testing.T) {
 	if rep.Fatal != "" {
 		t.Fatalf("the page failed: %s", rep.Fatal)
 	}
-	if rep.Origin != pages.URL {
-		t.Errorf("page origin = %q, want %q", rep.Origin, pages.URL)
+	if rep.Origin != pageURL {
+		t.Errorf("page origin = %q, want %q", rep.Origin, pageURL)
 	}
 	if rep.Refused.Connected || rep.Refused.Code != "Disconnected" {
 		t.Errorf("default server: connected = %v, code %q (%s); want refused, code Disconnected",

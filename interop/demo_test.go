@@ -52,7 +52,7 @@ func TestServedFiles(t *testing.T) {
 	}
 }
 
-// The demo page, used in Chromium as a person would: it connects, runs the lesson's
+// The demo page, used in each browser as a person would: it connects, runs the lesson's
 // exercise (replies out of order, one timeout, its late reply marked as dropped),
 // sends a request from the form and shows the events it pushes, and shows the error
 // event of a bad frame.
@@ -66,7 +66,15 @@ func TestDemoPage(t *testing.T) {
 	mux.Handle("/", ref)
 	hs := serveRPC(t, mux, ref.Shutdown)
 
-	body := runChromium(t, hs.URL+"/test/demo-check.html", reports, time.Minute)
+	eachBrowser(t, func(t *testing.T, open openPage) {
+		checkDemoReport(t, open(t, hs.URL+"/test/demo-check.html", reports, time.Minute), wsURL(hs, "/rpc"))
+	})
+}
+
+// checkDemoReport checks what test/demo-check.html saw on the demo page that talks to
+// the server at rpcURL.
+func checkDemoReport(t *testing.T, body []byte, rpcURL string) {
+	t.Helper()
 	var rep struct {
 		Fatal, ConnText, ErrorEvent, Pending string
 		Lesson                               [][2]string
@@ -78,7 +86,7 @@ func TestDemoPage(t *testing.T) {
 	if rep.Fatal != "" {
 		t.Fatalf("the check page failed: %s", rep.Fatal)
 	}
-	if want := "connected · " + wsURL(hs, "/rpc"); rep.ConnText != want {
+	if want := "connected · " + rpcURL; rep.ConnText != want {
 		t.Errorf("connection badge = %q, want %q", rep.ConnText, want)
 	}
 	// demo.sleep 700, 100, 4000 (3 s timeout), 500, 300: replies arrive by duration.

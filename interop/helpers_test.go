@@ -1,10 +1,12 @@
 // Package interop_test runs the interop suite: the JavaScript reference client and
 // the conformance checks in interop/js against the reference server, in Node and in
-// headless Chromium, and the Go client, the JavaScript client and the conformance
-// checks against servers written from the lesson's shape in Node and in Python.
+// headless Chromium and Firefox ESR, the client's types under tsc, and the Go client,
+// the JavaScript client and the conformance checks against servers written from the
+// lesson's shape in Node and in Python.
 //
-// The tests need node (20 or later) and, for the browser, Debian's chromium; the
-// Node foreign server needs `npm ci` in interop/js, the Python one Debian's
+// The tests need node (20 or later) and, for the browsers, Debian's chromium and
+// firefox-esr; Firefox (driven by puppeteer-core), the type test (typescript) and the
+// Node foreign server (ws) need `npm ci` in interop/js, the Python one Debian's
 // /usr/bin/python3 with python3-aiohttp. Where one is missing the test is
 // skipped, unless the CI environment variable is set: then it fails. -short skips the
 // lesson's 15 s exercise.
@@ -88,13 +90,20 @@ var nodeVersionOnce struct {
 // needs the ws package.
 func needNodeModules(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "ws", "package.json")); err == nil {
+	needNodePackage(t, "ws")
+}
+
+// needNodePackage checks that the devDependency pkg of interop/js is installed, as
+// npm ci does, and skips the test (fails it under CI) if not.
+func needNodePackage(t *testing.T, pkg string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", pkg, "package.json")); err == nil {
 		return
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatalf("interop/js/node_modules/ws is missing, and CI is set: run npm ci --prefix interop/js")
+		t.Fatalf("interop/js/node_modules/%s is missing, and CI is set: run npm ci --prefix interop/js", pkg)
 	}
-	t.Skipf("interop/js/node_modules/ws is missing; skipping (run npm ci --prefix interop/js)")
+	t.Skipf("interop/js/node_modules/%s is missing; skipping (run npm ci --prefix interop/js)", pkg)
 }
 
 // command returns a command bound to ctx whose whole process group is killed when

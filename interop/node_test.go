@@ -15,10 +15,11 @@ import (
 	"github.com/rpcws/rpcws/rpcws"
 )
 
-// The JavaScript client's unit tests, against a fake socket: no server.
+// The JavaScript client's unit tests, against a fake socket, and its reconnection
+// against a ws server in Node.
 func TestNodeClient(t *testing.T) {
 	t.Parallel()
-	nodeTest(t, time.Minute, nil, "test/client.test.mjs")
+	nodeTest(t, time.Minute, nil, "test/client.test.mjs", "test/reconnect.test.mjs")
 }
 
 // The interop scenarios in Node against the reference server. -short leaves out the

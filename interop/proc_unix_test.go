@@ -15,3 +15,9 @@ func ownGroup(cmd *exec.Cmd) {
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 }
+
+// killGroup kills the process group whose leader is pid: a browser that puppeteer
+// started detached, in a group of its own.
+func killGroup(pid int) {
+	syscall.Kill(-pid, syscall.SIGKILL)
+}

@@ -2,7 +2,7 @@
 // pending requests, their replies arriving out of order, timeouts, pushed events and
 // the frames on the wire.
 
-import { connect } from './rpcws.js';
+import { connect, DEFAULT_TIMEOUT_MS } from './rpcws.js';
 
 const $ = (id) => document.getElementById(id);
 const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rpc`;
@@ -24,14 +24,13 @@ function setConn(state, text) {
 }
 
 async function start() {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      client = await connect(url, { reconnect: { initialDelayMs: 500, maxDelayMs: 5000 } });
-      break;
-    } catch {
-      setConn('closed', `cannot connect to ${url}, retrying…`);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 500 * attempt)));
-    }
+  // With reconnect, connect waits for a server that is down, retrying with backoff, and
+  // the client reopens a dropped socket the same way. Without maxAttempts it never gives up.
+  try {
+    client = await connect(url, { reconnect: { initialDelayMs: 500, maxDelayMs: 5000 } });
+  } catch (err) {
+    setConn('closed', `cannot connect to ${url}: ${err.message}`);
+    return;
   }
   setConn('open', `connected · ${url}`);
   watchWire(client.socket);
@@ -42,6 +41,7 @@ async function start() {
     setConn('open', `reconnected · ${url}`);
     watchWire(client.socket);
   });
+  client.on('close', ({ code }) => setConn('closed', `closed (${code})`));
   client.on('*', (data, frame) => showEvent(frame));
 }
 
@@ -159,7 +159,9 @@ function updatePending() {
 
 function drawBar(row) {
   const elapsed = performance.now() - row.start;
-  const frac = row.timeoutMs > 0 ? Math.min(1, elapsed / row.timeoutMs) : 0;
+  // The client's rule: 0 is the default timeout, a negative one none (no bar).
+  const limit = row.timeoutMs === 0 ? DEFAULT_TIMEOUT_MS : row.timeoutMs;
+  const frac = limit > 0 && limit < Infinity ? Math.min(1, elapsed / limit) : 0;
   row.li.querySelector('.bar span').style.width = `${(frac * 100).toFixed(1)}%`;
 }
 

@@ -1,4 +1,10 @@
 // Type declarations for rpcws.js, the rpcws reference client.
+//
+// They need no DOM types: a Node project compiled with `--types node` and no DOM lib
+// uses them as they are, passing the `ws` package as `WebSocket` if it likes.
+//
+// Every numeric option follows one rule: absent or 0 means the default; a negative
+// value or Infinity means none (no timeout, no delay, no cap, no limit).
 
 /** How long a request waits for its reply unless told otherwise: 10 s. */
 export declare const DEFAULT_TIMEOUT_MS: number;
@@ -19,32 +25,64 @@ export declare class RpcError extends Error {
   url?: string;
 }
 
+/**
+ * The part of a WebSocket that the client uses. The browser's WebSocket, Node's
+ * built-in one and the `ws` package's all have it.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  readonly url: string;
+  /** The subprotocol the server accepted; "" if none. */
+  readonly protocol: string;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: string, listener: (event: any) => void, options?: { once?: boolean }): void;
+  removeEventListener(type: string, listener: (event: any) => void): void;
+}
+
+/** A WebSocket constructor: globalThis.WebSocket, or the `ws` package's default export. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
 /** Options of {@link connect}. */
 export interface ConnectOptions {
   /** Subprotocols offered to the server, e.g. to carry a token: browsers cannot set headers. */
   protocols?: string | string[];
-  /** Default per-request timeout in milliseconds; 0 or Infinity: none. 10 s if unset. */
+  /**
+   * Default per-request timeout in milliseconds. 0 or unset: 10 s
+   * ({@link DEFAULT_TIMEOUT_MS}); negative or Infinity: none.
+   */
   timeoutMs?: number;
-  /** Reopen the socket when it drops, with doubling, jittered delays. */
+  /**
+   * Reopen the socket when it drops, with doubling, jittered delays; and retry a first
+   * connection that fails under the same policy: {@link connect} then rejects only once
+   * the policy gives up. `true` takes the defaults.
+   */
   reconnect?: boolean | ReconnectOptions;
-  /** Abandons connecting. */
+  /** Abandons connecting, retries included: the Promise rejects with `signal.reason`. */
   signal?: AbortSignal;
-  /** WebSocket constructor; globalThis.WebSocket if unset (e.g. the `ws` package's on old Node). */
-  WebSocket?: new (url: string, protocols?: string | string[]) => WebSocket;
+  /** WebSocket constructor; globalThis.WebSocket if unset (e.g. `ws`'s default export). */
+  WebSocket?: WebSocketConstructor;
 }
 
 export interface ReconnectOptions {
-  /** First delay before reopening, in milliseconds (default 500). */
+  /**
+   * Ceiling of the first delay before reopening, in milliseconds. 0 or unset: 500;
+   * negative: none, the first attempt at once (the later ones back off from 500).
+   */
   initialDelayMs?: number;
-  /** Largest delay, in milliseconds (default 10000). */
+  /** Largest delay, as delays double, in milliseconds. 0 or unset: 10000; negative or Infinity: no cap. */
   maxDelayMs?: number;
-  /** Attempts in a row before giving up (default Infinity). */
+  /**
+   * Attempts in a row before giving up; then a last "disconnect" (reconnecting: false)
+   * and "close" fire. 0 or unset, negative or Infinity: no limit. To never reopen, leave
+   * `reconnect` unset.
+   */
   maxAttempts?: number;
 }
 
 /** Options of {@link Client.request}. */
 export interface RequestOptions {
-  /** Overrides the client's timeout for this request; 0 or Infinity: none. */
+  /** Overrides the client's timeout for this request. 0 or unset: the client's; negative or Infinity: none. */
   timeoutMs?: number;
   /** Cancels the request: the Promise rejects with `signal.reason`. */
   signal?: AbortSignal;
@@ -61,10 +99,19 @@ export interface EventFrame<T = unknown> {
 }
 
 export interface DisconnectInfo {
+  /** The close code; after failed reconnection attempts, the last attempt's (1006 mostly). */
   code: number;
   reason: string;
-  /** True when the client will try to reopen the socket. */
+  /** True when the client will try to reopen the socket; false in the last one, before "close". */
   reconnecting: boolean;
+}
+
+export interface CloseInfo {
+  /** The close code: the one passed to close(), the drop's, or the last attempt's. */
+  code: number;
+  reason: string;
+  /** Reconnection attempts that failed in a row before the end; 0 without any. */
+  attempts: number;
 }
 
 export interface ReconnectInfo {
@@ -75,8 +122,8 @@ export interface ReconnectInfo {
 /** A connection to an rpcws server. Create it with {@link connect}. */
 export declare class Client {
   private constructor();
-  /** The current WebSocket; it changes on reconnection. */
-  readonly socket: WebSocket;
+  /** The current WebSocket, made by the constructor in use; it changes on reconnection. */
+  readonly socket: WebSocketLike;
   /** True while the socket is open and requests can be sent. */
   readonly connected: boolean;
   /** How many requests are waiting for their reply. */
@@ -89,6 +136,12 @@ export declare class Client {
   on(type: 'disconnect', listener: (info: DisconnectInfo) => void): () => void;
   /** The client's own event: a new socket opened; resubscribe here. */
   on(type: 'reconnect', listener: (info: ReconnectInfo) => void): () => void;
+  /**
+   * The client's own event, once, at the very end: after close(), after a drop without
+   * `reconnect`, or when reconnection gave up. It follows the last "disconnect"
+   * (reconnecting: false); nothing happens after it.
+   */
+  on(type: 'close', listener: (info: CloseInfo) => void): () => void;
   /** Server events of one type, or "*" for all. Returns a function that removes the listener. */
   on<T = any>(type: string, listener: (data: T, frame: EventFrame<T>) => void): () => void;
   off(type: string, listener: (...args: any[]) => void): void;
@@ -96,10 +149,17 @@ export declare class Client {
   close(code?: number, reason?: string): Promise<void>;
 }
 
-/** Opens a WebSocket and resolves to a Client once it is open. */
+/**
+ * Opens a WebSocket and resolves to a Client once it is open. Rejects with RpcError
+ * "Disconnected" if it cannot; with `reconnect`, only once the policy gives up.
+ */
 export declare function connect(url: string | URL, options?: ConnectOptions): Promise<Client>;
 
+/** What {@link randomId} draws from: globalThis.crypto, in browsers and Node alike. */
+export interface RandomSource {
+  getRandomValues<T extends Uint8Array>(array: T): T;
+  randomUUID?(): string;
+}
+
 /** A random version 4 UUID: crypto.randomUUID, or crypto.getRandomValues where it is missing. */
-export declare function randomId(
-  crypto?: Pick<Crypto, 'getRandomValues'> & Partial<Pick<Crypto, 'randomUUID'>>,
-): string;
+export declare function randomId(crypto?: RandomSource): string;

@@ -21,13 +21,75 @@
 /** How long a request waits for its reply unless told otherwise: 10 s. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
+/** The reconnection policy's defaults: 500 ms, doubling up to 10 s, attempts without end. */
+const DEFAULT_RECONNECT = { initialDelayMs: 500, maxDelayMs: 10_000, maxAttempts: Infinity };
+
 /**
  * Names of the client's own lifecycle events. Server events with these types reach
  * only catch-all ("*") listeners, so that a server can never fake a reconnection.
  */
-const LIFECYCLE = new Set(['reconnect', 'disconnect']);
+const LIFECYCLE = new Set(['reconnect', 'disconnect', 'close']);
 
-const OPEN = 1; // WebSocket.OPEN, spelled out so that any WebSocket implementation works
+/** The longest delay setTimeout takes (about 24.8 days); longer ones would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The one rule of every numeric option: absent (undefined, null) or 0 means the
+ * default; a negative number or Infinity means none: no timeout, no delay, no cap, no
+ * limit. Returns `fallback`, the value itself, or null for none. Anything that is not
+ * a number is a mistake, reported at once.
+ * @param {string} name
+ * @param {unknown} value
+ * @param {number | null} fallback
+ * @returns {number | null}
+ */
+function numberOption(name, value, fallback) {
+  if (value === undefined || value === null || value === 0) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw new TypeError(`rpcws: ${name} must be a number (0: the default; negative or Infinity: none), not ${String(value)}`);
+  }
+  return value < 0 || value === Infinity ? null : value;
+}
+
+/**
+ * Reads the `reconnect` option into the policy the client follows, or null without
+ * reconnection.
+ * @param {boolean | ReconnectOptions | undefined} reconnect
+ */
+function reconnectPolicy(reconnect) {
+  if (!reconnect) return null;
+  const o = reconnect === true ? {} : reconnect;
+  const d = DEFAULT_RECONNECT;
+  return {
+    // null (none): the first attempt at once, the later ones back off from the default.
+    initialDelayMs: numberOption('reconnect.initialDelayMs', o.initialDelayMs, d.initialDelayMs),
+    maxDelayMs: numberOption('reconnect.maxDelayMs', o.maxDelayMs, d.maxDelayMs) ?? Infinity,
+    maxAttempts: numberOption('reconnect.maxAttempts', o.maxAttempts, d.maxAttempts) ?? Infinity,
+  };
+}
+
+/**
+ * The delay before attempt `n` (0 for the first) of the policy: a ceiling that doubles
+ * with each failed attempt up to maxDelayMs, and a random delay between half and all of
+ * it (jitter), so that clients dropped together by a server restart do not all come back
+ * in the same instant.
+ * @param {NonNullable<ReturnType<typeof reconnectPolicy>>} policy
+ * @param {number} n
+ */
+function backoff(policy, n) {
+  let ceiling;
+  if (policy.initialDelayMs === null) {
+    ceiling = n === 0 ? 0 : DEFAULT_RECONNECT.initialDelayMs * 2 ** (n - 1);
+  } else {
+    ceiling = policy.initialDelayMs * 2 ** n;
+  }
+  ceiling = Math.min(policy.maxDelayMs, ceiling, MAX_TIMER_MS);
+  return ceiling / 2 + (Math.random() * ceiling) / 2;
+}
+
+// WebSocket.OPEN and CLOSED, spelled out so that any WebSocket implementation works.
+const OPEN = 1;
+const CLOSED = 3;
 
 /**
  * An error with a code: the server's `code` for an error reply, or the client's own
@@ -52,7 +114,7 @@ export class RpcError extends Error {
  * Returns a random UUID (version 4). Uses crypto.randomUUID where it exists; it exists
  * only in secure contexts, so a page served over plain http from a LAN address falls
  * back to crypto.getRandomValues, which exists everywhere.
- * @param {Pick<Crypto, 'getRandomValues'> & Partial<Pick<Crypto, 'randomUUID'>>} [c]
+ * @param {{getRandomValues(a: Uint8Array): Uint8Array, randomUUID?(): string}} [c]
  * @returns {string}
  */
 export function randomId(c = globalThis.crypto) {
@@ -67,11 +129,17 @@ export function randomId(c = globalThis.crypto) {
 /**
  * Opens a WebSocket to `url` and resolves to a {@link Client} once it is open. Rejects
  * with an RpcError of code "Disconnected" if the socket closes before it opens (server
- * down, origin refused, no subprotocol accepted, ...).
+ * down, origin refused, no subprotocol accepted, ...). With `reconnect`, a first
+ * connection that fails is retried under the same policy as a dropped one, and the
+ * Promise rejects (with the last attempt's error) only once the policy gives up:
+ * `connect(url, {reconnect: true})` waits for a server that is down to come up.
  *
  * Browsers cannot set headers on a WebSocket: to send a token, pass it as a subprotocol
  * (`protocols: ['rpcws', token]`) and let the server read `Sec-WebSocket-Protocol`. A
  * server must then accept one of them, or the browser fails the connection.
+ *
+ * Every numeric option follows one rule: absent or 0 means the default, a negative
+ * value or Infinity means none.
  *
  * @param {string | URL} url e.g. "ws://127.0.0.1:8080/rpc".
  * @param {ConnectOptions} [options]
@@ -79,15 +147,15 @@ export function randomId(c = globalThis.crypto) {
  *
  * @typedef {object} ConnectOptions
  * @property {string | string[]} [protocols] Subprotocols offered to the server.
- * @property {number} [timeoutMs] Default per-request timeout; 0 or Infinity: none. 10 s if unset.
- * @property {boolean | ReconnectOptions} [reconnect] Reopen the socket when it drops.
- * @property {AbortSignal} [signal] Abandons connecting.
- * @property {typeof WebSocket} [WebSocket] WebSocket constructor; globalThis.WebSocket if unset.
+ * @property {number} [timeoutMs] Default per-request timeout: 0 or unset, 10 s; negative or Infinity, none.
+ * @property {boolean | ReconnectOptions} [reconnect] Reopen the socket when it drops, and retry the first connection.
+ * @property {AbortSignal} [signal] Abandons connecting, retries included.
+ * @property {new (url: string, protocols?: string | string[]) => WebSocket} [WebSocket] WebSocket constructor (the `ws` package's will do); globalThis.WebSocket if unset.
  *
  * @typedef {object} ReconnectOptions
- * @property {number} [initialDelayMs] First delay before reopening (default 500).
- * @property {number} [maxDelayMs] Largest delay; delays double up to it (default 10000).
- * @property {number} [maxAttempts] Attempts in a row before giving up (default Infinity).
+ * @property {number} [initialDelayMs] First delay: 0 or unset, 500 ms; negative, none (the first attempt at once).
+ * @property {number} [maxDelayMs] Largest delay, as delays double: 0 or unset, 10 s; negative or Infinity, no cap.
+ * @property {number} [maxAttempts] Attempts in a row before giving up: 0 or unset, or negative or Infinity, no limit.
  */
 export async function connect(url, options = {}) {
   const WS = options.WebSocket ?? globalThis.WebSocket;
@@ -96,8 +164,40 @@ export async function connect(url, options = {}) {
       'rpcws: no WebSocket here; on Node 20 run node --experimental-websocket, or pass options.WebSocket',
     );
   }
-  const ws = await openSocket(WS, String(url), options.protocols, options.signal);
-  return new Client(ws, { ...options, WebSocket: WS, url: String(url) });
+  const config = {
+    url: String(url),
+    protocols: options.protocols,
+    WebSocket: WS,
+    timeoutMs: numberOption('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS),
+    policy: reconnectPolicy(options.reconnect),
+  };
+  const { signal } = options;
+  for (let n = 0; ; n++) {
+    try {
+      const ws = await openSocket(WS, config.url, config.protocols, signal);
+      return new Client(ws, config);
+    } catch (err) {
+      // Only a connection that failed is retried: not an abort, not a bad URL.
+      if (!config.policy || n >= config.policy.maxAttempts || !(err instanceof RpcError) || signal?.aborted) throw err;
+      await sleep(backoff(config.policy, n), signal);
+    }
+  }
+}
+
+/** Resolves after ms milliseconds; rejects with signal.reason if it aborts first. */
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /**
@@ -109,14 +209,18 @@ export class Client {
   #pending = new Map(); // id -> the request waiting for its reply
   /** @type {Map<string, Set<Function>>} */
   #listeners = new Map(); // event type, or "*" -> listeners
-  #options;
-  #closed = false; // close() was called: no more reconnection
+  #config; // url, protocols, WebSocket, timeoutMs (null: none), policy (null: no reconnection)
+  #closed = false; // close() was called, or reconnection gave up: no more reconnection
+  #ended = false; // "close" was emitted: nothing more happens
   #attempt = 0; // reconnection attempts since the socket last opened
+  #failed = 0; // of which failed
   #reconnectTimer = undefined;
+  /** @type {AbortController | undefined} */
+  #opening = undefined; // aborts the reconnection attempt in flight
 
   /** Not for direct use: call {@link connect}. */
-  constructor(ws, options) {
-    this.#options = options;
+  constructor(ws, config) {
+    this.#config = config;
     this.#attach(ws);
   }
 
@@ -149,23 +253,28 @@ export class Client {
    * The client never sends a request twice: after a timeout or a disconnection the
    * server may or may not have run it, and only the caller can tell whether to retry.
    *
+   * `options.timeoutMs` overrides the client's timeout: 0 or unset, the client's;
+   * negative or Infinity, none.
+   *
    * @param {string} type e.g. "user.get".
    * @param {any} [data] Any JSON value; undefined is sent as null.
    * @param {{timeoutMs?: number, signal?: AbortSignal}} [options]
    * @returns {Promise<any>}
    */
-  request(type, data, { timeoutMs = this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS, signal } = {}) {
+  request(type, data, options = {}) {
     return new Promise((resolve, reject) => {
+      const { signal } = options;
+      const timeoutMs = numberOption('timeoutMs', options.timeoutMs, this.#config.timeoutMs);
       if (signal?.aborted) return reject(signal.reason);
       if (!this.connected) return reject(disconnected(type, this.#ws));
       const id = randomId();
       const frame = JSON.stringify({ id, type, data: data === undefined ? null : data });
       const entry = { type, resolve, reject, timer: undefined, signal, onAbort: undefined };
-      if (timeoutMs > 0 && timeoutMs < Infinity) {
+      if (timeoutMs !== null) {
         entry.timer = setTimeout(() => {
           this.#take(id);
           reject(new RpcError('Timeout', `timeout: ${type}`));
-        }, timeoutMs);
+        }, Math.min(timeoutMs, MAX_TIMER_MS));
       }
       if (signal) {
         entry.onAbort = () => {
@@ -200,8 +309,14 @@ export class Client {
    * error frame that belongs to no request), "*" for every server event, or one of the
    * client's own events:
    *   "disconnect" ({code, reason, reconnecting}) after the socket closed and pending
-   *                requests were rejected;
-   *   "reconnect"  ({attempt}) after a new socket opened: resubscribe here.
+   *                requests were rejected; with reconnecting true the client tries to
+   *                reopen it, and when those attempts run out a last "disconnect"
+   *                ({code, reason} of the last attempt) says reconnecting: false;
+   *   "reconnect"  ({attempt}) after a new socket opened: resubscribe here;
+   *   "close"      ({code, reason, attempts}) once, at the very end: after the last
+   *                "disconnect" (reconnecting: false), whether close() was called, the
+   *                socket dropped without reconnect, or reconnection gave up after
+   *                `attempts` failed attempts. Nothing happens after it.
    * Server events call `listener(data, frame)`; "error" frames have no data, read
    * frame.code and frame.message.
    * @param {string} type
@@ -226,7 +341,8 @@ export class Client {
 
   /**
    * Closes the connection for good: pending requests reject with "Disconnected" at once,
-   * and no reconnection follows. Resolves when the socket has closed.
+   * and no reconnection follows; "disconnect" (reconnecting: false) and "close" fire,
+   * unless they already have. Resolves when the socket has closed.
    * @param {number} [code] WebSocket close code, 1000 by default.
    * @param {string} [reason]
    * @returns {Promise<void>}
@@ -234,12 +350,19 @@ export class Client {
   close(code = 1000, reason = '') {
     this.#closed = true;
     clearTimeout(this.#reconnectTimer);
+    this.#opening?.abort();
     const ws = this.#ws;
-    const closed = new Promise((resolve) => {
-      if (ws.readyState === 3 /* CLOSED */) resolve();
-      else ws.addEventListener('close', () => resolve(), { once: true });
-    });
     this.#failPending(ws, { code, reason });
+    if (ws.readyState === CLOSED) {
+      // Between reconnection attempts, or already ended: the socket is long gone.
+      if (!this.#ended) {
+        this.#emit('disconnect', { code, reason, reconnecting: false });
+        this.#end(code, reason);
+      }
+      return Promise.resolve();
+    }
+    // #onClose, registered first, emits the events before this resolves.
+    const closed = new Promise((resolve) => ws.addEventListener('close', () => resolve(), { once: true }));
     ws.close(code, reason);
     return closed;
   }
@@ -276,36 +399,52 @@ export class Client {
 
   #onClose(ws, e) {
     if (ws !== this.#ws) return; // an old socket, already dealt with
-    const reconnecting = !this.#closed && !!this.#options.reconnect;
+    const reconnecting = !this.#closed && this.#config.policy !== null;
     this.#failPending(ws, e);
     this.#emit('disconnect', { code: e.code, reason: e.reason, reconnecting });
     if (reconnecting) this.#scheduleReconnect();
+    else this.#end(e.code, e.reason);
   }
 
-  // Reopens the socket after a delay that doubles with each failed attempt, with jitter
-  // (a random delay between half and all of it) so that clients dropped together by a
-  // server restart do not all come back in the same instant.
-  #scheduleReconnect() {
-    const { initialDelayMs = 500, maxDelayMs = 10_000, maxAttempts = Infinity } =
-      this.#options.reconnect === true ? {} : this.#options.reconnect;
-    if (this.#closed || this.#attempt >= maxAttempts) return;
-    const ceiling = Math.min(maxDelayMs, initialDelayMs * 2 ** this.#attempt);
-    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+  // Reopens the socket after the policy's backoff; when its attempts run out, says so
+  // with a last "disconnect" and "close".
+  #scheduleReconnect(code, reason) {
+    if (this.#closed) return;
+    const { policy, WebSocket: WS, url, protocols } = this.#config;
+    if (this.#attempt >= policy.maxAttempts) {
+      this.#closed = true;
+      this.#emit('disconnect', { code, reason, reconnecting: false });
+      this.#end(code, reason);
+      return;
+    }
+    const delay = backoff(policy, this.#attempt);
     this.#attempt++;
     this.#reconnectTimer = setTimeout(async () => {
-      const { WebSocket: WS, url, protocols } = this.#options;
+      const opening = (this.#opening = new AbortController());
       let ws;
       try {
-        ws = await openSocket(WS, url, protocols);
-      } catch {
-        return this.#scheduleReconnect();
+        ws = await openSocket(WS, url, protocols, opening.signal);
+      } catch (err) {
+        this.#failed++;
+        return this.#scheduleReconnect(err?.closeCode ?? 1006, '');
+      } finally {
+        if (this.#opening === opening) this.#opening = undefined;
       }
       if (this.#closed) return ws.close(1000);
       const attempt = this.#attempt;
       this.#attempt = 0;
+      this.#failed = 0;
       this.#attach(ws);
       this.#emit('reconnect', { attempt });
     }, delay);
+  }
+
+  // The end: "close", once.
+  #end(code, reason) {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#closed = true;
+    this.#emit('close', { code, reason, attempts: this.#failed });
   }
 
   #failPending(ws, { code, reason }) {

@@ -135,20 +135,52 @@ test('the default timeout is 10 s and rejects with "timeout: <type>"', async () 
   assert.equal(await q, 1);
 });
 
-test('timeoutMs per client and per request; 0 and Infinity mean none', async () => {
+test('timeoutMs per client and per request: 0 means the default, negative or Infinity none', async () => {
   mock.timers.enable({ apis: ['setTimeout'] });
   const { client } = await open({ timeoutMs: 50 });
   const a = settle(client.request('a'));
   const b = settle(client.request('b', null, { timeoutMs: 500 }));
-  settle(client.request('c', null, { timeoutMs: 0 }));
-  settle(client.request('d', null, { timeoutMs: Infinity }));
+  const c = settle(client.request('c', null, { timeoutMs: 0 })); // the client's 50 ms
+  settle(client.request('d', null, { timeoutMs: -1 }));
+  settle(client.request('e', null, { timeoutMs: Infinity }));
   mock.timers.tick(50);
   assert.equal((await a).error.message, 'timeout: a');
+  assert.equal((await c).error.message, 'timeout: c');
   assert.equal(client.pendingCount, 3);
   mock.timers.tick(450);
   assert.equal((await b).error.message, 'timeout: b');
   mock.timers.tick(1e9);
-  assert.equal(client.pendingCount, 2);
+  assert.equal(client.pendingCount, 2, 'd and e wait for ever');
+});
+
+test('a client timeoutMs of 0 is the default 10 s; negative is none, and a request may set one', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  const zero = (await open({ timeoutMs: 0 })).client;
+  const p = settle(zero.request('demo.sleep'));
+  mock.timers.tick(DEFAULT_TIMEOUT_MS - 1);
+  assert.equal(zero.pendingCount, 1);
+  mock.timers.tick(1);
+  assert.equal((await p).error.code, 'Timeout');
+
+  const none = (await open({ timeoutMs: -1 })).client;
+  settle(none.request('demo.sleep'));
+  settle(none.request('demo.sleep', null, { timeoutMs: 0 })); // the client's: none
+  const q = settle(none.request('demo.sleep', null, { timeoutMs: 20 }));
+  mock.timers.tick(20);
+  assert.equal((await q).error.code, 'Timeout');
+  mock.timers.tick(1e10);
+  assert.equal(none.pendingCount, 2);
+});
+
+test('a numeric option that is not a number is refused with a TypeError', async () => {
+  const { client, ws } = await open();
+  await assert.rejects(client.request('a', null, { timeoutMs: '5000' }), TypeError);
+  await assert.rejects(client.request('a', null, { timeoutMs: NaN }), /timeoutMs must be a number/);
+  assert.equal(ws.sent.length, 0);
+  const made = FakeSocket.made.length;
+  await assert.rejects(connect('ws://fake/rpc', { WebSocket: FakeSocket, timeoutMs: '1s' }), TypeError);
+  await assert.rejects(connect('ws://fake/rpc', { WebSocket: FakeSocket, reconnect: { maxAttempts: 'three' } }), /reconnect\.maxAttempts/);
+  assert.equal(FakeSocket.made.length, made, 'no socket opened with bad options');
 });
 
 test('an AbortSignal cancels a request; an aborted one is never sent', async () => {
@@ -239,12 +271,14 @@ test('a server cannot fake the client\'s own lifecycle events', async () => {
   let fired = 0;
   client.on('reconnect', () => fired++);
   client.on('disconnect', () => fired++);
+  client.on('close', () => fired++);
   const all = [];
   client.on('*', (data, frame) => all.push(frame.type));
   ws.receive({ type: 'reconnect', data: {} });
   ws.receive({ type: 'disconnect', data: {} });
+  ws.receive({ type: 'close', data: {} });
   assert.equal(fired, 0);
-  assert.deepEqual(all, ['reconnect', 'disconnect']);
+  assert.deepEqual(all, ['reconnect', 'disconnect', 'close']);
 });
 
 test('reconnect: backoff with jitter, a reconnect event, and nothing sent twice', async () => {
@@ -295,25 +329,191 @@ test('reconnect: backoff with jitter, a reconnect event, and nothing sent twice'
   await client.close();
 });
 
-test('close() ends reconnection', async () => {
+/** Records the client's lifecycle events as [name, info]. */
+function lifecycle(client) {
+  const events = [];
+  for (const name of ['disconnect', 'reconnect', 'close']) client.on(name, (info) => events.push([name, info]));
+  return events;
+}
+
+/** Fails every reconnection attempt as it is made, for ms of mocked time. */
+async function refuseFor(ms, step = 100) {
+  for (let t = 0; t < ms; t += step) {
+    mock.timers.tick(step);
+    for (const ws of FakeSocket.made) if (ws.readyState === FakeSocket.CONNECTING) ws.serverClose(1006);
+    await flush();
+  }
+}
+
+test('close() ends reconnection, with a last disconnect and close', async () => {
   mock.timers.enable({ apis: ['setTimeout'] });
   const { client, ws } = await open({ reconnect: true });
+  const events = lifecycle(client);
   ws.serverClose(1006);
   await client.close();
   const before = FakeSocket.made.length;
   mock.timers.tick(60_000);
   assert.equal(FakeSocket.made.length, before);
+  assert.deepEqual(events, [
+    ['disconnect', { code: 1006, reason: '', reconnecting: true }],
+    ['disconnect', { code: 1000, reason: '', reconnecting: false }],
+    ['close', { code: 1000, reason: '', attempts: 0 }],
+  ]);
+  await client.close(); // again: nothing more
+  assert.equal(events.length, 3);
 });
 
-test('without reconnect a dropped client stays down', async () => {
+test('close() during a reconnection attempt abandons it', async () => {
   mock.timers.enable({ apis: ['setTimeout'] });
-  const { client, ws } = await open();
-  let info;
-  client.on('disconnect', (i) => (info = i));
+  const random = mock.method(Math, 'random', () => 0.999999);
+  const { client, ws } = await open({ reconnect: { initialDelayMs: 100 } });
+  const events = lifecycle(client);
   ws.serverClose(1006);
+  mock.timers.tick(100);
+  const attempt = FakeSocket.last;
+  assert.notEqual(attempt, ws);
+  assert.equal(attempt.readyState, FakeSocket.CONNECTING);
+  await client.close(4000, 'bye');
+  await flush();
+  assert.equal(attempt.readyState, FakeSocket.CLOSED, 'the attempt in flight is closed');
+  assert.deepEqual(events.map(([name]) => name), ['disconnect', 'disconnect', 'close']);
+  assert.deepEqual(events.at(-1)[1], { code: 4000, reason: 'bye', attempts: 0 });
+  assert.equal(client.connected, false);
+  random.mock.restore();
+});
+
+test('close() on an open client: disconnect, then close', async () => {
+  const { client } = await open();
+  const events = lifecycle(client);
+  await client.close(1000, 'done');
+  assert.deepEqual(events, [
+    ['disconnect', { code: 1000, reason: 'done', reconnecting: false }],
+    ['close', { code: 1000, reason: 'done', attempts: 0 }],
+  ]);
+});
+
+test('when maxAttempts runs out: a last disconnect with reconnecting false, then close', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  const { client, ws } = await open({ reconnect: { initialDelayMs: 100, maxDelayMs: 100, maxAttempts: 3 } });
+  const events = lifecycle(client);
+  ws.serverClose(1001, 'restart');
+  await refuseFor(1000);
+  assert.equal(FakeSocket.made.length, 1 + 3, 'three attempts');
+  assert.deepEqual(events, [
+    ['disconnect', { code: 1001, reason: 'restart', reconnecting: true }],
+    ['disconnect', { code: 1006, reason: '', reconnecting: false }],
+    ['close', { code: 1006, reason: '', attempts: 3 }],
+  ]);
+  mock.timers.tick(600_000);
+  assert.equal(FakeSocket.made.length, 4, 'no attempt after giving up');
+  await assert.rejects(client.request('demo.echo'), { code: 'Disconnected' });
+  await client.close();
+  assert.equal(events.length, 3);
+});
+
+test('without reconnect a drop ends the client: disconnect, then close', async () => {
+  const { client, ws } = await open();
+  const events = lifecycle(client);
+  ws.serverClose(1011, 'oops');
+  assert.deepEqual(events, [
+    ['disconnect', { code: 1011, reason: 'oops', reconnecting: false }],
+    ['close', { code: 1011, reason: 'oops', attempts: 0 }],
+  ]);
+  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.tick(60_000);
+  assert.equal(FakeSocket.made.length, 1, 'no attempt to reopen');
+});
+
+test('reconnect options: 0 means the default, negative none', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  const random = mock.method(Math, 'random', () => 0.999999); // delays just under their ceilings
+
+  // 0 everywhere: 500 ms, doubling up to 10 s, attempts without end.
+  const a = await open({ reconnect: { initialDelayMs: 0, maxDelayMs: 0, maxAttempts: 0 } });
+  a.ws.serverClose(1006);
+  const ceilings = [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000];
+  for (const ceiling of ceilings) {
+    const before = FakeSocket.made.length;
+    mock.timers.tick(ceiling - 1);
+    assert.equal(FakeSocket.made.length, before, `nothing before ${ceiling} ms`);
+    mock.timers.tick(1);
+    assert.equal(FakeSocket.made.length, before + 1, `an attempt at ${ceiling} ms`);
+    FakeSocket.last.serverClose(1006);
+    await flush();
+  }
+  await a.client.close();
+
+  // Negative initial delay: the first attempt at once, then 500 ms doubling; negative
+  // maxDelayMs: no cap.
+  const b = await open({ reconnect: { initialDelayMs: -1, maxDelayMs: -1 } });
+  b.ws.serverClose(1006);
+  for (const ceiling of [0, 500, 1000, 2000, 4000, 8000, 16_000, 32_000]) {
+    const before = FakeSocket.made.length;
+    if (ceiling > 0) {
+      mock.timers.tick(ceiling - 1);
+      assert.equal(FakeSocket.made.length, before, `nothing before ${ceiling} ms`);
+    }
+    mock.timers.tick(1);
+    assert.equal(FakeSocket.made.length, before + 1, `an attempt at ${ceiling} ms`);
+    FakeSocket.last.serverClose(1006);
+    await flush();
+  }
+  await b.client.close();
+  random.mock.restore();
+});
+
+test('connect with reconnect retries a server that is down, under the same policy', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.method(Math, 'random', () => 0.999999);
+  const p = connect('ws://fake/rpc', { WebSocket: FakeSocket, reconnect: { initialDelayMs: 100, maxDelayMs: 400 } });
+  let settled = false;
+  p.then(() => (settled = true), () => (settled = true));
+  for (const ceiling of [100, 200, 400, 400]) {
+    FakeSocket.last.serverClose(1006); // refused
+    await flush();
+    const before = FakeSocket.made.length;
+    mock.timers.tick(ceiling - 1);
+    await flush();
+    assert.equal(FakeSocket.made.length, before);
+    mock.timers.tick(1);
+    await flush(); // the retry runs after the timer's Promise settles
+    assert.equal(FakeSocket.made.length, before + 1, `a new attempt after ${ceiling} ms`);
+    assert.equal(settled, false, 'still connecting');
+  }
+  FakeSocket.last.accept(); // the server is up
+  const client = await p;
+  opened.push(client);
+  assert.equal(client.socket, FakeSocket.last);
+  assert.equal(FakeSocket.made.length, 5);
+});
+
+test('connect with reconnect rejects once maxAttempts runs out', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  const p = settle(connect('ws://fake/rpc', { WebSocket: FakeSocket, reconnect: { initialDelayMs: 10, maxAttempts: 2 } }));
+  FakeSocket.last.serverClose(1006);
+  await refuseFor(1000, 10);
+  const { error } = await p;
+  assert.equal(error.code, 'Disconnected');
+  assert.equal(FakeSocket.made.length, 3, 'the first try and two more');
+});
+
+test('connect with reconnect stops retrying when its signal aborts', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  const ac = new AbortController();
+  const p = settle(connect('ws://fake/rpc', { WebSocket: FakeSocket, reconnect: true, signal: ac.signal }));
+  FakeSocket.last.serverClose(1006);
+  await flush();
+  ac.abort(new Error('user gave up'));
+  assert.equal((await p).error.message, 'user gave up');
   mock.timers.tick(60_000);
   assert.equal(FakeSocket.made.length, 1);
-  assert.deepEqual(info, { code: 1006, reason: '', reconnecting: false });
+});
+
+test('connect without reconnect rejects at the first failure', async () => {
+  const p = connect('ws://fake/rpc', { WebSocket: FakeSocket });
+  FakeSocket.last.serverClose(1006);
+  await assert.rejects(p, { code: 'Disconnected' });
+  assert.equal(FakeSocket.made.length, 1);
 });
 
 test('randomId uses crypto.randomUUID, or getRandomValues where it is missing', () => {
