@@ -6,10 +6,44 @@ package codec
 // finds no method and is answered MethodNotFound.
 func MethodName(typ string) string { return mapParts(typ, 'a', 'z', 'A'-'a') }
 
-// TypeName maps a net/rpc method name to a lesson type by lower-casing the
-// first letter of each dot-separated part: "User.Get" → "user.get". It is the
-// client's default mapping.
-func TypeName(method string) string { return mapParts(method, 'A', 'Z', 'a'-'A') }
+// TypeName maps a net/rpc method name to a request type by lower-casing the
+// initial capital of each dot-separated part, or its initial acronym, as a
+// JavaScript developer would spell it: "User.Get" → "user.get",
+// "KV.Get" → "kv.get", "HTTPProxy.GetURL" → "httpProxy.getURL". It is the
+// client's default mapping. A handler finds the method whatever the case of
+// the type when the service was registered with rpcws's Handler.Register.
+func TypeName(method string) string {
+	var b []byte
+	for start := 0; start < len(method); {
+		end := start
+		for end < len(method) && method[end] != '.' {
+			end++
+		}
+		// The run of capitals that starts the part; before a lower-case
+		// letter, its last capital starts the next word.
+		n := 0
+		for start+n < end && isUpper(method[start+n]) {
+			n++
+		}
+		if n > 1 && start+n < end && isLower(method[start+n]) {
+			n--
+		}
+		if n > 0 && b == nil {
+			b = []byte(method)
+		}
+		for i := start; i < start+n; i++ {
+			b[i] += 'a' - 'A'
+		}
+		start = end + 1
+	}
+	if b == nil {
+		return method
+	}
+	return string(b)
+}
+
+func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
+func isLower(c byte) bool { return 'a' <= c && c <= 'z' }
 
 // mapParts shifts the ASCII letter in [lo, hi] that starts each part of s by
 // delta. It returns s itself, without allocating, when nothing changes.

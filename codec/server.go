@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/rpc"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -363,9 +364,62 @@ func (c *ServerCodec) ReadRequestBody(x any) error {
 	if err := json.Unmarshal(data, x); err != nil {
 		// net/rpc replies with this error's text, which WriteResponse maps
 		// back to the code.
-		return &Error{Code: CodeInvalidParams, Message: "invalid data: " + err.Error()}
+		return &Error{Code: CodeInvalidParams, Message: invalidData(err)}
 	}
 	return nil
+}
+
+// invalidData says what in a request's data did not fit, in the words of
+// the JSON the peer sent rather than of the Go types it missed: "data.id
+// must be a string, not a number".
+func invalidData(err error) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return "invalid data: " + strings.TrimPrefix(err.Error(), "json: ")
+	}
+	where := "data"
+	if te.Field != "" {
+		where += "." + te.Field
+	}
+	return fmt.Sprintf("%s must be %s, not %s", where, jsonKind(te.Type), article(te.Value))
+}
+
+// jsonKind names the JSON values that decode into t.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "another kind of value"
+}
+
+// article puts "a" or "an" before what encoding/json calls the value it
+// found: "string", "number", "number 1.5", "bool", "array", "object".
+func article(v string) string {
+	switch {
+	case v == "bool":
+		return "a boolean"
+	case strings.HasPrefix(v, "number "):
+		return strings.TrimPrefix(v, "number ") // the number found: "-1"
+	case v == "array" || v == "object":
+		return "an " + v
+	}
+	return "a " + v
 }
 
 // WriteResponse writes the reply to the request numbered r.Seq: its result,

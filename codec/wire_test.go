@@ -91,7 +91,10 @@ func TestNames(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct{ method, typ string }{
-		{"User.Get", "user.get"}, {"user.get", "user.get"}, {"HTTP.GetURL", "hTTP.getURL"},
+		{"User.Get", "user.get"}, {"user.get", "user.get"},
+		{"KV.Get", "kv.get"}, {"HTTP.GetURL", "http.getURL"},
+		{"HTTPProxy.GetURL", "httpProxy.getURL"}, {"UserID.X", "userID.x"},
+		{"A.B", "a.b"}, {"ABTest.Run", "abTest.run"}, {"", ""}, {"X..Y", "x..y"},
 	} {
 		if got := TypeName(tt.method); got != tt.typ {
 			t.Errorf("TypeName(%q): got %q, want %q", tt.method, got, tt.typ)

@@ -169,6 +169,10 @@ func (c *wsConn) keepalive() {
 		c.resetPing()
 		return
 	}
+	if paused {
+		// Every interval, whether or not a pong could be read.
+		c.resetPing()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.pingInterval)
 	err := c.ws.Ping(ctx)
 	cancel()
@@ -179,7 +183,9 @@ func (c *wsConn) keepalive() {
 		c.closeNow()
 		return
 	}
-	c.resetPing()
+	if !paused {
+		c.resetPing()
+	}
 }
 
 func (c *wsConn) resetPing() {

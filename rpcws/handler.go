@@ -105,8 +105,9 @@ type HandlerOptions struct {
 	// means [DefaultPingInterval].
 	PingInterval time.Duration
 
-	// MethodName maps a request's type to a net/rpc method. Nil means
-	// [codec.MethodName].
+	// MethodName maps a request's type to a net/rpc method. Nil means the
+	// methods of services registered with [Handler.Register], whatever the
+	// case of the type, and [codec.MethodName] for the rest.
 	MethodName func(typ string) string
 
 	// Authorize, if set, sees every upgrade request before it is accepted: its
@@ -132,6 +133,7 @@ type Handler struct {
 	opts HandlerOptions // defaults filled in
 
 	budget *codec.Budget // MaxBytes, shared by every connection
+	names  methodNames   // of the services registered through the handler
 
 	mu       sync.Mutex // guards conns, reserved, upgraded and closing
 	conns    map[*Peer]struct{}
@@ -263,8 +265,12 @@ func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *ser
 	if h.opts.ReadLimit < 0 {
 		maxFrame = -1
 	}
+	methodName := h.opts.MethodName
+	if methodName == nil {
+		methodName = h.names.methodName
+	}
 	sc := &serverCodec{ServerCodec: codec.NewServerCodec(conn, &codec.ServerOptions{
-		MethodName:     h.opts.MethodName,
+		MethodName:     methodName,
 		MaxInFlight:    h.opts.MaxInFlight,
 		Logger:         h.opts.Logger,
 		OnCall:         h.opts.OnCall,

@@ -272,7 +272,7 @@ func TestParkedReaderNoticesClose(t *testing.T) {
 // interval would.
 func TestKeepaliveAtTheCap(t *testing.T) {
 	t.Parallel()
-	const interval = 50 * time.Millisecond
+	const interval = 200 * time.Millisecond
 	hold := newHold(2)
 	s, _ := newServerWith(t, &rpcws.HandlerOptions{MaxInFlight: 2, PingInterval: interval}, hold)
 	c := s.dial(t, &rpcws.DialOptions{PingInterval: interval, Timeout: -1})
@@ -285,11 +285,11 @@ func TestKeepaliveAtTheCap(t *testing.T) {
 		}()
 	}
 	hold.waitReached(t)
-	// Twenty intervals at the cap, with nothing read by the server.
+	// Ten intervals at the cap, with nothing read by the server.
 	select {
 	case <-c.Done():
 		t.Fatal("the connection closed at the cap")
-	case <-time.After(20 * interval):
+	case <-time.After(10 * interval):
 	}
 	close(hold.release)
 	for i, call := range calls {

@@ -86,7 +86,7 @@ func TestErrorCodes(t *testing.T) {
 	}{
 		{"method not found", "Test.Nope", &Args{}, codec.CodeMethodNotFound, "method not found: test.nope"},
 		{"service not found", "Nope.Multiply", &Args{}, codec.CodeMethodNotFound, "method not found: nope.multiply"},
-		{"invalid params", "Test.Multiply", "not args", codec.CodeInvalidParams, "invalid data: json: cannot unmarshal string into Go value of type rpcws_test.Args"},
+		{"invalid params", "Test.Multiply", "not args", codec.CodeInvalidParams, "data must be an object, not a string"},
 		{"plain error", "Test.Plain", &Args{}, codec.CodeServerError, "something broke"},
 		{"coded error", "Test.Coded", &Args{}, "OutOfRange", "A must be below 10"},
 		{"timeout", "Test.Block", &BlockArgs{N: -1}, codec.CodeTimeout, "timeout: test.block"},
