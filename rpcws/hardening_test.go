@@ -338,4 +338,3 @@ func TestShutdownCutsWithoutReply(t *testing.T) {
 		}
 	}
 }
-
