@@ -77,6 +77,16 @@ type HandlerOptions struct {
 
 	// OnCall, if set, sees every served request's type, duration and outcome.
 	OnCall func(codec.CallInfo)
+
+	// Broker carries [Handler.Publish] to the other replicas. The handler
+	// owns it: it starts it and closes it in Shutdown. Nil means an
+	// in-process broker of the handler's own (a single replica).
+	Broker Broker
+
+	// UserName maps a connection's identity (what Authorize returned) to
+	// its user name, the address of [User]; "" means no user. Nil means: a
+	// string identity is the user name, any other has none.
+	UserName func(identity any) string
 }
 
 // Handler is an http.Handler that serves an *rpc.Server to WebSocket clients
@@ -92,6 +102,8 @@ type Handler struct {
 	upgraded int // of those, the ones whose 101 response is on its way: counted by NumConns
 	closing  bool
 	serving  sync.WaitGroup
+
+	cluster *cluster // publishing across replicas: topics.go
 }
 
 // NewHandler returns a Handler that serves srv; nil means [rpc.DefaultServer].
@@ -112,7 +124,9 @@ func NewHandler(srv *rpc.Server, opts *HandlerOptions) *Handler {
 	o.MaxQueuedEvents = orDefault(o.MaxQueuedEvents, DefaultMaxQueuedEvents)
 	o.WriteTimeout = orDefault(o.WriteTimeout, DefaultWriteTimeout)
 	o.PingInterval = orDefault(o.PingInterval, DefaultPingInterval)
-	return &Handler{srv: srv, opts: o, conns: make(map[*Peer]struct{})}
+	h := &Handler{srv: srv, opts: o, conns: make(map[*Peer]struct{})}
+	h.startCluster()
+	return h
 }
 
 // orDefault returns def for zero.
@@ -203,6 +217,8 @@ func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *ser
 		codec:      sc.ServerCodec,
 		identity:   identity,
 		remoteAddr: remoteAddr,
+		h:          h,
+		id:         h.cluster.newPeerID(),
 	}
 	return sc
 }
@@ -210,6 +226,7 @@ func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *ser
 // serve serves a registered connection until it ends.
 func (h *Handler) serve(sc *serverCodec) {
 	defer h.unregister(sc.peer)
+	h.attach(sc.peer) // its user address, before its first request
 	h.srv.ServeCodec(sc)
 }
 
@@ -247,6 +264,7 @@ func (h *Handler) register(p *Peer, upgraded bool) bool {
 }
 
 func (h *Handler) unregister(p *Peer) {
+	h.detach(p) // leaves its topics and user address
 	h.mu.Lock()
 	delete(h.conns, p)
 	h.mu.Unlock()
@@ -326,7 +344,9 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 			return cmp.Or(err, closeErr)
 		})
 	}
-	return cmp.Or(g.Wait(), within(ctx, h.serving.Wait))
+	err := cmp.Or(g.Wait(), within(ctx, h.serving.Wait))
+	h.closeCluster()
+	return err
 }
 
 // within runs f on a goroutine of its own and returns when f does, or with

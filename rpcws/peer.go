@@ -17,6 +17,10 @@ type Peer struct {
 	codec      *codec.ServerCodec
 	identity   any
 	remoteAddr string
+
+	h    *Handler // for Join and Leave: topics.go
+	id   string
+	addr peerAddr // guarded by h.cluster.mu
 }
 
 // Notify pushes an event {"type": eventType, "data": data} to the peer. It
