@@ -428,8 +428,14 @@ func (c *client) call(t *testing.T, method string, args any) {
 	}
 }
 
-func (c *client) join(t *testing.T, topic string)  { t.Helper(); c.call(t, "Room.Join", &TopicArgs{Topic: topic}) }
-func (c *client) leave(t *testing.T, topic string) { t.Helper(); c.call(t, "Room.Leave", &TopicArgs{Topic: topic}) }
+func (c *client) join(t *testing.T, topic string) {
+	t.Helper()
+	c.call(t, "Room.Join", &TopicArgs{Topic: topic})
+}
+func (c *client) leave(t *testing.T, topic string) {
+	t.Helper()
+	c.call(t, "Room.Leave", &TopicArgs{Topic: topic})
+}
 
 func (c *client) publish(t *testing.T, to, name string, except bool, data any) {
 	t.Helper()
