@@ -32,6 +32,9 @@ import (
 // handler before NATS messages are dropped as a slow consumer.
 const DefaultPending = 8192
 
+// flushTimeout bounds a flush whose caller set no deadline.
+const flushTimeout = 10 * time.Second
+
 // Broker is an [rpcws.Broker] on one NATS connection. Its methods are safe
 // for concurrent use.
 type Broker struct {
@@ -88,7 +91,7 @@ func New(url string, opts ...gonats.Option) (*Broker, error) {
 // the subscriptions again.
 func (b *Broker) lost(nc *gonats.Conn, subjects []string) {
 	if nc != nil {
-		nc.FlushTimeout(5 * time.Second) // the subscriptions are in effect again
+		nc.FlushTimeout(flushTimeout) // the subscriptions are in effect again
 	}
 	b.mu.Lock()
 	r, closed := b.recv, b.closed
@@ -140,6 +143,11 @@ func (b *Broker) Subscribe(ctx context.Context, subject string) error {
 		b.subs[subject] = sub
 	}
 	b.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok { // nats.go's flush needs one
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+	}
 	if err := b.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("nats broker: subscribe: %w", err)
 	}

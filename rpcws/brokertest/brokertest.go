@@ -38,6 +38,7 @@ const Wait = 10 * time.Second
 // engine under test, one per replica; the replica's handler owns it.
 func Run(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	t.Run("Routing", func(t *testing.T) { testRouting(t, newBroker) })
+	t.Run("JoinInEffect", func(t *testing.T) { testJoinInEffect(t, newBroker) })
 	t.Run("Interest", func(t *testing.T) { testInterest(t, newBroker) })
 	t.Run("Order", func(t *testing.T) { testOrder(t, newBroker) })
 	t.Run("ReplicaGone", func(t *testing.T) { testReplicaGone(t, newBroker) })
@@ -143,6 +144,19 @@ func testRouting(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	room[1].leave(t, "never joined")
 	sender.publish(t, "topic", "room.*", false, "after leave")
 	check(t, "after leave", []*client{room[0], room[2], room[3]})
+}
+
+// A join is in effect when it returns: an event published right after,
+// from another replica, reaches the new member.
+func testJoinInEffect(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
+	nodes := newNodes(t, newBroker, 2)
+	a, b := nodes[0].dial(t, ""), nodes[1].dial(t, "")
+	for i := range 20 {
+		topic := fmt.Sprintf("fresh %d", i)
+		a.join(t, topic)
+		b.publish(t, "topic", topic, false, i)
+		a.waitEvent(t, "m", fmt.Sprint(i))
+	}
 }
 
 func testInterest(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
