@@ -79,8 +79,10 @@ type HandlerOptions struct {
 	OnCall func(codec.CallInfo)
 
 	// Broker carries [Handler.Publish] to the other replicas. The handler
-	// owns it: it starts it and closes it in Shutdown. Nil means an
-	// in-process broker of the handler's own (a single replica).
+	// owns it: NewHandler starts it and subscribes to the handler's own
+	// subjects (waiting up to 5 s for an engine that is slow to answer),
+	// and Shutdown closes it. Nil means an in-process broker of the
+	// handler's own (a single replica).
 	Broker Broker
 
 	// UserName maps a connection's identity (what Authorize returned) to
