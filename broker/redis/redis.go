@@ -15,12 +15,17 @@
 // ([rpcws.BrokerReceiver.Lost]), and every connection receives
 // rpcws.resync. A subscriber too slow for Redis's
 // client-output-buffer-limit is cut by Redis, and is handled the same way.
+// A connection that goes silent without closing (a middlebox dropped it) is
+// found by a ping after [Options.HealthInterval] and replaced.
 package redis
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,18 +33,36 @@ import (
 	"github.com/rpcws/rpcws/rpcws"
 )
 
+// DefaultHealthInterval is the default of [Options.HealthInterval].
+const DefaultHealthInterval = 15 * time.Second
+
+// Options configures a [Broker].
+type Options struct {
+	// Redis is go-redis's options: address, credentials, timeouts, TLS,
+	// pool size. Nil means a server at 127.0.0.1:6379.
+	Redis *goredis.Options
+
+	// HealthInterval is how long the subscriber connection may stay silent
+	// before the broker pings Redis on it; a ping unanswered for another
+	// interval makes the broker replace the connection and report the gap.
+	// Zero means [DefaultHealthInterval]; negative means no pings.
+	HealthInterval time.Duration
+}
+
 // Broker is an [rpcws.Broker] on one Redis server. Its methods are safe for
 // concurrent use.
 type Broker struct {
 	client *goredis.Client
-	ps     *goredis.PubSub
+	health time.Duration
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the reading goroutine ends
 
-	mu      sync.Mutex // guards waiting and started
-	waiting map[string][]chan struct{}
-	started bool
+	mu       sync.Mutex // guards the fields below
+	ps       *goredis.PubSub
+	subjects map[string]struct{} // the interest, to subscribe a new connection to
+	waiting  map[string][]chan struct{}
+	started  bool
 }
 
 var _ rpcws.Broker = (*Broker)(nil)
@@ -52,16 +75,50 @@ func New(url string) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis broker: %w", err)
 	}
-	return NewWithOptions(opt), nil
+	return NewWithOptions(Options{Redis: opt}), nil
 }
 
-// NewWithOptions returns a broker with go-redis options of the caller's
-// choosing: timeouts, TLS, pool size.
-func NewWithOptions(opt *goredis.Options) *Broker {
-	b := &Broker{client: goredis.NewClient(opt), done: make(chan struct{}), waiting: make(map[string][]chan struct{})}
+// NewWithOptions returns a broker configured by opts. It does not connect
+// yet: the first use does.
+func NewWithOptions(opts Options) *Broker {
+	if opts.Redis == nil {
+		opts.Redis = &goredis.Options{Addr: "127.0.0.1:6379"}
+	}
+	if opts.HealthInterval == 0 {
+		opts.HealthInterval = DefaultHealthInterval
+	}
+	b := &Broker{
+		client:   goredis.NewClient(opts.Redis),
+		health:   max(opts.HealthInterval, 0),
+		done:     make(chan struct{}),
+		subjects: make(map[string]struct{}),
+		waiting:  make(map[string][]chan struct{}),
+	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.ps = b.client.Subscribe(b.ctx)
 	return b
+}
+
+// pubsub returns the subscriber connection in use.
+func (b *Broker) pubsub() *goredis.PubSub {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ps
+}
+
+// replace puts a new subscriber connection, subscribed to the interest, in
+// place of a silent one.
+func (b *Broker) replace() {
+	b.mu.Lock()
+	old := b.ps
+	b.ps = b.client.Subscribe(b.ctx)
+	subjects := slices.Collect(maps.Keys(b.subjects))
+	ps := b.ps
+	b.mu.Unlock()
+	old.Close()
+	if len(subjects) > 0 {
+		ps.Subscribe(b.ctx, subjects...) // on error go-redis retries at the next read
+	}
 }
 
 // Start begins reading the subscriber connection.
@@ -79,16 +136,32 @@ func (b *Broker) Start(r rpcws.BrokerReceiver) error {
 // read hands what the subscriber connection receives to r, until Close.
 // After an error it waits a little and reads again, which makes go-redis
 // connect and subscribe again; the first reply after that tells r the gap.
+// A connection silent for the health interval is pinged; silent for another,
+// it is replaced.
 func (b *Broker) read(r rpcws.BrokerReceiver) {
 	defer close(b.done)
 	const minWait, maxWait = 50 * time.Millisecond, time.Second
 	wait := minWait
-	lost := false
+	lost, pinged := false, false
 	for {
-		m, err := b.ps.Receive(b.ctx)
+		ps := b.pubsub()
+		m, err := ps.ReceiveTimeout(b.ctx, b.health)
 		if b.ctx.Err() != nil {
 			return
 		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			if !pinged {
+				pinged = true
+				if ps.Ping(b.ctx) == nil {
+					continue
+				}
+			}
+			pinged = false
+			lost = true
+			b.replace()
+			continue
+		}
+		pinged = false
 		if err != nil {
 			lost = true
 			select {
@@ -135,9 +208,11 @@ func (b *Broker) confirmed(channel string) {
 func (b *Broker) Subscribe(ctx context.Context, subject string) error {
 	ch := make(chan struct{})
 	b.mu.Lock()
+	b.subjects[subject] = struct{}{}
 	b.waiting[subject] = append(b.waiting[subject], ch)
+	ps := b.ps
 	b.mu.Unlock()
-	if err := b.ps.Subscribe(ctx, subject); err != nil {
+	if err := ps.Subscribe(ctx, subject); err != nil {
 		b.forget(subject, ch)
 		return fmt.Errorf("redis broker: subscribe: %w", err)
 	}
@@ -171,7 +246,11 @@ func (b *Broker) forget(subject string, ch chan struct{}) {
 
 // Unsubscribe unsubscribes from subject.
 func (b *Broker) Unsubscribe(ctx context.Context, subject string) error {
-	if err := b.ps.Unsubscribe(ctx, subject); err != nil {
+	b.mu.Lock()
+	delete(b.subjects, subject)
+	ps := b.ps
+	b.mu.Unlock()
+	if err := ps.Unsubscribe(ctx, subject); err != nil {
 		return fmt.Errorf("redis broker: unsubscribe: %w", err)
 	}
 	return nil
@@ -189,7 +268,7 @@ func (b *Broker) Publish(ctx context.Context, subject string, msg []byte) error 
 // Close closes the connections to Redis and ends the reading goroutine.
 func (b *Broker) Close() error {
 	b.cancel()
-	err := b.ps.Close()
+	err := b.pubsub().Close() // ends a read under way
 	b.mu.Lock()
 	started := b.started
 	b.started = true // a Start after Close starts nothing
@@ -197,7 +276,8 @@ func (b *Broker) Close() error {
 	if started {
 		<-b.done
 	}
-	return errors.Join(ignoreClosed(err), ignoreClosed(b.client.Close()))
+	// The reading goroutine may have replaced the connection meanwhile.
+	return errors.Join(ignoreClosed(err), ignoreClosed(b.pubsub().Close()), ignoreClosed(b.client.Close()))
 }
 
 func ignoreClosed(err error) error {
