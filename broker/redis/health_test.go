@@ -76,12 +76,11 @@ func (r *receiver) want(t *testing.T, msg string) {
 // proxy forwards TCP connections to a server; stall makes the connections
 // open at that moment drop everything, without closing, as a black hole.
 type proxy struct {
-	ln      net.Listener
-	target  string
-	mu      sync.Mutex
-	conns   []*pair
-	wg      sync.WaitGroup
-	stopped atomic.Bool
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []*pair
+	wg     sync.WaitGroup
 }
 
 type pair struct {
