@@ -13,8 +13,10 @@
 // subject ([rpcws.BrokerReceiver.Lost]) and its members receive
 // rpcws.resync. When the connection drops, nats.go reconnects and
 // subscribes again by itself; once it is back, every connection receives
-// rpcws.resync. The handler's subjects contain no wildcards: topic names
-// are escaped.
+// rpcws.resync. A connection that goes silent without closing is found by
+// nats.go's own pings (nats.PingInterval, nats.MaxPingsOutstanding) and
+// handled the same way. The handler's subjects contain no wildcards: topic
+// names are escaped.
 package nats
 
 import (
