@@ -123,6 +123,18 @@ type HandlerOptions struct {
 
 	// OnCall, if set, sees every served request's type, duration and outcome.
 	OnCall func(codec.CallInfo)
+
+	// Broker carries [Handler.Publish] to the other replicas. The handler
+	// owns it: NewHandler starts it and subscribes to the handler's own
+	// subjects (waiting up to 5 s for an engine that is slow to answer),
+	// and Shutdown closes it. Nil means an in-process broker of the
+	// handler's own (a single replica).
+	Broker Broker
+
+	// UserName maps a connection's identity (what Authorize returned) to
+	// its user name, the address of [User]; "" means no user. Nil means: a
+	// string identity is the user name, any other has none.
+	UserName func(identity any) string
 }
 
 // Handler is an http.Handler that serves an *rpc.Server to WebSocket clients
@@ -143,6 +155,7 @@ type Handler struct {
 	serving  sync.WaitGroup
 
 	clients clientCounts // places per client address, reserved or connected; guarded by mu
+	cluster *cluster     // publishing across replicas: topics.go
 }
 
 // NewHandler returns a Handler that serves srv; nil means [rpc.DefaultServer].
@@ -167,13 +180,16 @@ func NewHandler(srv *rpc.Server, opts *HandlerOptions) *Handler {
 	}
 	o.WriteTimeout = orDefault(o.WriteTimeout, DefaultWriteTimeout)
 	o.PingInterval = orDefault(o.PingInterval, DefaultPingInterval)
-	return &Handler{
+	h := &Handler{
 		srv:     srv,
 		opts:    o,
 		budget:  codec.NewBudget(o.MaxBytes),
 		conns:   make(map[*Peer]struct{}),
 		clients: clientCounts{max: o.MaxConnsPerClient},
 	}
+	h.names.srv = srv
+	h.startCluster()
+	return h
 }
 
 // orDefault returns def for zero.
@@ -285,6 +301,8 @@ func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *ser
 		writeTimeout: h.opts.WriteTimeout,
 		identity:     identity,
 		remoteAddr:   remoteAddr,
+		h:            h,
+		id:           h.cluster.newPeerID(),
 	}
 	// However the connection ends, nothing more is written to it before the
 	// contexts that methods watch end.
@@ -295,6 +313,7 @@ func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *ser
 // serve serves a registered connection until it ends.
 func (h *Handler) serve(sc *serverCodec) {
 	defer h.unregister(sc.peer)
+	h.attach(sc.peer) // its user address, before its first request
 	h.srv.ServeCodec(sc)
 }
 
@@ -345,6 +364,7 @@ func (h *Handler) register(p *Peer, upgraded bool) bool {
 }
 
 func (h *Handler) unregister(p *Peer) {
+	h.detach(p) // leaves its topics and user address
 	h.mu.Lock()
 	delete(h.conns, p)
 	h.mu.Unlock()
@@ -429,7 +449,9 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 			return cmp.Or(err, closeErr)
 		})
 	}
-	return cmp.Or(g.Wait(), within(ctx, h.serving.Wait))
+	err := cmp.Or(g.Wait(), within(ctx, h.serving.Wait))
+	h.closeCluster()
+	return err
 }
 
 // within runs f on a goroutine of its own and returns when f does, or with

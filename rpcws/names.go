@@ -1,7 +1,10 @@
 package rpcws
 
 import (
+	"errors"
+	"net/rpc"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -10,11 +13,13 @@ import (
 
 // Register publishes rcvr's methods on the handler's *rpc.Server, as
 // [rpc.Server.Register] does, and lets the handler find them whatever the
-// case of a request's type: a service KV is reached as "kv.get" (the
-// spelling a JavaScript developer writes, and the one the Go client sends)
-// as well as "kV.get" or "KV.Get". Services registered on the *rpc.Server
-// directly are reached by the default mapping alone ([codec.MethodName]:
-// "user.get" → "User.Get").
+// case of a request's type: a service HTTPProxy is reached as
+// "httpproxy.geturl" as well as "httpProxy.getURL" or "HTTPProxy.GetURL".
+// Services registered on the *rpc.Server directly are reached by the
+// spellings that JavaScript developers and the Go client use: the default
+// mapping ([codec.MethodName]: "user.get" → "User.Get"), and acronyms in
+// lower case ("kv.get" → "KV.Get", "httpProxy.getURL" →
+// "HTTPProxy.GetURL").
 func (h *Handler) Register(rcvr any) error {
 	return h.RegisterName(reflect.Indirect(reflect.ValueOf(rcvr)).Type().Name(), rcvr)
 }
@@ -29,13 +34,25 @@ func (h *Handler) RegisterName(name string, rcvr any) error {
 	return nil
 }
 
-// methodNames finds the methods of registered services by the lower-case
-// spelling of their names. A spelling that two methods share is ambiguous
-// and left to the default mapping.
+// methodNames maps request types to the methods of the handler's server.
+// Services registered through the handler are found by the lower-case
+// spelling of their names (a spelling that two methods share is ambiguous,
+// and left to the rest). Other services are found by asking the server,
+// spelling by spelling, which of a few likely names it serves: the default
+// mapping first, then each part's leading lower-case run in capitals, as
+// [codec.TypeName] spells acronyms ("kv.get" → "KV.Get", "room.id" →
+// "Room.ID", "httpProxy.getURL" → "HTTPProxy.GetURL"). What it finds is
+// remembered, a bounded number of names.
 type methodNames struct {
+	srv *rpc.Server
+
 	mu      sync.RWMutex
 	byLower map[string]string // "kv.get" → "KV.Get"; "" when ambiguous
+	found   map[string]string // a type → the method a probe found for it
 }
+
+// maxFound bounds what methodNames remembers of its probes.
+const maxFound = 4096
 
 // add records the methods of rcvr's type that net/rpc serves: exported,
 // with two arguments, the second a pointer, and an error result.
@@ -62,15 +79,96 @@ func (n *methodNames) add(service string, t reflect.Type) {
 	}
 }
 
-// methodName maps a request's type to a method: the registered method of
-// that spelling in any case, or else, when there is none or the spelling is
-// ambiguous, the default mapping.
+// methodName maps a request's type to a method.
 func (n *methodNames) methodName(typ string) string {
 	n.mu.RLock()
 	name := n.byLower[strings.ToLower(typ)]
-	n.mu.RUnlock()
 	if name == "" {
-		return codec.MethodName(typ)
+		name = n.found[typ]
 	}
-	return name
+	n.mu.RUnlock()
+	if name != "" {
+		return name
+	}
+	def := codec.MethodName(typ)
+	if n.srv == nil {
+		return def
+	}
+	for _, cand := range candidates(typ, def) {
+		if serves(n.srv, cand) {
+			n.mu.Lock()
+			if len(n.found) < maxFound {
+				if n.found == nil {
+					n.found = make(map[string]string)
+				}
+				n.found[typ] = cand
+			}
+			n.mu.Unlock()
+			return cand
+		}
+	}
+	return def
 }
+
+// candidates returns the likely method names of a type "service.method":
+// def, the default mapping, then the spellings with either part's leading
+// lower-case run in capitals. Types of another shape have def alone.
+func candidates(typ, def string) []string {
+	svc, m, ok := strings.Cut(typ, ".")
+	if !ok || strings.Contains(m, ".") || svc == "" || m == "" || len(typ) > codec.MaxTypeLength {
+		return []string{def}
+	}
+	dsvc, dm, _ := strings.Cut(def, ".")
+	asvc, am := acronym(svc), acronym(m)
+	out := []string{def}
+	for _, c := range []string{dsvc + "." + am, asvc + "." + dm, asvc + "." + am} {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// acronym returns s with its leading run of lower-case ASCII letters in
+// capitals: "kv" → "KV", "httpProxy" → "HTTPProxy".
+func acronym(s string) string {
+	n := 0
+	for n < len(s) && 'a' <= s[n] && s[n] <= 'z' {
+		n++
+	}
+	return strings.ToUpper(s[:n]) + s[n:]
+}
+
+// serves reports whether srv has the method "Service.Method". It asks srv
+// itself, through [rpc.Server.ServeRequest] with a codec of its own that
+// fails to read the request's data: srv then decodes nothing and calls
+// nothing, and tells by whether it asks for the data at all.
+func serves(srv *rpc.Server, method string) bool {
+	p := &probe{method: method}
+	srv.ServeRequest(p)
+	return p.found
+}
+
+// probe is the one-request codec of serves.
+type probe struct {
+	method string
+	found  bool
+}
+
+var errProbe = errors.New("rpcws: probing for a method")
+
+func (p *probe) ReadRequestHeader(r *rpc.Request) error {
+	r.ServiceMethod, r.Seq = p.method, 0
+	return nil
+}
+
+func (p *probe) ReadRequestBody(x any) error {
+	if x == nil { // srv discards the body of a method it lacks
+		return nil
+	}
+	p.found = true
+	return errProbe
+}
+
+func (*probe) WriteResponse(*rpc.Response, any) error { return nil }
+func (*probe) Close() error                           { return nil }

@@ -86,7 +86,8 @@ func TestNamesBothWays(t *testing.T) {
 
 // Where two services share a spelling, the handler does not guess: the type
 // maps as it always did. Services registered on the *rpc.Server alone are
-// reached by the default mapping only.
+// reached by the default mapping and by acronyms in lower case, the
+// spellings of the Go client and of most JavaScript.
 func TestNamesAmbiguousOrUnregistered(t *testing.T) {
 	t.Parallel()
 	srv := rpc.NewServer()
@@ -107,6 +108,8 @@ func TestNamesAmbiguousOrUnregistered(t *testing.T) {
 		{"kv.get", "Kv's k"}, // the default mapping: Kv.Get
 		{"KV.Get", "value of k"},
 		{"hTTPProxy.getURL", "url of k"},
+		{"httpProxy.getURL", "url of k"}, // as the Go client sends it
+		{"HTTPProxy.getURL", "url of k"},
 	} {
 		writeText(t, ws, `{"id":1,"type":"`+tt.typ+`","data":"k"}`)
 		if got := readReply(t, ws, "1"); got["data"] != tt.want {

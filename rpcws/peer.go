@@ -22,6 +22,10 @@ type Peer struct {
 	writeTimeout time.Duration // <= 0: none
 	identity     any
 	remoteAddr   string
+
+	h    *Handler // for Join and Leave: topics.go
+	id   string
+	addr peerAddr // guarded by h.cluster.mu
 }
 
 // Notify pushes an event {"type": eventType, "data": data} to the peer,

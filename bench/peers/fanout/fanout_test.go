@@ -1,0 +1,28 @@
+package main
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+// A small run of every broker, so that the benchmark keeps working; the
+// figures are not checked.
+func TestFanout(t *testing.T) {
+	cfg := config{Conns: 30, Messages: 50, Window: 8, Reps: 1, Brokers: []string{"memory", "redis", "nats"}, Timeout: 30 * time.Second}
+	rs, err := run(cfg, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Unavailable != "" {
+			if os.Getenv("CI") != "" {
+				t.Errorf("%s: %s, and CI needs it", r.Broker, r.Unavailable)
+			}
+			continue
+		}
+		if r.PerSecond <= 0 || r.Dropped != 0 {
+			t.Errorf("%s: %+v", r.Broker, r)
+		}
+	}
+}

@@ -1,0 +1,30 @@
+module github.com/rpcws/rpcws/bench/peers/fanout
+
+go 1.26.0
+
+replace (
+	github.com/rpcws/rpcws => ../../..
+	github.com/rpcws/rpcws/broker/nats => ../../../broker/nats
+	github.com/rpcws/rpcws/broker/redis => ../../../broker/redis
+)
+
+require (
+	github.com/rpcws/rpcws v0.0.0-00010101000000-000000000000
+	github.com/rpcws/rpcws/broker/nats v0.0.0-00010101000000-000000000000
+	github.com/rpcws/rpcws/broker/redis v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/coder/websocket v1.8.15 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/klauspost/compress v1.20.0 // indirect
+	github.com/nats-io/nats.go v1.55.0 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/crypto v0.57.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)

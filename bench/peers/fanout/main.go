@@ -1,0 +1,357 @@
+// Command fanout measures publishing across replicas: one publisher, one
+// topic, 1,000 WebSocket connections spread over three replicas that share
+// a broker (one replica for the in-process broker), all over 127.0.0.1 in
+// one process. For each broker it reports events delivered per second and
+// the latency from Publish to the client's OnEvent (median and 99th
+// percentile).
+//
+//	go run . [-conns 1000] [-messages 500] [-window 32] [-reps 3] [-brokers memory,redis,nats] [-markdown]
+//
+// For the rate, the publisher keeps at most -window messages in flight
+// (published and not yet received by every connection), so that queues
+// stay within the handler's per-connection budget and the figure is the
+// sustained rate, not a burst. The latency is measured apart, one message
+// at a time (a fifth of -messages), so that it is the fan-out's own and not
+// time spent in a queue behind the others. Redis and NATS run as child processes (redis-server and
+// nats-server on free ports); a broker whose server is not installed is
+// left out, and said so. Repetitions run the brokers in a rotated order.
+//
+// It is a module of its own, beside bench/peers, so that the engines'
+// clients enter neither the library's go.mod nor bench/peers's.
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"net/rpc"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	natsbroker "github.com/rpcws/rpcws/broker/nats"
+	redisbroker "github.com/rpcws/rpcws/broker/redis"
+	"github.com/rpcws/rpcws/internal/engines"
+	"github.com/rpcws/rpcws/rpcws"
+)
+
+// config is the settings of a run.
+type config struct {
+	Conns    int
+	Messages int
+	Window   int
+	Reps     int
+	Brokers  []string
+	Timeout  time.Duration
+}
+
+// result is one cell: one broker, one repetition.
+type result struct {
+	Broker      string
+	Replicas    int
+	Conns       int
+	Messages    int
+	PerSecond   float64 // events delivered per second
+	P50, P99    time.Duration
+	Dropped     uint64 // events a connection could not take
+	Elapsed     time.Duration
+	Unavailable string // why the broker was left out
+}
+
+func main() {
+	var cfg config
+	brokers := flag.String("brokers", "memory,redis,nats", "brokers to measure: memory, redis, nats")
+	flag.IntVar(&cfg.Conns, "conns", 1000, "connections, spread over the replicas, all members of the topic")
+	flag.IntVar(&cfg.Messages, "messages", 500, "messages published per cell")
+	flag.IntVar(&cfg.Window, "window", 32, "most messages in flight")
+	flag.IntVar(&cfg.Reps, "reps", 3, "repetitions of every cell")
+	flag.DurationVar(&cfg.Timeout, "timeout", 60*time.Second, "time limit of one cell")
+	markdown := flag.Bool("markdown", false, "print the report as a Markdown table")
+	flag.Parse()
+	cfg.Brokers = strings.Split(*brokers, ",")
+	if cfg.Conns < 1 || cfg.Messages < 1 || cfg.Window < 1 || cfg.Reps < 1 {
+		fmt.Fprintln(os.Stderr, "fanout: -conns, -messages, -window and -reps must be positive")
+		os.Exit(2)
+	}
+	raiseFileLimit(uint64(2*cfg.Conns + 256))
+	results, err := run(cfg, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fanout:", err)
+		os.Exit(1)
+	}
+	report(os.Stdout, cfg, results, *markdown)
+}
+
+// run measures every broker cfg.Reps times, in rotated order, and returns
+// the median cell of each.
+func run(cfg config, progress *os.File) ([]result, error) {
+	servers := map[string]*engines.Server{}
+	defer func() {
+		for _, s := range servers {
+			s.Stop()
+		}
+	}()
+	missing := map[string]string{}
+	for _, b := range cfg.Brokers {
+		switch b {
+		case "memory":
+		case engines.Redis, engines.NATS:
+			s, err := engines.Start(b)
+			if errors.Is(err, engines.ErrNotInstalled) {
+				missing[b] = err.Error()
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			servers[b] = s
+		default:
+			return nil, fmt.Errorf("unknown broker %q", b)
+		}
+	}
+	samples := map[string][]result{}
+	for rep := range cfg.Reps {
+		for i := range cfg.Brokers {
+			b := cfg.Brokers[(i+rep)%len(cfg.Brokers)]
+			if missing[b] != "" {
+				continue
+			}
+			url := ""
+			if s := servers[b]; s != nil {
+				url = s.URL()
+			}
+			r, err := cell(cfg, b, url)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", b, err)
+			}
+			fmt.Fprintf(progress, "fanout: rep %d %-6s %d replicas: %.0f events/s, p50 %v, p99 %v\n",
+				rep+1, b, r.Replicas, r.PerSecond, r.P50, r.P99)
+			samples[b] = append(samples[b], r)
+		}
+	}
+	var out []result
+	for _, b := range cfg.Brokers {
+		if why := missing[b]; why != "" {
+			out = append(out, result{Broker: b, Unavailable: why})
+			continue
+		}
+		rs := samples[b]
+		slices.SortFunc(rs, func(x, y result) int { return cmp.Compare(x.PerSecond, y.PerSecond) })
+		med := rs[len(rs)/2]
+		p99s := make([]time.Duration, len(rs))
+		p50s := make([]time.Duration, len(rs))
+		for i, r := range rs {
+			p99s[i], p50s[i] = r.P99, r.P50
+		}
+		slices.Sort(p99s)
+		slices.Sort(p50s)
+		med.P99, med.P50 = p99s[len(p99s)/2], p50s[len(p50s)/2]
+		out = append(out, med)
+	}
+	return out, nil
+}
+
+// newBroker returns a replica's broker: on the bus for memory.
+func newBroker(kind, url string, bus *rpcws.MemoryBus) (rpcws.Broker, error) {
+	switch kind {
+	case engines.Redis:
+		return redisbroker.New(url)
+	case engines.NATS:
+		return natsbroker.New(url)
+	}
+	return bus.NewBroker(), nil
+}
+
+// Room is the service of the replicas: joining the topic.
+type Room struct{}
+
+// JoinArgs is Room.Join's argument.
+type JoinArgs struct{ rpcws.Caller }
+
+// Join makes the caller a member of the topic.
+func (Room) Join(a *JoinArgs, ok *bool) error {
+	*ok = true
+	return a.Peer().Join(context.Background(), topic)
+}
+
+const topic = "fanout"
+
+// stamp is the data of a published event.
+type stamp struct {
+	Phase int   `json:"p"`
+	N     int   `json:"n"`
+	Sent  int64 `json:"t"` // UnixNano of the Publish call
+}
+
+// cell runs one broker once: it starts the replicas, connects the clients,
+// publishes, and tears everything down.
+func cell(cfg config, kind, url string) (result, error) {
+	replicas := 3
+	if kind == "memory" {
+		replicas = 1
+	}
+	var bus rpcws.MemoryBus
+	var handlers []*rpcws.Handler
+	var servers []*httptest.Server
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i, h := range handlers {
+			h.Shutdown(ctx)
+			servers[i].Close()
+		}
+	}()
+	for range replicas {
+		b, err := newBroker(kind, url, &bus)
+		if err != nil {
+			return result{}, err
+		}
+		srv := rpc.NewServer()
+		if err := srv.Register(Room{}); err != nil {
+			return result{}, err
+		}
+		h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{Broker: b, MaxConns: cfg.Conns + 16})
+		handlers = append(handlers, h)
+		servers = append(servers, httptest.NewServer(h))
+	}
+
+	var current atomic.Pointer[phase] // the phase under way
+	onEvent := func(typ string, data json.RawMessage) {
+		now := time.Now()
+		var s stamp
+		ph := current.Load()
+		if typ != "m" || ph == nil || json.Unmarshal(data, &s) != nil || s.Phase != ph.id || s.N < 0 || s.N >= len(ph.received) {
+			return
+		}
+		ph.mu.Lock()
+		ph.latencies = append(ph.latencies, now.Sub(time.Unix(0, s.Sent)))
+		ph.mu.Unlock()
+		if int(ph.received[s.N].Add(1)) == cfg.Conns {
+			ph.complete <- s.N
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
+	defer cancel()
+	var clients []*rpcws.Client
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for i := range cfg.Conns {
+		u := "ws" + strings.TrimPrefix(servers[i%replicas].URL, "http")
+		c, err := rpcws.Dial(ctx, u, &rpcws.DialOptions{OnEvent: onEvent, PingInterval: -1})
+		if err != nil {
+			return result{}, err
+		}
+		clients = append(clients, c)
+		if err := c.CallContext(ctx, "Room.Join", &JoinArgs{}, new(bool)); err != nil {
+			return result{}, err
+		}
+	}
+
+	// Throughput: cfg.Window messages in flight. Latency: one at a time,
+	// so that it is the fan-out's own and not time spent in a queue.
+	rate, err := publish(ctx, handlers[0], &current, 1, cfg.Messages, cfg.Window, cfg.Conns)
+	if err != nil {
+		return result{}, err
+	}
+	lat, err := publish(ctx, handlers[0], &current, 2, max(cfg.Messages/5, 1), 1, cfg.Conns)
+	if err != nil {
+		return result{}, err
+	}
+	var dropped uint64
+	for _, h := range handlers {
+		dropped += h.BrokerStats().Dropped
+	}
+	slices.Sort(lat.latencies)
+	pct := func(p float64) time.Duration { return lat.latencies[int(p*float64(len(lat.latencies)-1))] }
+	return result{
+		Broker: kind, Replicas: replicas, Conns: cfg.Conns, Messages: cfg.Messages,
+		PerSecond: float64(len(rate.latencies)) / rate.elapsed.Seconds(),
+		P50:       pct(0.50), P99: pct(0.99), Dropped: dropped, Elapsed: rate.elapsed,
+	}, nil
+}
+
+// phase is one round of publishing and what the clients received of it.
+type phase struct {
+	id        int
+	received  []atomic.Int32 // connections that have message n
+	complete  chan int       // n, once every connection has it
+	mu        sync.Mutex     // guards latencies
+	latencies []time.Duration
+	elapsed   time.Duration
+}
+
+// publish publishes messages to the topic with at most window in flight,
+// and returns once every connection has every one.
+func publish(ctx context.Context, h *rpcws.Handler, current *atomic.Pointer[phase], id, messages, window, conns int) (*phase, error) {
+	ph := &phase{id: id, received: make([]atomic.Int32, messages), complete: make(chan int, messages),
+		latencies: make([]time.Duration, 0, messages*conns)}
+	current.Store(ph)
+	start := time.Now()
+	inFlight, done := 0, 0
+	for n := 0; done < messages; {
+		for inFlight < window && n < messages {
+			if err := h.Publish(ctx, rpcws.Topic(topic), "m", stamp{Phase: id, N: n, Sent: time.Now().UnixNano()}); err != nil {
+				return nil, err
+			}
+			n++
+			inFlight++
+		}
+		select {
+		case <-ph.complete:
+			inFlight--
+			done++
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%d of %d messages reached every connection in time", done, messages)
+		}
+	}
+	ph.elapsed = time.Since(start)
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	return ph, nil
+}
+
+func report(w *os.File, cfg config, rs []result, markdown bool) {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+	if markdown {
+		fmt.Fprintf(w, "| broker | replicas | connections | events delivered/s | p50 ms | p99 ms |\n|---|--:|--:|--:|--:|--:|\n")
+		for _, r := range rs {
+			if r.Unavailable != "" {
+				fmt.Fprintf(w, "| %s | – | – | not measured: %s | | |\n", r.Broker, r.Unavailable)
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s |\n", r.Broker, r.Replicas, r.Conns, r.PerSecond, ms(r.P50), ms(r.P99))
+		}
+		fmt.Fprintf(w, "\nMedians of %d repetitions; rate: %d messages, at most %d in flight; latency: %d messages, one at a time.\n", cfg.Reps, cfg.Messages, cfg.Window, max(cfg.Messages/5, 1))
+		return
+	}
+	fmt.Fprintf(w, "%-8s %8s %11s %18s %8s %8s %8s\n", "broker", "replicas", "connections", "events/s", "p50 ms", "p99 ms", "dropped")
+	for _, r := range rs {
+		if r.Unavailable != "" {
+			fmt.Fprintf(w, "%-8s not measured: %s\n", r.Broker, r.Unavailable)
+			continue
+		}
+		fmt.Fprintf(w, "%-8s %8d %11d %18.0f %8s %8s %8d\n", r.Broker, r.Replicas, r.Conns, r.PerSecond, ms(r.P50), ms(r.P99), r.Dropped)
+	}
+}
+
+// raiseFileLimit lifts the open-file limit towards n: both ends of every
+// connection are in this process.
+func raiseFileLimit(n uint64) {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil || lim.Cur >= n {
+		return
+	}
+	lim.Cur = min(n, lim.Max)
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+}

@@ -1,0 +1,199 @@
+// Package nats is an [rpcws.Broker] on NATS core pub/sub, through
+// github.com/nats-io/nats.go: replicas of an rpcws service that share a
+// NATS server (or cluster) reach each other's connections with
+// [rpcws.Handler.Publish].
+//
+//	b, err := nats.New("nats://127.0.0.1:4222")
+//	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{Broker: b})
+//
+// All subscriptions of a broker feed one bounded channel, read by one
+// goroutine that hands every message to the handler at once (the handler
+// never waits on a client). When that channel is full, nats.go drops the
+// message and reports a slow consumer; the broker reports the gap on that
+// subject ([rpcws.BrokerReceiver.Lost]) and its members receive
+// rpcws.resync. When the connection drops, nats.go reconnects and
+// subscribes again by itself; once it is back, every connection receives
+// rpcws.resync. A connection that goes silent without closing is found by
+// nats.go's own pings (nats.PingInterval, nats.MaxPingsOutstanding) and
+// handled the same way. The handler's subjects contain no wildcards: topic
+// names are escaped.
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	gonats "github.com/nats-io/nats.go"
+	"github.com/rpcws/rpcws/rpcws"
+)
+
+// DefaultPending is the number of received messages that may wait for the
+// handler before NATS messages are dropped as a slow consumer.
+const DefaultPending = 8192
+
+// flushTimeout bounds a flush whose caller set no deadline.
+const flushTimeout = 10 * time.Second
+
+// Broker is an [rpcws.Broker] on one NATS connection. Its methods are safe
+// for concurrent use.
+type Broker struct {
+	nc   *gonats.Conn
+	in   chan *gonats.Msg
+	quit chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex // guards the fields below
+	recv    rpcws.BrokerReceiver
+	subs    map[string]*gonats.Subscription
+	closed  bool
+	started bool
+}
+
+var _ rpcws.Broker = (*Broker)(nil)
+
+// New connects to the NATS server at url (comma-separated for a cluster).
+// An unreachable server is not an error: the broker connects, and keeps
+// reconnecting, in the background. opts are nats.go's options, applied
+// after the broker's own (reconnect for ever, every 250 ms); they must not
+// set the reconnect, connect or error handlers, which the broker uses.
+func New(url string, opts ...gonats.Option) (*Broker, error) {
+	b := &Broker{
+		in:   make(chan *gonats.Msg, DefaultPending),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+		subs: make(map[string]*gonats.Subscription),
+	}
+	all := append([]gonats.Option{
+		gonats.Name("rpcws"),
+		gonats.MaxReconnects(-1),
+		gonats.ReconnectWait(250 * time.Millisecond),
+		gonats.RetryOnFailedConnect(true),
+	}, opts...)
+	all = append(all,
+		gonats.ReconnectHandler(func(nc *gonats.Conn) { b.lost(nc, nil) }),
+		gonats.ConnectHandler(func(nc *gonats.Conn) { b.lost(nc, nil) }), // connected late: see RetryOnFailedConnect
+		gonats.ErrorHandler(func(nc *gonats.Conn, sub *gonats.Subscription, err error) {
+			if errors.Is(err, gonats.ErrSlowConsumer) && sub != nil {
+				b.lost(nil, []string{sub.Subject})
+			}
+		}),
+	)
+	nc, err := gonats.Connect(url, all...)
+	if err != nil {
+		return nil, fmt.Errorf("nats broker: %w", err)
+	}
+	b.nc = nc
+	return b, nil
+}
+
+// lost tells the receiver of a gap; after a reconnect, once the server has
+// the subscriptions again.
+func (b *Broker) lost(nc *gonats.Conn, subjects []string) {
+	if nc != nil {
+		nc.FlushTimeout(flushTimeout) // the subscriptions are in effect again
+	}
+	b.mu.Lock()
+	r, closed := b.recv, b.closed
+	b.mu.Unlock()
+	if r != nil && !closed {
+		r.Lost(subjects)
+	}
+}
+
+// Start begins delivering to r.
+func (b *Broker) Start(r rpcws.BrokerReceiver) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started || b.closed {
+		return errors.New("nats broker: started twice")
+	}
+	b.started, b.recv = true, r
+	go b.read(r)
+	return nil
+}
+
+func (b *Broker) read(r rpcws.BrokerReceiver) {
+	defer close(b.done)
+	for {
+		select {
+		case m := <-b.in:
+			r.Receive(m.Subject, m.Data)
+		case <-b.quit:
+			return
+		}
+	}
+}
+
+// Subscribe subscribes to subject and waits for the server to have it
+// (a flush), so that a message published afterwards is delivered. When the
+// flush fails the subscription stays: nats.go sends it again on reconnect.
+func (b *Broker) Subscribe(ctx context.Context, subject string) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return rpcws.ErrBrokerClosed
+	}
+	if _, ok := b.subs[subject]; !ok {
+		sub, err := b.nc.ChanSubscribe(subject, b.in)
+		if err != nil {
+			b.mu.Unlock()
+			return fmt.Errorf("nats broker: subscribe: %w", err)
+		}
+		b.subs[subject] = sub
+	}
+	b.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok { // nats.go's flush needs one
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+	}
+	if err := b.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("nats broker: subscribe: %w", err)
+	}
+	return nil
+}
+
+// Unsubscribe drops the subscription to subject.
+func (b *Broker) Unsubscribe(ctx context.Context, subject string) error {
+	b.mu.Lock()
+	sub := b.subs[subject]
+	delete(b.subs, subject)
+	b.mu.Unlock()
+	if sub == nil {
+		return nil
+	}
+	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, gonats.ErrConnectionClosed) {
+		return fmt.Errorf("nats broker: unsubscribe: %w", err)
+	}
+	return nil
+}
+
+// Publish queues msg to subject on the connection; nats.go writes in
+// order, and buffers while reconnecting.
+func (b *Broker) Publish(ctx context.Context, subject string, msg []byte) error {
+	if err := b.nc.Publish(subject, msg); err != nil {
+		return fmt.Errorf("nats broker: publish: %w", err)
+	}
+	return nil
+}
+
+// Close closes the NATS connection and ends the reading goroutine.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	started := b.started
+	b.mu.Unlock()
+	b.nc.Close()
+	close(b.quit)
+	if started {
+		<-b.done
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+// Package engines starts the pub/sub engines that the brokers' tests and
+// benchmarks run against, redis-server and nats-server, as child processes
+// on free 127.0.0.1 ports, with nothing written to disk, and stops them.
+package engines
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ErrNotInstalled is the error of Start when the engine's program is
+// missing.
+var ErrNotInstalled = errors.New("engines: not installed")
+
+// Kinds of engine.
+const (
+	Redis = "redis"
+	NATS  = "nats"
+)
+
+// Server is one engine process.
+type Server struct {
+	Kind string
+	Addr string // 127.0.0.1:port
+	bin  string
+
+	mu  sync.Mutex // guards cmd and out
+	cmd *exec.Cmd
+	out *buffer
+}
+
+// program returns the path of kind's server program.
+func program(kind string) (string, error) {
+	name := map[string]string{Redis: "redis-server", NATS: "nats-server"}[kind]
+	if name == "" {
+		return "", fmt.Errorf("engines: unknown engine %q", kind)
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/bin/" + name); err == nil {
+		return "/usr/bin/" + name, nil
+	}
+	return "", fmt.Errorf("%w: %s (Debian: apt-get install %s)", ErrNotInstalled, name, name)
+}
+
+// Start starts an engine of kind on a free port and waits until it answers.
+func Start(kind string) (*Server, error) {
+	bin, err := program(kind)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &Server{Kind: kind, Addr: addr, bin: bin}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// StartT starts an engine for a test and stops it at cleanup. When the
+// engine is not installed it skips the test, or fails it when the
+// environment variable CI is set.
+func StartT(t testing.TB, kind string) *Server {
+	t.Helper()
+	s, err := Start(kind)
+	if errors.Is(err, ErrNotInstalled) {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%v, and CI needs it", err)
+		}
+		t.Skipf("%v; set CI to make this a failure", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// URL returns the engine's URL: redis://... or nats://...
+func (s *Server) URL() string { return s.Kind + "://" + s.Addr }
+
+func (s *Server) start() error {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	var args []string
+	switch s.Kind {
+	case Redis:
+		args = []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", os.TempDir(), "--daemonize", "no", "--protected-mode", "yes"}
+	case NATS:
+		args = []string{"-a", "127.0.0.1", "-p", port}
+	}
+	out := new(buffer)
+	cmd := exec.Command(s.bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.cmd, s.out = cmd, out
+	s.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.answers() {
+		if time.Now().After(deadline) {
+			s.Stop()
+			return fmt.Errorf("engines: %s does not answer on %s: %s", s.bin, s.Addr, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// answers reports whether the engine speaks on its port: +PONG to a Redis
+// PING, the INFO line of NATS.
+func (s *Server) answers() bool {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	want := "INFO"
+	if s.Kind == Redis {
+		want = "+PONG"
+		fmt.Fprintf(c, "PING\r\n")
+	}
+	buf := make([]byte, len(want))
+	n, _ := c.Read(buf)
+	return strings.HasPrefix(string(buf[:n]), want)
+}
+
+// Stop kills the engine and waits for it to exit.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+}
+
+// Restart kills the engine, as a crash would, and starts it again on the
+// same port.
+func (s *Server) Restart() error {
+	s.Stop()
+	return s.start()
+}
+
+// RestartT is Restart for a test: it fails t on error.
+func (s *Server) RestartT(t *testing.T) {
+	t.Helper()
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// buffer is a bytes buffer that a process may write while it is read.
+type buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.b.Len() > 64<<10 {
+		return len(p), nil
+	}
+	return b.b.Write(p)
+}
+
+func (b *buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
