@@ -95,7 +95,7 @@ func (c *pipeConn) Close() error {
 
 // maxKeptBuffer is the largest read buffer a codec keeps between frames: one
 // large frame should not pin its size in memory for the connection's life.
-const maxKeptBuffer = 64 << 10
+const maxKeptBuffer = 8 << 10
 
 // reusable returns buf for reuse, or nil when it is too large to keep.
 func reusable(buf []byte) []byte {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/rpc"
 	"reflect"
 	"strings"
@@ -29,11 +30,12 @@ type ServerOptions struct {
 	// Nil means [MethodName]: "user.get" → "User.Get".
 	MethodName func(typ string) string
 
-	// MaxInFlight caps the requests of this connection being served at once.
-	// At the cap the codec stops reading the connection until a reply has
-	// been written, so a flood from one peer is held back by the transport
-	// rather than by memory. Zero or negative means [DefaultMaxInFlight]:
-	// there is always a cap.
+	// MaxInFlight caps the requests of this connection being served at once,
+	// with the work they leave behind (see [ServerCodec.AfterReply]). At the
+	// cap the codec stops reading the connection until one is done, so a
+	// flood from one peer is held back by the transport rather than by
+	// memory. Zero means [DefaultMaxInFlight]; negative means no cap on the
+	// count, the byte budgets alone bounding what a connection holds.
 	MaxInFlight int
 
 	// Logger receives what cannot be told to the peer: failed notifications,
@@ -69,7 +71,8 @@ type ServerOptions struct {
 	// MaxQueuedBytes bounds the frames waiting to be written while another
 	// is written, in bytes. Replies wait for room; events wait or are refused
 	// (see [ServerCodec.SendEvent]). Zero means [DefaultMaxQueuedBytes];
-	// negative means the default too: there is always a bound.
+	// negative means no bound (the transport's write timeout still bounds a
+	// peer that stops reading).
 	MaxQueuedBytes int
 }
 
@@ -201,8 +204,11 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 		pending:  make(map[uint64]*serverRequest),
 		enc:      newEncoder(),
 	}
-	if c.maxSlots <= 0 {
+	switch {
+	case c.maxSlots == 0:
 		c.maxSlots = DefaultMaxInFlight
+	case c.maxSlots < 0:
+		c.maxSlots = math.MaxInt32 // no cap on the count
 	}
 	if c.maxFrame == 0 {
 		c.maxFrame = DefaultMaxFrameSize
@@ -215,8 +221,11 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 	}
 	c.out.conn = conn
 	c.out.max = int64(opts.MaxQueuedBytes)
-	if c.out.max <= 0 {
+	switch {
+	case c.out.max == 0:
 		c.out.max = DefaultMaxQueuedBytes
+	case c.out.max < 0:
+		c.out.max = math.MaxInt64
 	}
 	c.out.charge = c.charge
 	c.slots = semaphore.NewWeighted(c.maxSlots)
@@ -567,6 +576,23 @@ func (c *ServerCodec) StopWrites() {
 	c.out.seal()
 	c.cancel()
 }
+
+// Hold reserves n bytes against this connection's budget and the shared
+// one, for a transport that reads a large frame: it reports false, and
+// reserves nothing, when the shared budget has no room for them. (The
+// connection's own budget may run over by a frame: the codec stops reading
+// the connection before the next one.) Give them back with
+// [ServerCodec.Release] once the frame is read.
+func (c *ServerCodec) Hold(n int64) bool {
+	if c.shared != nil && c.shared.max > 0 && c.shared.InUse()+n > c.shared.max {
+		return false
+	}
+	c.charge(n)
+	return true
+}
+
+// Release gives back n bytes reserved with [ServerCodec.Hold].
+func (c *ServerCodec) Release(n int64) { c.charge(-n) }
 
 // Buffered returns the bytes this connection holds against its budget now.
 func (c *ServerCodec) Buffered() int64 { return c.own.InUse() }

@@ -35,6 +35,11 @@ type wsConn struct {
 	writeTimeout time.Duration   // <= 0: none
 	batched      bool            // ws runs over a batchConn, which bounds writes itself
 
+	// hold reserves bytes of a frame being read against the budgets, and
+	// release gives them back; nil: frames are not budgeted (a client).
+	hold    func(n int64) bool
+	release func(n int64)
+
 	mu      sync.Mutex // guards closed, pingTimer's reset and closing
 	closed  bool
 	closing func() // runs first when the connection closes; may be nil
@@ -112,8 +117,17 @@ func (c *wsConn) startKeepalive(interval time.Duration, paused func() bool) {
 // WebSocket, and [wsConn.Close] unblocks reads anyway.
 func (c *wsConn) ReadFrame(_ context.Context, buf []byte) ([]byte, error) {
 	typ, r, err := c.ws.Reader(context.Background())
+	var held int64
 	if err == nil {
-		buf, err = readAll(r, buf[:0])
+		buf, held, err = c.readAll(r, buf[:0])
+	}
+	if held > 0 {
+		c.release(held)
+	}
+	if errors.Is(err, errBusy) {
+		// Before the codec learns of it and closes normally.
+		c.closeWith(websocket.StatusTryAgainLater, busyReason)
+		return buf, err
 	}
 	if err != nil {
 		c.stop()
@@ -126,19 +140,40 @@ func (c *wsConn) ReadFrame(_ context.Context, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// readAll reads r to the end into buf, growing it as needed.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
+// freeRead is how much of a frame being read costs nothing against the
+// budgets: what a connection may hold without asking.
+const freeRead = 8 << 10
+
+// errBusy ends a read whose frame the budgets have no room for.
+var errBusy = errors.New("rpcws: no room to read the frame")
+
+// busyReason is the close reason, with status 1013 (try again later), for a
+// client whose large frame came while the server's byte budget was spent.
+const busyReason = "rpcws: server busy, try again later"
+
+// readAll reads r to the end into buf, growing it as needed. Beyond
+// freeRead, growth is held against the budgets (c.hold) until the caller
+// releases what it returns; when they have no room it fails with errBusy.
+func (c *wsConn) readAll(r io.Reader, buf []byte) ([]byte, int64, error) {
+	var held int64
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
+			if c.hold != nil && cap(buf) > freeRead {
+				need := int64(cap(buf)-freeRead) - held
+				if !c.hold(need) {
+					return buf, held, errBusy
+				}
+				held += need
+			}
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			return buf, nil
+			return buf, held, nil
 		}
 		if err != nil {
-			return buf, err
+			return buf, held, err
 		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 const (
 	DefaultReadLimit    = 1 << 20   // bytes per frame (1 MiB)
 	DefaultMaxConns     = 10000     // connections per Handler
-	DefaultMaxBytes     = 256 << 20 // bytes held by all connections of a Handler (256 MiB)
+	DefaultMaxBytes     = 128 << 20 // bytes held by all connections of a Handler (128 MiB)
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultPingInterval = 30 * time.Second
 )
@@ -39,9 +39,12 @@ type HandlerOptions struct {
 	// code TooLarge. Zero means [DefaultReadLimit].
 	ReadLimit int64
 
-	// MaxInFlight caps the requests of one connection being served at once;
-	// at the cap the handler stops reading that connection. Zero or negative
-	// means [codec.DefaultMaxInFlight]: there is always a cap.
+	// MaxInFlight caps the requests of one connection being served at once,
+	// with the work they left behind to run after their replies
+	// ([Caller.AfterReply]); at the cap the handler stops reading that
+	// connection. Zero means [codec.DefaultMaxInFlight] (64); negative means
+	// no cap on the count, MaxConnBytes and MaxBytes alone bounding what a
+	// connection holds.
 	MaxInFlight int
 
 	// MaxConns caps the open connections; an upgrade beyond it is refused
@@ -80,15 +83,18 @@ type HandlerOptions struct {
 
 	// MaxBytes bounds the same bytes summed over every connection of the
 	// handler: while it is spent, the handler reads no connection until
-	// enough has been answered or written. Zero means [DefaultMaxBytes]
-	// (256 MiB); negative means no bound.
+	// enough has been answered or written, and a frame larger than 8 KiB
+	// that arrives meanwhile closes its connection with status 1013 (try
+	// again later) rather than be read. Zero means [DefaultMaxBytes]
+	// (128 MiB); negative means no bound.
 	MaxBytes int64
 
 	// MaxQueuedBytes caps the frames waiting to be written to one connection
 	// while another is written, in bytes. [Peer.Notify] waits for room;
 	// [Handler.Broadcast] does not, and closes the connection of a client
-	// whose queue is full (see [ErrSlowConsumer]). Zero or negative means
-	// [codec.DefaultMaxQueuedBytes] (64 KiB): there is always a cap.
+	// whose queue is full (see [ErrSlowConsumer]). Zero means
+	// [codec.DefaultMaxQueuedBytes] (64 KiB); negative means no cap, the
+	// write timeout alone bounding a client that stops reading.
 	MaxQueuedBytes int
 
 	// WriteTimeout bounds the writing of one frame, and how long a push may
@@ -259,6 +265,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	conn.ws = ws
 	sc := h.newCodec(conn, identity, r.RemoteAddr)
+	conn.hold, conn.release = sc.Hold, sc.Release
 	conn.startKeepalive(h.opts.PingInterval, sc.ReadPaused)
 	if !h.register(sc.peer, upgraded) {
 		conn.closeWith(websocket.StatusGoingAway, "server shutting down")
