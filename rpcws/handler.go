@@ -210,16 +210,12 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 // is served on a goroutine of its own until it closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	client := h.opts.ClientAddr(r)
-	if status := h.reserveFor(client); status != 0 {
+	a, status := h.admit(client)
+	if status != 0 {
 		h.refuseUpgrade(w, r, client, status)
 		return
 	}
-	reserved := true
-	defer func() {
-		if reserved {
-			h.unreserveFor(client)
-		}
-	}()
+	defer a.cancel() // unless it is served
 
 	var identity any
 	if h.opts.Authorize != nil {
@@ -264,22 +260,62 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	conn.ws = ws
-	sc := h.newCodec(conn, identity, r.RemoteAddr)
-	conn.hold, conn.release = sc.Hold, sc.Release
-	conn.startKeepalive(h.opts.PingInterval, sc.ReadPaused)
-	if !h.register(sc.peer, upgraded) {
-		conn.closeWith(websocket.StatusGoingAway, "server shutting down")
+	sc := a.start(conn, identity, r.RemoteAddr, upgraded)
+	if sc == nil {
 		return
 	}
-	reserved, upgraded = false, false
+	upgraded = false // counted by NumConns as registered now
+	conn.hold, conn.release = sc.Hold, sc.Release
+	conn.startKeepalive(h.opts.PingInterval, sc.ReadPaused)
 	// Serve on a goroutine of its own and let the HTTP server's goroutine
 	// end: that frees what net/http keeps for the request (its buffered
 	// writer, the request and its headers) for as long as the handler runs,
 	// a third of an idle connection's memory.
-	go func() {
-		defer h.releaseClient(client)
-		h.serve(sc)
-	}()
+	go a.serve(sc)
+}
+
+// admission is the place of one connection in the handler, from its arrival
+// to its end: the one path by which ServeHTTP and ServeConn admit
+// connections, under MaxConns, MaxConnsPerClient and Shutdown.
+type admission struct {
+	h       *Handler
+	client  string // "": not capped per client
+	started bool
+}
+
+// admit reserves a place for a connection of client, or returns the HTTP
+// status of its refusal (see [Handler.reserveFor]).
+func (h *Handler) admit(client string) (*admission, int) {
+	if status := h.reserveFor(client); status != 0 {
+		return nil, status
+	}
+	return &admission{h: h, client: client}, 0
+}
+
+// start makes the codec and Peer of the admitted connection t and counts it
+// among the open ones; upgraded says that NumConns counts it already. It
+// returns nil, closing t, when the handler began shutting down meanwhile.
+func (a *admission) start(t transport, identity any, remoteAddr string, upgraded bool) *serverCodec {
+	sc := a.h.newCodec(t, identity, remoteAddr)
+	if !a.h.register(sc.peer, upgraded) {
+		t.closeWith(websocket.StatusGoingAway, "server shutting down")
+		return nil
+	}
+	a.started = true
+	return sc
+}
+
+// serve serves the started connection until it ends, then frees its place.
+func (a *admission) serve(sc *serverCodec) {
+	defer a.h.releaseClient(a.client)
+	a.h.serve(sc)
+}
+
+// cancel frees the place of a connection that was never started.
+func (a *admission) cancel() {
+	if !a.started {
+		a.h.unreserveFor(a.client)
+	}
 }
 
 // newCodec returns the codec that serves conn, with its Peer.
@@ -324,8 +360,6 @@ func (h *Handler) serve(sc *serverCodec) {
 	h.srv.ServeCodec(sc)
 }
 
-func (h *Handler) reserve() bool { return h.reserveFor("") == 0 }
-
 // reserveFor reserves a place for a connection of client ("": none, not
 // capped per client). It returns 0, or the HTTP status of the refusal: 503
 // at MaxConns or shutting down, 429 at MaxConnsPerClient. The client's
@@ -343,8 +377,6 @@ func (h *Handler) reserveFor(client string) int {
 	h.reserved++
 	return 0
 }
-
-func (h *Handler) unreserve() { h.unreserveFor("") }
 
 func (h *Handler) unreserveFor(client string) {
 	h.mu.Lock()

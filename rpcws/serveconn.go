@@ -17,19 +17,17 @@ import (
 // do not apply. It returns at once, closing conn, when the handler is at
 // capacity or shutting down.
 func (h *Handler) ServeConn(conn codec.Conn) {
-	if !h.reserve() {
+	a, status := h.admit("")
+	if status != 0 {
 		conn.Close()
 		return
 	}
+	defer a.cancel() // unless it is served
 	t := &connTransport{Conn: conn}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	sc := h.newCodec(t, nil, "")
-	if !h.register(sc.peer, false) {
-		h.unreserve()
-		t.Close()
-		return
+	if sc := a.start(t, nil, "", false); sc != nil {
+		a.serve(sc)
 	}
-	h.serve(sc)
 }
 
 // connTransport makes a [transport] of a plain [codec.Conn].
