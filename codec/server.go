@@ -136,7 +136,7 @@ type ServerCodec struct {
 	seq   uint64
 
 	mu       sync.Mutex // guards pending
-	pending  map[uint64]*serverRequest
+	pending  map[uint64]serverRequest
 	draining atomic.Bool
 	paused   atomic.Bool // the reader waits for a slot or for budget
 
@@ -148,22 +148,24 @@ type ServerCodec struct {
 }
 
 // serverRequest is what the codec remembers of a request until its reply.
+// It is kept small (at most 128 bytes), so that the pending map holds it in
+// place and remembering a request costs no allocation.
 type serverRequest struct {
 	typ   string
 	start time.Time // zero unless OnCall is set
-	cost  int64     // charged against the budgets until done
-	after []func()  // to run once the reply is written
+	cost  int32     // bytes charged against the budgets until done
+	after *[]func() // to run once the reply is written; nil for most
 
 	// The id, raw JSON as the peer sent it: in idBuf when it fits, as a
 	// quoted UUID does, so that remembering it costs no allocation, else in
 	// idBig. idLen is -1 for a notification.
-	idLen int
+	idLen int32
 	idBuf [40]byte
 	idBig []byte
 }
 
-func newServerRequest(typ string, id []byte) *serverRequest {
-	r := &serverRequest{typ: typ, idLen: len(id)}
+func newServerRequest(typ string, id []byte) serverRequest {
+	r := serverRequest{typ: typ, idLen: int32(len(id))}
 	switch {
 	case id == nil:
 		r.idLen = -1
@@ -201,7 +203,7 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 		maxSlots: int64(opts.MaxInFlight),
 		maxFrame: opts.MaxFrameSize,
 		shared:   opts.Budget,
-		pending:  make(map[uint64]*serverRequest),
+		pending:  make(map[uint64]serverRequest),
 		enc:      newEncoder(),
 	}
 	switch {
@@ -338,8 +340,8 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 			c.slots.Release(1)
 			continue
 		}
-		req.cost = int64(len(frame)) + requestCost
-		c.charge(req.cost)
+		req.cost = int32(len(frame)) + requestCost // frames are far below 2 GiB
+		c.charge(int64(req.cost))
 		c.mu.Lock()
 		c.seq++
 		c.pending[c.seq] = req
@@ -479,7 +481,7 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	if c.onCall != nil {
 		c.onCall(CallInfo{Type: req.typ, Notification: id == nil, Duration: time.Since(req.start), Code: code})
 	}
-	c.runAfter(req)
+	c.runAfter(&req)
 	return err
 }
 
@@ -494,7 +496,11 @@ func (c *ServerCodec) AfterReply(seq uint64, f func()) bool {
 	defer c.mu.Unlock()
 	req, ok := c.pending[seq]
 	if ok {
-		req.after = append(req.after, f)
+		if req.after == nil {
+			req.after = new([]func())
+		}
+		*req.after = append(*req.after, f)
+		c.pending[seq] = req
 	}
 	return ok
 }
@@ -502,15 +508,16 @@ func (c *ServerCodec) AfterReply(seq uint64, f func()) bool {
 // runAfter starts the request's AfterReply functions, and frees its slot
 // and bytes once they have all returned.
 func (c *ServerCodec) runAfter(req *serverRequest) {
-	if len(req.after) == 0 {
-		c.done(req.cost)
+	if req.after == nil {
+		c.done(int64(req.cost))
 		return
 	}
-	cost := req.cost + int64(len(req.after))*afterReplyCost
-	c.charge(cost - req.cost)
+	after := *req.after
+	cost := int64(req.cost) + int64(len(after))*afterReplyCost
+	c.charge(cost - int64(req.cost))
 	var left atomic.Int32
-	left.Store(int32(len(req.after)))
-	for _, f := range req.after {
+	left.Store(int32(len(after)))
+	for _, f := range after {
 		go func() {
 			defer func() {
 				if left.Add(-1) == 0 {
