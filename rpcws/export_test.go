@@ -10,3 +10,15 @@ func (h *Handler) ClientPlaces() map[string]int {
 	defer h.mu.Unlock()
 	return maps.Clone(h.clients.n)
 }
+
+// PausedReaders returns how many connections the handler has stopped
+// reading for now (at the in-flight cap or a byte budget).
+func (h *Handler) PausedReaders() int {
+	n := 0
+	for _, p := range h.Peers() {
+		if p.codec.ReadPaused() {
+			n++
+		}
+	}
+	return n
+}
