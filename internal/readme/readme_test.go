@@ -159,6 +159,13 @@ func TestREADMEBlocks(t *testing.T) {
 		if !contains(normalize(src), normalize(b.text)) {
 			t.Errorf("README.md:%d: the block is not in %s %s; one of them changed without the other. The block:\n%s", b.line, m[1], m[2], b.text)
 		}
+		// The comparison sees a change of one character anywhere.
+		for _, i := range []int{0, len(b.text) / 2, len(b.text) - 1} {
+			drifted := b.text[:i] + "~" + b.text[i+1:]
+			if b.text[i] != '~' && contains(normalize(src), normalize(drifted)) {
+				t.Errorf("README.md:%d: the block with character %d changed is still found in %s: the check proves nothing", b.line, i, m[1])
+			}
+		}
 	}
 	if n == 0 {
 		t.Error("README.md has no Go block: is this the right file?")
