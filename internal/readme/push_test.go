@@ -5,6 +5,7 @@ package readme_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"net/rpc"
 	"strings"
@@ -72,7 +73,7 @@ func TestPushBlock(t *testing.T) {
 	for n := 1; n <= 3; n++ {
 		select {
 		case got := <-events:
-			if want := `demo.tick {"n":` + string(rune('0'+n)) + `}`; got != want {
+			if want := fmt.Sprintf(`demo.tick {"n":%d}`, n); got != want {
 				t.Errorf("event %d: got %s, want %s", n, got, want)
 			}
 		case <-ctx.Done():
