@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpcws/rpcws/internal/testutil"
 	"github.com/rpcws/rpcws/rpcws"
 )
 
@@ -67,6 +68,9 @@ func TestScalingOutBlock(t *testing.T) {
 	}
 	anon, anonEvents := dial("")
 	ada, adaEvents := dial("?user=ada")
+	// A client sees its upgrade a moment before the handler has registered
+	// its connection: wait for both, or an event to All may miss one.
+	testutil.WaitFor(t, "both connections registered", func() bool { return len(h.Peers()) == 2 })
 	for _, c := range []struct {
 		who    string
 		client *rpcws.Client
