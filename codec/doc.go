@@ -3,7 +3,10 @@
 // whole frames: one JSON object per frame, as a WebSocket message does.
 //
 // The protocol is the one JavaScript developers write by hand over a
-// WebSocket (see PROTOCOL.md at the root of the repository):
+// WebSocket, as a short published lesson, "Request-Response over WebSocket",
+// teaches it: the client tags each request with an id, the server echoes it,
+// and a reply that never comes ends in "timeout: <type>". PROTOCOL.md, at the
+// root of the repository, makes it precise:
 //
 //	client → server   {"id":ID,"type":"user.get","data":{"id":"123"}}
 //	server → client   {"id":ID,"type":"user.get.response","data":{...}}
@@ -15,7 +18,7 @@
 // id is a notification: it runs, and nothing comes back.
 //
 // The codecs map between that protocol and net/rpc: string ids to net/rpc's
-// uint64 Seq and back, lesson types ("user.get") to net/rpc methods
+// uint64 Seq and back, request types ("user.get") to net/rpc methods
 // ("User.Get") by capitalising each part ([MethodName], [TypeName]; both
 // replaceable), and Go errors to codes ([Error]). Services and clients stay
 // stock net/rpc.

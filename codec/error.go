@@ -30,8 +30,9 @@ var (
 // Error is an error with a protocol error code. It is both the Go error and the
 // wire object {"code": Code, "message": Message}.
 //
-// A service method that returns an *Error (or an error wrapping none: net/rpc
-// only keeps the text, see below) fails with that code on the wire. A client
+// A service method that returns an *Error, or an error that wraps one (as
+// fmt.Errorf's %w does; its text is then "context: [Code] Message"), fails
+// with that code on the wire. A client
 // gets an *Error back for every error reply, from [ClientCodec.Call] directly
 // and from the stock [rpc.Client] through [AsError].
 //
@@ -42,7 +43,8 @@ var (
 //	[Code] Message
 //
 // for example "[NotFound] no user 42". The one exception is the client's own
-// timeout verdict, whose text is the lesson's "timeout: <type>" (Code Timeout).
+// timeout verdict, whose text is "timeout: <type>" (Code Timeout), the words
+// of the JavaScript client and of the lesson its protocol comes from.
 type Error struct {
 	Code    string
 	Message string

@@ -1,6 +1,6 @@
 package codec
 
-// MethodName maps a lesson type to a net/rpc method name by upper-casing the
+// MethodName maps a request's type to a net/rpc method name by upper-casing the
 // first letter of each dot-separated part: "user.get" → "User.Get". It is the
 // server's default mapping; a name that comes out ill-formed ("user..get")
 // finds no method and is answered MethodNotFound.

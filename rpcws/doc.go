@@ -7,12 +7,23 @@
 // embeds the stock *rpc.Client, so Call, Go and Close work as ever, and adds
 // [Client.CallContext], notifications and pushed events.
 //
-//	srv := rpc.NewServer()
-//	srv.Register(new(Users))
-//	http.Handle("/rpc", rpcws.NewHandler(srv, nil))
+//	h := rpcws.NewHandler(rpc.NewServer(), nil)
+//	h.RegisterName("User", new(Users)) // reached as "user.get"
+//	http.Handle("/rpc", h)
 //
 //	client, err := rpcws.Dial(ctx, "ws://127.0.0.1:8080/rpc", nil)
-//	err = client.Call("Users.Get", &UserID{ID: "123"}, &user)
+//	if err != nil {
+//		return err
+//	}
+//	defer client.Close()
+//	err = client.Call("User.Get", &UserID{ID: "123"}, &user)
+//
+// [Handler.Register] and [Handler.RegisterName] register a service on the
+// handler's *rpc.Server and let the handler find its methods whatever the
+// case of a request's type; services registered on the *rpc.Server directly
+// are found by the default mapping ([codec.MethodName]) and acronyms in
+// lower case. The Go client sends the type [codec.TypeName] makes of the
+// method: "User.Get" travels as "user.get".
 //
 // # Time
 //

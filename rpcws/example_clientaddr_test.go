@@ -19,7 +19,7 @@ import (
 // after their upgrade.
 func ExampleForwardedFor() {
 	srv := rpc.NewServer()
-	if err := srv.Register(Users{}); err != nil {
+	if err := srv.RegisterName("User", Users{}); err != nil {
 		log.Fatal(err)
 	}
 	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{

@@ -16,7 +16,8 @@ import (
 	"github.com/rpcws/rpcws/rpcws"
 )
 
-// Users is an ordinary net/rpc service.
+// Users is an ordinary net/rpc service. Registered under the name "User",
+// it is reached as "user.get" from JavaScript and as "User.Get" from Go.
 type Users struct{}
 
 type UserID struct {
@@ -38,23 +39,22 @@ func (Users) Get(args *UserID, reply *User) error {
 
 // Serve a net/rpc server to browsers at /rpc.
 func ExampleNewHandler() {
-	srv := rpc.NewServer()
-	if err := srv.Register(Users{}); err != nil {
+	h := rpcws.NewHandler(rpc.NewServer(), &rpcws.HandlerOptions{
+		MaxInFlight: 32, // per connection
+	})
+	if err := h.RegisterName("User", Users{}); err != nil {
 		log.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/rpc", rpcws.NewHandler(srv, &rpcws.HandlerOptions{
-		MaxInFlight: 32, // per connection
-	}))
+	mux.Handle("/rpc", h)
 	hs := &http.Server{Addr: "127.0.0.1:8080", Handler: mux}
 	_ = hs // hs.ListenAndServe()
 }
 
 // Call a server with the stock net/rpc API, and with a context.
 func ExampleDial() {
-	srv := rpc.NewServer()
-	srv.Register(Users{})
-	h := rpcws.NewHandler(srv, nil)
+	h := rpcws.NewHandler(rpc.NewServer(), nil)
+	h.RegisterName("User", Users{})
 	hs := httptest.NewServer(h)
 	defer hs.Close()
 	defer h.Shutdown(context.Background())
@@ -69,12 +69,12 @@ func ExampleDial() {
 	defer client.Close()
 
 	var u User
-	if err := client.Call("Users.Get", &UserID{ID: "123"}, &u); err != nil {
+	if err := client.Call("User.Get", &UserID{ID: "123"}, &u); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(u.Name)
 
-	err = client.CallContext(ctx, "Users.Get", &UserID{ID: "7"}, &u)
+	err = client.CallContext(ctx, "User.Get", &UserID{ID: "7"}, &u)
 	var e *codec.Error
 	if errors.As(err, &e) {
 		fmt.Println(e.Code, e.Message)

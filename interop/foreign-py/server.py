@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """A server of the rpcws protocol written in Python from the lesson's server shape.
 
-The lesson's handle(ws, msg) and dispatch: a table of methods keyed by lesson types,
-the request's id echoed back, an exception's class name and text sent as the error's
-code and message. Nothing here comes from the project's Go code; it follows
-PROTOCOL.md where the lesson leaves room (ids echoed as the raw text that arrived,
-notifications, ParseError and BadRequest, the reference services). The interop tests
+The lesson is "Request-Response over WebSocket", the published lesson the protocol
+comes from (see PROTOCOL.md). Here are its handle(ws, msg) and dispatch: a table of
+methods keyed by request types, the request's id echoed back, an exception's class
+name and text sent as the error's code and message. Nothing here comes from the
+project's Go code; it follows PROTOCOL.md where the lesson leaves room (ids echoed as
+the raw text that arrived, notifications, ParseError and BadRequest, the reference
+services). The interop tests
 run the conformance checks, the Go client and the JavaScript client against it.
 
     /usr/bin/python3 interop/foreign-py/server.py [--port 0]

@@ -1,9 +1,10 @@
 // rpcws.js: the rpcws reference client.
 //
-// Request/response over one WebSocket, as in the lesson "request-response over
-// WebSocket": every request carries an id chosen here, the server echoes it back, and
-// the reply settles the Promise that waits under that id. Frames without an id are
-// events pushed by the server. The wire format is PROTOCOL.md in the rpcws repository:
+// Request/response over one WebSocket, as the published lesson "Request-Response over
+// WebSocket", which the protocol comes from, teaches it: every request carries an id
+// chosen here, the server echoes it back, and the reply settles the Promise that waits
+// under that id. Frames without an id are events pushed by the server. The wire format
+// is PROTOCOL.md in the rpcws repository:
 //
 //   request       {"id":ID,"type":T,"data":D}
 //   notification  {"type":T,"data":D}

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// A server written from the lesson's server shape, not from this project's Go code: a
-// dispatch table keyed by lesson types, the request's id echoed back, and an exception's
+// A server written from the server shape of the lesson the protocol comes from
+// ("Request-Response over WebSocket", see PROTOCOL.md), not from this project's Go code: a
+// dispatch table keyed by request types, the request's id echoed back, and an exception's
 // name and text sent as the error's code and message. The Go tests in interop/ call it
 // with rpcws.Dial and the stock net/rpc Call, to show that the Go client talks to a
 // server that never heard of net/rpc.

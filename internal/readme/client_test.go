@@ -1,0 +1,159 @@
+package readme_test
+
+// README.md, "A client" (Go) and "Timeouts, cancellation, errors and push":
+// the blocks run against the reference server.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rpcws/rpcws/codec"
+	"github.com/rpcws/rpcws/interop/refserver"
+	"github.com/rpcws/rpcws/rpcws"
+)
+
+// The Go client of "A client", against the reference server.
+func Example_client() {
+	ref := refserver.New(nil)
+	hs := httptest.NewServer(ref)
+	defer hs.Close()
+	defer ref.Shutdown(context.Background())
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/rpc"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	client, err := rpcws.Dial(ctx, url, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	var user User
+	err = client.Call("User.Get", &UserID{ID: "123"}, &user)           // stock net/rpc
+	fmt.Println(user.Name, err)                                        // Ada Lovelace <nil>
+	err = client.CallContext(ctx, "User.Get", &UserID{ID: "7"}, &user) // bounded by ctx
+	var e *codec.Error
+	if errors.As(err, &e) && e.Code == "NotFound" {
+		fmt.Println(e.Message) // no user with id "7"
+	}
+	// Output:
+	// Ada Lovelace <nil>
+	// no user with id "7"
+}
+
+// The calls of "Timeouts", against the reference server, in a bubble of
+// testing/synctest so that their 15 s sleeps and a minute's deadline take
+// no time: a context deadline later than the client's 10 s timeout lets
+// the call finish; codec.WithTimeout cuts one at 1 s with ErrTimeout.
+func TestTimeoutsBlock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, done := dialRefServerInBubble(t)
+		defer done()
+		var err error
+
+		start := time.Now()
+		var slept struct{ Ms int }
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err = client.CallContext(ctx, "Demo.Sleep", map[string]int{"ms": 15000}, &slept) // up to a minute
+		if err != nil || slept.Ms != 15000 || time.Since(start) != 15*time.Second {
+			t.Errorf("sleep of 15 s with a minute's deadline: got %+v, %v after %v; want ms 15000 after 15s", slept, err, time.Since(start))
+		}
+
+		start = time.Now()
+		short := codec.WithTimeout(context.Background(), time.Second)
+		err = client.CallContext(short, "Demo.Sleep", map[string]int{"ms": 15000}, &slept) // ErrTimeout after 1 s
+		if !errors.Is(err, rpcws.ErrTimeout) || time.Since(start) != time.Second {
+			t.Errorf("sleep of 15 s with WithTimeout 1 s: got %v after %v; want ErrTimeout after 1s", err, time.Since(start))
+		}
+		if got, want := err.Error(), "timeout: demo.sleep"; got != want {
+			t.Errorf("timeout's text: got %q, want %q", got, want)
+		}
+	})
+}
+
+// dialRefServerInBubble serves the reference server over in-memory
+// connections and dials it with default options; done closes both.
+func dialRefServerInBubble(t *testing.T) (client *rpcws.Client, done func()) {
+	t.Helper()
+	ln := newPipeListener()
+	ref := refserver.New(nil)
+	hs := &http.Server{Handler: ref}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ref.ShutdownHTTP(ctx, hs); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: got %v, want ErrServerClosed", err)
+		}
+	}
+	client, err := rpcws.Dial(context.Background(), "ws://refserver/rpc", &rpcws.DialOptions{
+		WebSocket: &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: ln.Dial}}},
+	})
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	return client, func() { client.Close(); stop() }
+}
+
+// pipeListener is a net.Listener of in-memory connections, for tests under
+// testing/synctest, where time is the bubble's and real sockets cannot be.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+// Dial returns the client end of a new connection to the listener.
+func (l *pipeListener) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }

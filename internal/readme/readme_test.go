@@ -1,0 +1,249 @@
+package readme_test
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/rpcws/rpcws/internal/testutil"
+)
+
+func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
+
+// root is the repository's root, from this package's directory.
+const root = "../.."
+
+// A README block of Go is preceded by a marker naming its mirror:
+//
+//	<!-- snippet: internal/readme/client_test.go Example_client -->
+//	```go
+//
+// The mirror is a function of that file (or, when no function is named, the
+// whole file: for blocks of declarations), whose source holds the block's
+// lines in a row. Lines are compared without their leading and trailing
+// white space, and with runs of inner white space as one space, so that
+// gofmt's alignment of comments does not count; everything else does.
+var markerRE = regexp.MustCompile(`^<!-- snippet: (\S+)(?: (\S+))? -->$`)
+
+// block is a fenced code block of a Markdown file.
+type block struct {
+	line   int    // of the opening fence, 1-based
+	lang   string // after the fence: "go", "js", ""
+	text   string // the lines between the fences
+	marker string // the line before the fence
+}
+
+func fencedBlocks(t *testing.T, md string) []block {
+	t.Helper()
+	lines := strings.Split(md, "\n")
+	var blocks []block
+	for i := 0; i < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "```") {
+			continue
+		}
+		b := block{line: i + 1, lang: strings.TrimPrefix(lines[i], "```")}
+		if i > 0 {
+			b.marker = lines[i-1]
+		}
+		var body []string
+		for i++; i < len(lines) && !strings.HasPrefix(lines[i], "```"); i++ {
+			body = append(body, lines[i])
+		}
+		if i == len(lines) {
+			t.Fatalf("README.md:%d: the block never closes", b.line)
+		}
+		b.text = strings.Join(body, "\n")
+		blocks = append(blocks, b)
+	}
+	return blocks
+}
+
+// normalize returns the lines of text as the comparison sees them.
+func normalize(text string) []string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		out = append(out, strings.Join(strings.Fields(l), " "))
+	}
+	return out
+}
+
+// contains reports whether the lines of want appear in a row in have.
+func contains(have, want []string) bool {
+	for i := 0; i+len(want) <= len(have); i++ {
+		ok := true
+		for j := range want {
+			if have[i+j] != want[j] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// mirror returns the source of function fn of the Go file at path (relative
+// to the repository's root), or the whole file when fn is "". A function's
+// mirror must be run by go test: a Test, or an Example with output. One
+// that is only compiled says so in its doc comment, with the words "compiled
+// only", and why.
+func mirror(t *testing.T, path, fn string) (string, error) {
+	t.Helper()
+	if filepath.Dir(filepath.Clean(path)) != "internal/readme" || !strings.HasSuffix(path, "_test.go") {
+		return "", fmt.Errorf("mirror %s: mirrors are test files of internal/readme", path)
+	}
+	src, err := os.ReadFile(filepath.Join(root, path))
+	if err != nil {
+		return "", err
+	}
+	if fn == "" {
+		return string(src), nil
+	}
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, path, src, parser.ParseComments)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok || fd.Name.Name != fn || fd.Recv != nil {
+			continue
+		}
+		body := string(src[fset.Position(fd.Pos()).Offset:fset.Position(fd.End()).Offset])
+		doc := fd.Doc.Text()
+		switch {
+		case strings.HasPrefix(fn, "Test"):
+		case strings.HasPrefix(fn, "Example") && strings.Contains(body, "// Output:"):
+		case strings.Contains(doc, "compiled only"):
+		default:
+			return "", fmt.Errorf("%s in %s neither runs (a Test, an Example with output) nor says why it is compiled only", fn, path)
+		}
+		return body, nil
+	}
+	return "", fmt.Errorf("no function %s in %s", fn, path)
+}
+
+// Every Go block of README.md is mirrored, as its marker says.
+func TestREADMEBlocks(t *testing.T) {
+	md, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, b := range fencedBlocks(t, string(md)) {
+		m := markerRE.FindStringSubmatch(b.marker)
+		if b.lang != "go" {
+			if m != nil {
+				t.Errorf("README.md:%d: a snippet marker before a block of %q, not Go", b.line, b.lang)
+			}
+			continue
+		}
+		n++
+		if m == nil {
+			t.Errorf("README.md:%d: a Go block without the marker <!-- snippet: internal/readme/FILE_test.go [FUNC] --> on the line before", b.line)
+			continue
+		}
+		src, err := mirror(t, m[1], m[2])
+		if err != nil {
+			t.Errorf("README.md:%d: %v", b.line, err)
+			continue
+		}
+		if !contains(normalize(src), normalize(b.text)) {
+			t.Errorf("README.md:%d: the block is not in %s %s; one of them changed without the other. The block:\n%s", b.line, m[1], m[2], b.text)
+		}
+		// The comparison sees a change of one character anywhere.
+		for _, i := range []int{0, len(b.text) / 2, len(b.text) - 1} {
+			drifted := b.text[:i] + "~" + b.text[i+1:]
+			if b.text[i] != '~' && contains(normalize(src), normalize(drifted)) {
+				t.Errorf("README.md:%d: the block with character %d changed is still found in %s: the check proves nothing", b.line, i, m[1])
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("README.md has no Go block: is this the right file?")
+	}
+}
+
+// The package docs' code blocks (indented lines in a doc comment) that are
+// Go are mirrored too; which mirror each has is listed here.
+var packageDocMirrors = map[string][][2]string{
+	"codec/doc.go": nil, // its one block shows frames, not Go
+	"rpcws/doc.go": {{"internal/readme/docs_test.go", "rpcwsPackageDoc"}},
+}
+
+func TestPackageDocBlocks(t *testing.T) {
+	for path, mirrors := range packageDocMirrors {
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, filepath.Join(root, path), nil, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var goBlocks []string
+		for _, b := range docBlocks(f.Doc.Text()) {
+			if isGo(b) {
+				goBlocks = append(goBlocks, b)
+			}
+		}
+		if len(goBlocks) != len(mirrors) {
+			t.Errorf("%s: %d blocks of Go in the package doc, %d mirrors listed in packageDocMirrors", path, len(goBlocks), len(mirrors))
+			continue
+		}
+		for i, b := range goBlocks {
+			src, err := mirror(t, mirrors[i][0], mirrors[i][1])
+			if err != nil {
+				t.Errorf("%s: %v", path, err)
+				continue
+			}
+			if !contains(normalize(src), normalize(b)) {
+				t.Errorf("%s: block %d of the package doc is not in %s %s; one of them changed without the other. The block:\n%s", path, i+1, mirrors[i][0], mirrors[i][1], b)
+			}
+		}
+	}
+}
+
+// docBlocks returns the code blocks of a doc comment's text: runs of lines
+// indented by a tab (as (*ast.CommentGroup).Text gives them), blank lines
+// within a run included.
+func docBlocks(doc string) []string {
+	var blocks []string
+	var cur []string
+	flush := func() {
+		for len(cur) > 0 && cur[len(cur)-1] == "" {
+			cur = cur[:len(cur)-1]
+		}
+		if len(cur) > 0 {
+			blocks = append(blocks, strings.Join(cur, "\n"))
+		}
+		cur = nil
+	}
+	for _, l := range strings.Split(doc, "\n") {
+		switch {
+		case strings.HasPrefix(l, "\t"):
+			cur = append(cur, strings.TrimPrefix(l, "\t"))
+		case l == "" && len(cur) > 0:
+			cur = append(cur, "")
+		default:
+			flush()
+		}
+	}
+	flush()
+	return blocks
+}
+
+// isGo reports whether a block parses as Go: declarations, or statements.
+func isGo(b string) bool {
+	fset := token.NewFileSet()
+	if _, err := parser.ParseFile(fset, "", "package p\n"+b, 0); err == nil {
+		return true
+	}
+	_, err := parser.ParseFile(fset, "", "package p\nfunc _() {\n"+b+"\n}", 0)
+	return err == nil
+}

@@ -1,0 +1,64 @@
+package readme_test
+
+// README.md, "Swapping the codec into an existing net/rpc program".
+
+import (
+	"encoding/json"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/rpc"
+	"net/rpc/jsonrpc"
+
+	"github.com/rpcws/rpcws/codec"
+	"github.com/rpcws/rpcws/interop/refserver"
+	"github.com/rpcws/rpcws/rpcws"
+)
+
+// servedBefore is compiled only: it is the stock net/rpc code the README
+// starts from, two ways of serving one connection, not both at once.
+func servedBefore(srv *rpc.Server, conn net.Conn) {
+	go srv.ServeConn(conn)                          // gob
+	go srv.ServeCodec(jsonrpc.NewServerCodec(conn)) // or jsonrpc
+}
+
+var _ = servedBefore
+
+// servedToBrowsers is compiled only: it registers on http.DefaultServeMux,
+// once per process. The handler is served by the examples and tests of the
+// other blocks.
+func servedToBrowsers(srv *rpc.Server) {
+	http.Handle("/rpc", rpcws.NewHandler(srv, nil))
+}
+
+var _ = servedToBrowsers
+
+// The codec alone, over an in-memory pair of frame connections, serving the
+// reference server's services with a plain *rpc.Server. demo.ticks, whose
+// method pushes through rpcws.Caller, still answers: served by another codec
+// than rpcws's, its Peer is nil, and pushing through it fails without harm.
+func Example_codecOnly() {
+	srv := rpc.NewServer()
+	srv.RegisterName("User", refserver.NewUsers())
+	srv.RegisterName("Demo", new(refserver.Demo))
+	serverConn, clientConn := codec.Pipe()
+
+	go srv.ServeCodec(codec.NewServerCodec(serverConn, nil))                // the serving end
+	client := rpc.NewClientWithCodec(codec.NewClientCodec(clientConn, nil)) // the calling end
+	defer client.Close()
+
+	var u refserver.User
+	if err := client.Call("User.Get", &refserver.UserID{ID: "123"}, &u); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(u.Name)
+	var ticks json.RawMessage
+	if err := client.Call("Demo.Ticks", map[string]int{"count": 3}, &ticks); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(ticks))
+	// Output:
+	// Ada Lovelace
+	// {"count":3}
+}
