@@ -446,6 +446,11 @@ func (h *Handler) Peers() []*Peer {
 // before that method's reply, which is written after the method returns; to
 // push after the reply, use [Caller.AfterReply]. Broadcast returns an
 // encoding error, or ctx's error if it ended first.
+//
+// A connection takes part from the moment the handler has set it up, a
+// moment after its client learns of the upgrade (and after [Handler.NumConns]
+// counts it): a client that must not miss an event sent right after it
+// connects makes a request first, whose reply proves it is set up.
 func (h *Handler) Broadcast(ctx context.Context, eventType string, data any) error {
 	frame, err := codec.EncodeEvent(eventType, data)
 	if err != nil {
