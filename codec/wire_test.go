@@ -169,6 +169,12 @@ func TestClassify(t *testing.T) {
 		{"rpc: can't find method User.Nope", CodeMethodNotFound, "method not found: user.nope"},
 		{"rpc: service/method request ill-formed: User", CodeMethodNotFound, "method not found: user.nope"},
 		{"disk full", CodeServerError, "disk full"},
+		// Errors that wrap an *Error carry its code, and their context.
+		{fmt.Errorf("loading ada: %w", &Error{Code: "Forbidden", Message: "not yours"}).Error(), "Forbidden", "loading ada: not yours"},
+		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", &Error{Code: "NotFound", Message: "gone"})).Error(), "NotFound", "a: b: gone"},
+		{"a: [not-camel] x: [Late] y", "Late", "a: [not-camel] x: y"},
+		{"a: [Timeout] x", CodeServerError, "a: [Timeout] x"},
+		{"a: [", CodeServerError, "a: ["},
 	}
 	for _, tt := range tests {
 		code, msg := classify(tt.text, "user.nope")

@@ -3,6 +3,7 @@ package rpcws_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"net/rpc"
 	"strings"
@@ -173,5 +174,26 @@ func TestNilPeer(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("AfterReply never ran")
+	}
+}
+
+// Wrapped fails with a *codec.Error wrapped in context.
+type Wrapped struct{}
+
+func (Wrapped) Get(key string, value *string) error {
+	return fmt.Errorf("loading %s: %w", key, &codec.Error{Code: "Forbidden", Message: "not yours"})
+}
+
+// An error that wraps a *codec.Error goes out with its code, and its
+// context in the message.
+func TestWrappedErrorKeepsItsCode(t *testing.T) {
+	t.Parallel()
+	s, _ := newServerWith(t, nil, Wrapped{})
+	c := s.dial(t, nil)
+	var got string
+	err := c.CallContext(context.Background(), "Wrapped.Get", "ada", &got)
+	var e *codec.Error
+	if !errors.As(err, &e) || e.Code != "Forbidden" || e.Message != "loading ada: not yours" {
+		t.Fatalf("got %#v (%v), want Forbidden: loading ada: not yours", e, err)
 	}
 }
