@@ -144,10 +144,10 @@ export const scenarios = [
   },
   {
     check: 'lesson-exercise-fast',
-    name: 'lesson exercise, fast: 5 concurrent, replies out of order, one held 1.5 s past a 1 s timeout',
+    name: 'lesson exercise, fast: 5 concurrent, replies out of order, one held 3 s past a 1 s timeout',
     rule: rules.concurrent,
     needs: ['demo.sleep', 'demo.echo'],
-    run: lessonExercise({ holdMs: 1500, timeoutMs: 1000 }),
+    run: lessonExercise({ holdMs: 3000, timeoutMs: 1000 }),
   },
   {
     check: 'lesson-exercise',
