@@ -203,7 +203,7 @@ func (c *ClientCodec) ReadResponseBody(x any) error {
 	c.cur = response{}
 	var err error
 	if x != nil && resp.data != nil && !isNull(resp.data) {
-		err = json.Unmarshal(resp.data, x)
+		err = unmarshalData(resp.data, x)
 	}
 	if resp.frame != nil {
 		c.free <- reusable(resp.frame)
@@ -294,7 +294,7 @@ func deliverDirect(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
 	case out.err != nil:
 		call.done <- out.err
 	case call.reply != nil && out.data != nil && !isNull(out.data):
-		if err := json.Unmarshal(out.data, call.reply); err != nil {
+		if err := unmarshalData(out.data, call.reply); err != nil {
 			call.done <- fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
 		} else {
 			call.done <- nil
