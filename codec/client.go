@@ -1,9 +1,7 @@
 package codec
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // DefaultTimeout is how long a client waits for a reply unless
@@ -91,7 +87,7 @@ type ClientCodec struct {
 	wmu   sync.Mutex // serialises writes; guards enc, names and ids
 	enc   *encoder
 	names nameCache
-	ids   *bufio.Reader // random bytes for ids, read in blocks
+	ids   idSource
 
 	mu      sync.Mutex // guards pending
 	pending pendingSet
@@ -154,7 +150,6 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 		free:       make(chan []byte, 2),
 		done:       make(chan struct{}),
 		enc:        newEncoder(),
-		ids:        bufio.NewReaderSize(rand.Reader, 16*16),
 		pending:    pendingSet{byID: make(map[idKey]*clientCall), epoch: time.Now()},
 	}
 	c.pending.timeout = opts.Timeout
@@ -324,7 +319,7 @@ func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any, tim
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_, call.typ = c.names.lookup([]byte(serviceMethod))
-	id, err := uuid.NewRandomFromReader(c.ids)
+	id, err := c.ids.next()
 	if err != nil {
 		return fmt.Errorf("codec: cannot make an id: %w", err)
 	}
