@@ -23,7 +23,7 @@ var errNotObject = errors.New("frame is not a JSON object")
 // one wins, as with encoding/json.
 func parseEnvelope(p []byte) (envelope, error) {
 	var env envelope
-	if !json.Valid(p) {
+	if !validJSON(p) {
 		return env, errNotObject
 	}
 	i := skipSpace(p, 0)
@@ -93,7 +93,7 @@ func stringValue(v []byte) ([]byte, bool) {
 }
 
 // unmarshalData decodes a frame's data into x as json.Unmarshal does. data
-// must be a value that parseEnvelope found, in a frame that json.Valid
+// must be a value that parseEnvelope found, in a frame that validJSON
 // accepted. The common replies and arguments that need neither reflection
 // nor unescaping (a string without escapes into a *string, an integer into
 // an *int) are read once, without encoding/json, which would validate the
@@ -138,7 +138,7 @@ func plainInt(v []byte) bool {
 	return true
 }
 
-// The scanners below run on input that json.Valid accepted.
+// The scanners below run on input that validJSON accepted.
 
 func skipSpace(p []byte, i int) int {
 	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
