@@ -36,6 +36,7 @@ type batchConn struct {
 	closing  bool       // Close waits for the last sends
 	err      error      // the first send error; every later write fails with it
 	lastSend time.Time  // when the last send ended
+	deadline time.Time  // the write deadline of the connection; the sender's alone
 }
 
 // maxQueued is how many bytes may wait to be sent before writers wait.
@@ -147,7 +148,14 @@ func (b *batchConn) send(p []byte) (int, error) {
 	closing := b.closing
 	b.mu.Unlock()
 	if b.timeout > 0 && !closing { // Close has set a shorter deadline
-		b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
+		// Renew the deadline only once it has run down by a 64th of the
+		// timeout: setting it updates a runtime timer, a fifth of a
+		// microsecond on every frame otherwise. A send is bounded by at
+		// least 63/64 of the timeout, and at most all of it.
+		if d := time.Now().Add(b.timeout); d.Sub(b.deadline) > b.timeout/64 {
+			b.Conn.SetWriteDeadline(d)
+			b.deadline = d
+		}
 	}
 	n, err := b.Conn.Write(p)
 	end := time.Now()
