@@ -17,8 +17,9 @@ const readBufSize = 4 << 10
 // while the buffer has bytes not yet taken: an idle connection, blocked
 // waiting for its next frame, holds none. It waits for the socket to be
 // readable first (through syscall.RawConn), and only then takes a buffer
-// from the pool and reads. Where the connection offers no RawConn (TLS, say),
-// it reads as a buffered reader would, holding a buffer while it waits.
+// from the pool and reads. Where the connection is not a bare socket (TLS, or
+// a listener's wrapper), it reads the connection as a buffered reader would,
+// holding a buffer while it waits.
 //
 // coder/websocket reads a server connection through a bufio.Reader, which
 // holds its buffer for the connection's life: net/http's, 4 KiB. Hijack
@@ -42,7 +43,17 @@ type lazyReader struct {
 
 func newLazyReader(conn net.Conn, pool *sync.Pool) *lazyReader {
 	l := &lazyReader{conn: conn, pool: pool}
-	if sc, ok := conn.(syscall.Conn); ok {
+	// Only a bare socket: reading the descriptor of a connection that
+	// wraps one (and may buffer, count or decrypt in its Read) would go
+	// past the wrapper.
+	var sc syscall.Conn
+	switch c := conn.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	}
+	if sc != nil {
 		if raw, err := sc.SyscallConn(); err == nil {
 			l.raw = raw
 			l.onReady = l.readFD

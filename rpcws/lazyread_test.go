@@ -43,6 +43,7 @@ func TestLazyReader(t *testing.T) {
 	t.Parallel()
 	pipeA, pipeB := net.Pipe() // no syscall.RawConn: the fallback
 	tcpA, tcpB := tcpPair(t)
+	wrapA, wrapB := tcpPair(t)
 	t.Cleanup(func() { pipeA.Close(); pipeB.Close() })
 	for _, tc := range []struct {
 		name   string
@@ -51,6 +52,8 @@ func TestLazyReader(t *testing.T) {
 	}{
 		{"tcp", tcpA, tcpB, true},
 		{"pipe", pipeA, pipeB, false},
+		// A wrapper of a socket is read through its own Read.
+		{"wrapped tcp", wrapA, wrappedConn{wrapB}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -110,6 +113,9 @@ func TestLazyReader(t *testing.T) {
 		})
 	}
 }
+
+// wrappedConn is a listener's wrapper around a socket, as many add.
+type wrappedConn struct{ net.Conn }
 
 // Reading a connection closed on this side fails with net.ErrClosed, as
 // reading the connection itself does.
