@@ -53,7 +53,7 @@ func newLazyReader(conn net.Conn, pool *sync.Pool) *lazyReader {
 	case *net.UnixConn:
 		sc = c
 	}
-	if sc != nil {
+	if sc != nil && canReadSocket {
 		if raw, err := sc.SyscallConn(); err == nil {
 			l.raw = raw
 			l.onReady = l.readFD
@@ -118,15 +118,8 @@ func (l *lazyReader) fill() error {
 // socket without it. Its results are in l.got, l.n and l.rerr.
 func (l *lazyReader) readFD(fd uintptr) bool {
 	b := l.getBuf()
-	var n int
-	var err error
-	for {
-		n, err = syscall.Read(int(fd), *b)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err == syscall.EAGAIN {
+	n, wait, err := readSocket(fd, *b)
+	if wait {
 		l.pool.Put(b)
 		return false
 	}
