@@ -1,9 +1,7 @@
 package codec
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // DefaultTimeout is how long a client waits for a reply unless
@@ -91,7 +87,7 @@ type ClientCodec struct {
 	wmu   sync.Mutex // serialises writes; guards enc, names and ids
 	enc   *encoder
 	names nameCache
-	ids   *bufio.Reader // random bytes for ids, read in blocks
+	ids   idSource
 
 	mu      sync.Mutex // guards pending
 	pending pendingSet
@@ -154,7 +150,6 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 		free:       make(chan []byte, 2),
 		done:       make(chan struct{}),
 		enc:        newEncoder(),
-		ids:        bufio.NewReaderSize(rand.Reader, 16*16),
 		pending:    pendingSet{byID: make(map[idKey]*clientCall), epoch: time.Now()},
 	}
 	c.pending.timeout = opts.Timeout
@@ -203,7 +198,7 @@ func (c *ClientCodec) ReadResponseBody(x any) error {
 	c.cur = response{}
 	var err error
 	if x != nil && resp.data != nil && !isNull(resp.data) {
-		err = json.Unmarshal(resp.data, x)
+		err = unmarshalData(resp.data, x)
 	}
 	if resp.frame != nil {
 		c.free <- reusable(resp.frame)
@@ -294,7 +289,7 @@ func deliverDirect(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
 	case out.err != nil:
 		call.done <- out.err
 	case call.reply != nil && out.data != nil && !isNull(out.data):
-		if err := json.Unmarshal(out.data, call.reply); err != nil {
+		if err := unmarshalData(out.data, call.reply); err != nil {
 			call.done <- fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
 		} else {
 			call.done <- nil
@@ -324,7 +319,7 @@ func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any, tim
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_, call.typ = c.names.lookup([]byte(serviceMethod))
-	id, err := uuid.NewRandomFromReader(c.ids)
+	id, err := c.ids.next()
 	if err != nil {
 		return fmt.Errorf("codec: cannot make an id: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -22,7 +23,7 @@ var errNotObject = errors.New("frame is not a JSON object")
 // one wins, as with encoding/json.
 func parseEnvelope(p []byte) (envelope, error) {
 	var env envelope
-	if !json.Valid(p) {
+	if !validJSON(p) {
 		return env, errNotObject
 	}
 	i := skipSpace(p, 0)
@@ -91,7 +92,53 @@ func stringValue(v []byte) ([]byte, bool) {
 	return []byte(s), true
 }
 
-// The scanners below run on input that json.Valid accepted.
+// unmarshalData decodes a frame's data into x as json.Unmarshal does. data
+// must be a value that parseEnvelope found, in a frame that validJSON
+// accepted. The common replies and arguments that need neither reflection
+// nor unescaping (a string without escapes into a *string, an integer into
+// an *int) are read once, without encoding/json, which would validate the
+// value again, scan it again to decode it and allocate its own state;
+// everything else goes to encoding/json.
+func unmarshalData(data []byte, x any) error {
+	switch p := x.(type) {
+	case *string:
+		// A valid JSON string holds no raw control character; without a
+		// backslash and with valid UTF-8 its text is its bytes.
+		if len(data) >= 2 && data[0] == '"' {
+			if s := data[1 : len(data)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+				*p = string(s)
+				return nil
+			}
+		}
+	case *int:
+		if plainInt(data) {
+			if n, err := strconv.Atoi(string(data)); err == nil {
+				*p = n
+				return nil
+			}
+		}
+	}
+	return json.Unmarshal(data, x)
+}
+
+// plainInt reports whether v is a JSON number made of digits alone, with an
+// optional minus sign: no fraction, no exponent.
+func plainInt(v []byte) bool {
+	if len(v) > 0 && v[0] == '-' {
+		v = v[1:]
+	}
+	if len(v) == 0 || len(v) > 19 {
+		return false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// The scanners below run on input that validJSON accepted.
 
 func skipSpace(p []byte, i int) int {
 	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
@@ -243,8 +290,36 @@ func (e *encoder) start(id []byte, typ string, suffix string) {
 // left unfinished and the error returned.
 func (e *encoder) data(v any) error {
 	e.buf.WriteString(`,"data":`)
-	if raw, ok := v.(json.RawMessage); ok && raw == nil {
-		v = nil
+	// Strings and integers, the common replies, are written directly, as
+	// encoding/json would write them: one pass over a string instead of
+	// two (json.Encoder encodes into a buffer of its own, then copies).
+	switch x := v.(type) {
+	case json.RawMessage:
+		if x == nil {
+			v = nil
+		}
+	case string:
+		e.buf.Grow(len(x) + 3)
+		e.buf.Write(appendString(e.buf.AvailableBuffer(), x))
+		e.buf.WriteByte('}')
+		return nil
+	case *string:
+		if x != nil {
+			e.buf.Grow(len(*x) + 3)
+			e.buf.Write(appendString(e.buf.AvailableBuffer(), *x))
+			e.buf.WriteByte('}')
+			return nil
+		}
+	case int:
+		e.buf.Write(strconv.AppendInt(e.buf.AvailableBuffer(), int64(x), 10))
+		e.buf.WriteByte('}')
+		return nil
+	case *int:
+		if x != nil {
+			e.buf.Write(strconv.AppendInt(e.buf.AvailableBuffer(), int64(*x), 10))
+			e.buf.WriteByte('}')
+			return nil
+		}
 	}
 	if err := e.enc.Encode(v); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"math"
 	"time"
@@ -12,6 +13,30 @@ import (
 // Used as a map key, it costs no allocation per call, and a reply's id is
 // looked up without one.
 type idKey [36]byte
+
+// idSource makes random (version 4) UUIDs for request ids, as
+// uuid.NewRandom does, from random bytes read sixteen ids at a time: one
+// read of crypto/rand per sixteen calls, and no allocation per id. The
+// codec's write mutex guards it.
+type idSource struct {
+	pool [16 * 16]byte
+	used int // bytes of pool taken; len(pool) when it must be refilled
+}
+
+func (s *idSource) next() (uuid.UUID, error) {
+	var u uuid.UUID
+	if s.used == 0 || s.used == len(s.pool) {
+		if _, err := rand.Read(s.pool[:]); err != nil {
+			return u, err
+		}
+		s.used = 0
+	}
+	copy(u[:], s.pool[s.used:])
+	s.used += len(u)
+	u[6] = (u[6] & 0x0f) | 0x40 // version 4
+	u[8] = (u[8] & 0x3f) | 0x80 // variant RFC 4122
+	return u, nil
+}
 
 // encodeUUID writes u's text form to dst[:36].
 func encodeUUID(dst []byte, u uuid.UUID) {

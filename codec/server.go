@@ -372,7 +372,7 @@ func (c *ServerCodec) ReadRequestBody(x any) error {
 	if x == nil || data == nil || isNull(data) {
 		return nil
 	}
-	if err := json.Unmarshal(data, x); err != nil {
+	if err := unmarshalData(data, x); err != nil {
 		// net/rpc replies with this error's text, which WriteResponse maps
 		// back to the code.
 		return &Error{Code: CodeInvalidParams, Message: invalidData(err)}

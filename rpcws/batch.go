@@ -26,6 +26,7 @@ type batchConn struct {
 	net.Conn
 	timeout time.Duration // <= 0: none
 	broken  func()        // called, on a goroutine of its own, when a send fails; may be nil
+	lazy    *lazyReader   // reads the connection, if set; it is read directly otherwise
 
 	mu       sync.Mutex // guards the fields below
 	space    sync.Cond  // signalled when the queue shrinks
@@ -35,6 +36,7 @@ type batchConn struct {
 	closing  bool       // Close waits for the last sends
 	err      error      // the first send error; every later write fails with it
 	lastSend time.Time  // when the last send ended
+	deadline time.Time  // the write deadline of the connection; the sender's alone
 }
 
 // maxQueued is how many bytes may wait to be sent before writers wait.
@@ -62,6 +64,13 @@ func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
 	b := &batchConn{Conn: c, timeout: timeout}
 	b.space.L = &b.mu
 	return b
+}
+
+func (b *batchConn) Read(p []byte) (int, error) {
+	if b.lazy != nil {
+		return b.lazy.Read(p)
+	}
+	return b.Conn.Read(p)
 }
 
 func (b *batchConn) Write(p []byte) (int, error) {
@@ -139,7 +148,14 @@ func (b *batchConn) send(p []byte) (int, error) {
 	closing := b.closing
 	b.mu.Unlock()
 	if b.timeout > 0 && !closing { // Close has set a shorter deadline
-		b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
+		// Renew the deadline only once it has run down by a 64th of the
+		// timeout: setting it updates a runtime timer, a fifth of a
+		// microsecond on every frame otherwise. A send is bounded by at
+		// least 63/64 of the timeout, and at most all of it.
+		if d := time.Now().Add(b.timeout); d.Sub(b.deadline) > b.timeout/64 {
+			b.Conn.SetWriteDeadline(d)
+			b.deadline = d
+		}
 	}
 	n, err := b.Conn.Write(p)
 	end := time.Now()
@@ -184,8 +200,9 @@ func (b *batchConn) Close() error {
 type batchWriter struct {
 	http.ResponseWriter
 	timeout  time.Duration
-	hijacked func() // called before the 101 response can reach the client; may be nil
-	broken   func() // called when a send fails; may be nil
+	hijacked func()     // called before the 101 response can reach the client; may be nil
+	broken   func()     // called when a send fails; may be nil
+	reads    *sync.Pool // of read buffers (*[]byte) lent while there are bytes to read; nil: none
 }
 
 func (w batchWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -212,9 +229,19 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	bc := newBatchConn(c, w.timeout)
 	bc.broken = w.broken
+	br := brw.Reader
+	if w.reads != nil && br.Buffered() == 0 {
+		// coder/websocket keeps the reader's buffer for the connection's
+		// life: a small one, over a lazyReader that holds a buffer of the
+		// pool only while there are bytes to read. (With bytes already
+		// buffered, from a client that did not wait for the 101 response,
+		// net/http's reader stays.)
+		bc.lazy = newLazyReader(c, w.reads)
+		br = bufio.NewReaderSize(bc, 16)
+	}
 	// coder/websocket writes frames through this buffer; batchConn gathers
 	// them again, so a small one does.
-	return bc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(bc, 512)), nil
+	return bc, bufio.NewReadWriter(br, bufio.NewWriterSize(bc, 512)), nil
 }
 
 // batchingClient returns an HTTP client for the WebSocket handshake whose

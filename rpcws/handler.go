@@ -162,6 +162,8 @@ type Handler struct {
 
 	clients clientCounts // places per client address, reserved or connected; guarded by mu
 	cluster *cluster     // publishing across replicas: topics.go
+
+	reads sync.Pool // read buffers lent to connections while they have bytes to read (batch.go)
 }
 
 // NewHandler returns a Handler that serves srv; nil means [rpc.DefaultServer].
@@ -242,6 +244,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.mu.Unlock()
 		upgraded = true
 	}}
+	bw.reads = &h.reads
 	var ao websocket.AcceptOptions
 	if h.opts.AcceptOptions != nil {
 		ao = *h.opts.AcceptOptions

@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -66,6 +67,9 @@ type config struct {
 
 	// Fanout is the connections that the fanout workload broadcasts to.
 	Fanout int `json:"fanout_conns"`
+
+	// CPUProfile, if set, is where the run's CPU profile goes.
+	CPUProfile string `json:"-"`
 }
 
 func main() {
@@ -87,9 +91,22 @@ func main() {
 	if slices.Contains(cfg.Workloads, "fanout") {
 		makeRoomForFanout(&cfg, os.Stderr)
 	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "peers:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	r := run(cfg, os.Stderr)
 	if err := write(os.Stdout, r, format); err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -105,6 +122,7 @@ func parseFlags(args []string) (config, string, error) {
 	fs.IntVar(&cfg.Payload, "payload", 1024, "bytes of the Echo.Echo payload")
 	fs.IntVar(&cfg.Idle, "idle", 1000, "connections held open by the idle workload (up to 10000 and more)")
 	fs.IntVar(&cfg.Fanout, "fanout", 1000, "connections that each event of the fanout workload goes to")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.IntVar(&cfg.MaxCalls, "max-calls", 2_000_000, "most calls in one cell, whatever the duration")
 	peers := fs.String("peers", "", "comma-separated peers to run (default all): "+strings.Join(peerNames(allPeers()), ","))
 	wls := fs.String("workloads", "", "comma-separated workloads to run (default all): "+strings.Join(workloadKeys(), ","))

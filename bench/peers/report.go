@@ -133,6 +133,9 @@ func targetLine(t target) (what, want, got, verdict string) {
 		op = "≤"
 	}
 	what = t.Metric
+	if t.Peer != "" {
+		what = t.Peer + " " + what
+	}
 	if t.Of == "value" {
 		want = op + " " + formatValue(t.Want, 0)
 		got = formatValue(t.Got, t.decimals)
@@ -180,7 +183,7 @@ func writeText(w io.Writer, r *report) error {
 		tw.Flush()
 	}
 	if len(r.Targets) > 0 {
-		ew.printf("\n%s against the targets of issue 6 (medians)\n", subjectPeer)
+		ew.printf("\n%s against the targets of issues 6 and 10 (medians)\n", subjectPeer)
 		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "  target\twant\tgot\t\n")
 		for _, t := range r.Targets {
@@ -218,7 +221,7 @@ func writeMarkdown(w io.Writer, r *report) error {
 		}
 	}
 	if len(r.Targets) > 0 {
-		ew.printf("\n#### %s against the targets of issue 6 (medians)\n\n| target | want | got | |\n|---|---:|---:|---|\n", subjectPeer)
+		ew.printf("\n#### %s against the targets of issues 6 and 10 (medians)\n\n| target | want | got | |\n|---|---:|---:|---|\n", subjectPeer)
 		for _, t := range r.Targets {
 			what, want, got, verdict := targetLine(t)
 			ew.printf("| %s | %s | %s | %s |\n", what, want, got, verdict)

@@ -1,0 +1,222 @@
+package codec
+
+import "encoding/binary"
+
+// maxNestingDepth is encoding/json's limit on nested arrays and objects:
+// json.Valid rejects deeper input, and so does validJSON.
+const maxNestingDepth = 10000
+
+// validJSON reports whether p is one valid JSON value, as json.Valid does,
+// accepting and rejecting exactly what it does. It is faster on the strings
+// that make most of a frame: json.Valid steps a state machine through an
+// indirect call for every byte; validJSON runs a plain loop over a string's
+// bytes.
+func validJSON(p []byte) bool {
+	var small [32]byte
+	open := small[:0] // '{' or '[' of each container around i
+	i := skipSpace(p, 0)
+value:
+	for {
+		if i >= len(p) {
+			return false
+		}
+		switch c := p[i]; c {
+		case '{', '[':
+			if len(open) >= maxNestingDepth {
+				return false
+			}
+			end := byte('}')
+			if c == '[' {
+				end = ']'
+			}
+			i = skipSpace(p, i+1)
+			if i < len(p) && p[i] == end {
+				i++
+				break
+			}
+			open = append(open, c)
+			if c == '{' {
+				if i = scanKey(p, i); i < 0 {
+					return false
+				}
+			}
+			continue value
+		case '"':
+			if i = scanString(p, i); i < 0 {
+				return false
+			}
+		case 't':
+			if i = scanLiteral(p, i, "true"); i < 0 {
+				return false
+			}
+		case 'f':
+			if i = scanLiteral(p, i, "false"); i < 0 {
+				return false
+			}
+		case 'n':
+			if i = scanLiteral(p, i, "null"); i < 0 {
+				return false
+			}
+		default:
+			if i = scanNumber(p, i); i < 0 {
+				return false
+			}
+		}
+		// After a value: a comma and the next one, or the ends of
+		// containers, or the end of the input.
+		for {
+			i = skipSpace(p, i)
+			if len(open) == 0 {
+				return i == len(p)
+			}
+			if i >= len(p) {
+				return false
+			}
+			top := open[len(open)-1]
+			switch {
+			case p[i] == ',':
+				i = skipSpace(p, i+1)
+				if top == '{' {
+					if i = scanKey(p, i); i < 0 {
+						return false
+					}
+				}
+				continue value
+			case top == '{' && p[i] == '}', top == '[' && p[i] == ']':
+				open = open[:len(open)-1]
+				i++
+			default:
+				return false
+			}
+		}
+	}
+}
+
+// scanKey scans an object's key and its colon at p[i], and the space after
+// them: it returns the index of the value, or -1.
+func scanKey(p []byte, i int) int {
+	if i >= len(p) || p[i] != '"' {
+		return -1
+	}
+	if i = scanString(p, i); i < 0 {
+		return -1
+	}
+	i = skipSpace(p, i)
+	if i >= len(p) || p[i] != ':' {
+		return -1
+	}
+	return skipSpace(p, i+1)
+}
+
+// scanString returns the index just past the string at p[i], or -1 if it is
+// not a valid one. Like json.Valid, it does not check UTF-8.
+func scanString(p []byte, i int) int {
+	for i++; i < len(p); i++ {
+		// Skip eight plain bytes at a time: none a quote, a backslash
+		// or a control character.
+		for i+8 <= len(p) {
+			v := binary.LittleEndian.Uint64(p[i:])
+			if hasZero(v^(ones*'"'))|hasZero(v^(ones*'\\'))|hasLess(v, 0x20) != 0 {
+				break
+			}
+			i += 8
+		}
+		if i >= len(p) {
+			break
+		}
+		c := p[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		switch c {
+		case '"':
+			return i + 1
+		case '\\':
+			i++
+			if i >= len(p) {
+				return -1
+			}
+			switch p[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(p) {
+					return -1
+				}
+				for _, h := range p[i+1 : i+5] {
+					if !isHex(h) {
+						return -1
+					}
+				}
+				i += 4
+			default:
+				return -1
+			}
+		default: // a control character
+			return -1
+		}
+	}
+	return -1
+}
+
+// ones has a 1 in every byte.
+const ones = 0x0101010101010101
+
+// hasZero reports (as non-zero) whether a byte of v is zero; it may also
+// report so, falsely, when one is. hasLess does the same for a byte below n
+// (n <= 128).
+func hasZero(v uint64) uint64         { return (v - ones) &^ v & (ones * 0x80) }
+func hasLess(v uint64, n byte) uint64 { return (v - ones*uint64(n)) &^ v & (ones * 0x80) }
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// scanNumber returns the index just past the number at p[i], or -1:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func scanNumber(p []byte, i int) int {
+	if i < len(p) && p[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(p) && p[i] == '0':
+		i++
+	case i < len(p) && '1' <= p[i] && p[i] <= '9':
+		i = digits(p, i)
+	default:
+		return -1
+	}
+	if i < len(p) && p[i] == '.' {
+		if j := digits(p, i+1); j > i+1 {
+			i = j
+		} else {
+			return -1
+		}
+	}
+	if i < len(p) && (p[i] == 'e' || p[i] == 'E') {
+		i++
+		if i < len(p) && (p[i] == '+' || p[i] == '-') {
+			i++
+		}
+		if j := digits(p, i); j > i {
+			i = j
+		} else {
+			return -1
+		}
+	}
+	return i
+}
+
+func digits(p []byte, i int) int {
+	for i < len(p) && '0' <= p[i] && p[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// scanLiteral returns the index just past lit at p[i], or -1.
+func scanLiteral(p []byte, i int, lit string) int {
+	if len(p)-i < len(lit) || string(p[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}

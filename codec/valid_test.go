@@ -1,0 +1,81 @@
+package codec
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+var validSamples = []string{
+	``, ` `, `{}`, `[]`, `""`, `0`, `-0`, `01`, `-`, `1.`, `1.5`, `.5`, `1e`, `1e+`, `1e5`, `1E-5`, `-1.5e+10`, `1x`,
+	`true`, `tru`, `truex`, `false`, `null`, `nul`, `nulll`, ` {} `, `{} {}`, `{},`, `[1,]`, `[,1]`, `[1 2]`,
+	`{"a":1}`, `{"a" : 1 , "b":[1,{"c":null}]}`, `{"a"}`, `{"a":}`, `{a:1}`, `{"a":1,}`, `{,}`, `{"a":1 "b":2}`,
+	`"\u00e9"`, `"\u00g9"`, `"\u00e"`, `"\x"`, `"\/\b\f\n\r\t\"\\"`, "\"\x01\"", "\"\x7f\xff\"", `"abc`, `"abc\`,
+	`[[[]]]`, `[[[]]`, `[]]`, `{"a":[}`, `{"a":{]}`, "\t\n\r [1]\r\n", "\v[1]", `[1e01]`, `[-01]`, `[0.0e0]`,
+	`{"id":"3f0c8a52-6e0e-4f7a-9a53-1c2b3d4e5f60","type":"arith.multiply","data":{"A":6,"B":7}}`,
+	strings.Repeat("[", maxNestingDepth) + strings.Repeat("]", maxNestingDepth),
+	strings.Repeat("[", maxNestingDepth+1) + strings.Repeat("]", maxNestingDepth+1),
+	strings.Repeat(`{"a":`, maxNestingDepth) + "1" + strings.Repeat("}", maxNestingDepth),
+	strings.Repeat(`{"a":`, maxNestingDepth+1) + "1" + strings.Repeat("}", maxNestingDepth+1),
+	strings.Repeat("[", maxNestingDepth) + "[]" + strings.Repeat("]", maxNestingDepth),
+	strings.Repeat("[", maxNestingDepth-1) + "[]" + strings.Repeat("]", maxNestingDepth-1),
+}
+
+func TestValidJSONMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, s := range validSamples {
+		if got, want := validJSON([]byte(s)), json.Valid([]byte(s)); got != want {
+			t.Errorf("validJSON(%.60q) = %v, want %v", s, got, want)
+		}
+	}
+	// Every special byte at every offset of strings of every length up to
+	// three words: the eight-byte skip must stop for each.
+	for n := range 25 {
+		for at := range n {
+			for _, c := range []byte{'"', '\\', 0x00, 0x1f, ' ', 0x7f, 0x80, 0xff, 'u'} {
+				b := []byte(`["` + strings.Repeat("x", n) + `"]`)
+				b[2+at] = c
+				for _, s := range []string{string(b), string(b[1 : len(b)-1])} {
+					if got, want := validJSON([]byte(s)), json.Valid([]byte(s)); got != want {
+						t.Errorf("validJSON(%q) = %v, want %v", s, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range validSamples {
+		if len(s) < 200 {
+			f.Add([]byte(s))
+		}
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		if got, want := validJSON(p), json.Valid(p); got != want {
+			t.Errorf("validJSON(%q) = %v, want %v", p, got, want)
+		}
+	})
+}
+
+// An echo request with 1 KiB of text: what the validator spends on a frame
+// that is mostly one string.
+func BenchmarkValidJSON(b *testing.B) {
+	frame := []byte(`{"id":"3f0c8a52-6e0e-4f7a-9a53-1c2b3d4e5f60","type":"echo.echo","data":"` + strings.Repeat("abcdefghij", 102) + `"}`)
+	b.Run("validJSON", func(b *testing.B) {
+		b.SetBytes(int64(len(frame)))
+		for range b.N {
+			if !validJSON(frame) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("json.Valid", func(b *testing.B) {
+		b.SetBytes(int64(len(frame)))
+		for range b.N {
+			if !json.Valid(frame) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+}
