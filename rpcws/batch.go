@@ -245,10 +245,18 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // batchingClient returns an HTTP client for the WebSocket handshake whose
-// connections are batchConns: a clone of base's transport (or of
-// http.DefaultTransport) with its dialer wrapped. It returns base unchanged,
-// and false, when base's transport is not an *http.Transport.
+// connections are batchConns (see [wrapDialer]), and false when it could not
+// wrap base.
 func batchingClient(base *http.Client, timeout time.Duration) (*http.Client, bool) {
+	return wrapDialer(base, func(c net.Conn) net.Conn { return newBatchConn(c, timeout) })
+}
+
+// wrapDialer returns a clone of base (nil: the default client) whose
+// transport, a clone of base's *http.Transport (or of
+// http.DefaultTransport), hands every connection it dials to wrap. It
+// returns base unchanged, and false, when base's transport is not an
+// *http.Transport or dials TLS itself, past DialContext.
+func wrapDialer(base *http.Client, wrap func(net.Conn) net.Conn) (*http.Client, bool) {
 	var c http.Client
 	if base != nil {
 		c = *base
@@ -260,8 +268,6 @@ func batchingClient(base *http.Client, timeout time.Duration) (*http.Client, boo
 	t, ok := rt.(*http.Transport)
 	//lint:ignore SA1019 a transport that still sets DialTLS dials TLS itself, past DialContext
 	if !ok || t.DialTLSContext != nil || t.DialTLS != nil {
-		// TLS dialled by the transport itself does not go through
-		// DialContext: leave it alone.
 		return base, false
 	}
 	t = t.Clone()
@@ -274,7 +280,7 @@ func batchingClient(base *http.Client, timeout time.Duration) (*http.Client, boo
 		if err != nil {
 			return nil, err
 		}
-		return newBatchConn(conn, timeout), nil
+		return wrap(conn), nil
 	}
 	c.Transport = t
 	return &c, true

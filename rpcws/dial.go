@@ -199,41 +199,20 @@ func (n *netConns) close() {
 }
 
 // recordingClient returns an HTTP client for the WebSocket handshake that
-// remembers the network connections it opens: a clone of base's transport
-// (or of http.DefaultTransport) with its dialer wrapped. It returns base
-// unchanged, and nil, when base's transport is not an *http.Transport or
-// dials TLS itself, past DialContext.
+// remembers the network connections it opens (see [wrapDialer]), or base
+// unchanged and nil when it could not wrap base.
 func recordingClient(base *http.Client) (*http.Client, *netConns) {
-	var c http.Client
-	if base != nil {
-		c = *base
-	}
-	rt := c.Transport
-	if rt == nil {
-		rt = http.DefaultTransport
-	}
-	t, ok := rt.(*http.Transport)
-	//lint:ignore SA1019 a transport that still sets DialTLS dials TLS itself, past DialContext
-	if !ok || t.DialTLSContext != nil || t.DialTLS != nil {
+	conns := &netConns{}
+	c, ok := wrapDialer(base, func(conn net.Conn) net.Conn {
+		conns.mu.Lock()
+		conns.conns = append(conns.conns, conn)
+		conns.mu.Unlock()
+		return conn
+	})
+	if !ok {
 		return base, nil
 	}
-	t = t.Clone()
-	dial := t.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	conns := &netConns{}
-	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dial(ctx, network, addr)
-		if err == nil {
-			conns.mu.Lock()
-			conns.conns = append(conns.conns, conn)
-			conns.mu.Unlock()
-		}
-		return conn, err
-	}
-	c.Transport = t
-	return &c, conns
+	return c, conns
 }
 
 // CallContext calls serviceMethod and waits for its reply, which it decodes
