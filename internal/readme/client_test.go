@@ -8,17 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/rpcws/rpcws/codec"
+	"github.com/rpcws/rpcws/internal/testutil"
 	"github.com/rpcws/rpcws/interop/refserver"
 	"github.com/rpcws/rpcws/rpcws"
 )
@@ -87,7 +86,7 @@ func TestTimeoutsBlock(t *testing.T) {
 // connections and dials it with default options; done closes both.
 func dialRefServerInBubble(t *testing.T) (client *rpcws.Client, done func()) {
 	t.Helper()
-	ln := newPipeListener()
+	ln := testutil.NewListener(64 << 10)
 	ref := refserver.New(nil)
 	hs := &http.Server{Handler: ref}
 	served := make(chan error, 1)
@@ -112,48 +111,3 @@ func dialRefServerInBubble(t *testing.T) (client *rpcws.Client, done func()) {
 	return client, func() { client.Close(); stop() }
 }
 
-// pipeListener is a net.Listener of in-memory connections, for tests under
-// testing/synctest, where time is the bubble's and real sockets cannot be.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-// Dial returns the client end of a new connection to the listener.
-func (l *pipeListener) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- server:
-		return client, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }

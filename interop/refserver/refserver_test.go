@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -23,51 +22,6 @@ import (
 
 func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
 
-// pipeListener is a net.Listener of in-memory connections, for tests under
-// testing/synctest, where time is the bubble's and real sockets cannot be.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-// Dial returns the client end of a new connection to the listener.
-func (l *pipeListener) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- server:
-		return client, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
 
 // The reference server's HTTP timeouts close an idle keep-alive connection,
 // and spare a WebSocket on the same server long past its ReadTimeout and
@@ -76,7 +30,7 @@ func (pipeAddr) String() string  { return "pipe" }
 func TestHTTPTimeoutsSpareWebSockets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const read, write, idle = 2 * time.Second, 3 * time.Second, 5 * time.Second
-		ln := newPipeListener()
+		ln := testutil.NewListener(64 << 10)
 		ref := refserver.New(nil)
 		hs := ref.HTTPServer(&refserver.Timeouts{Read: read, Write: write, Idle: idle})
 		served := make(chan error, 1)
