@@ -110,4 +110,3 @@ func dialRefServerInBubble(t *testing.T) (client *rpcws.Client, done func()) {
 	}
 	return client, func() { client.Close(); stop() }
 }
-

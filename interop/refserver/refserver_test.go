@@ -22,7 +22,6 @@ import (
 
 func TestMain(m *testing.M) { testutil.VerifyNoLeaks(m) }
 
-
 // The reference server's HTTP timeouts close an idle keep-alive connection,
 // and spare a WebSocket on the same server long past its ReadTimeout and
 // WriteTimeout: the deadlines net/http set for the upgrade request do not
