@@ -197,5 +197,9 @@ func (b *buffered) Close() error {
 	b.closed = true
 	b.space.Broadcast()
 	b.ready.Broadcast()
+	// Reads end at once, as on a closed socket; what is being written may
+	// still go, for lingerTime, after which the pump closes the pipe.
+	b.Conn.SetReadDeadline(time.Now())
+	b.Conn.SetWriteDeadline(time.Now().Add(lingerTime))
 	return nil
 }
