@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
@@ -522,9 +522,10 @@ func readFrames(ws *websocket.Conn) (<-chan string, <-chan error) {
 }
 
 // A Go client pings a server that has gone quiet, and fails its pending calls
-// with Disconnected as soon as no pong comes, long before their timeout.
+// with Disconnected as soon as no pong comes: two intervals after the last
+// word from the server, exactly, in the bubble's time; long before the
+// calls' own timeout.
 func TestClientKeepalive(t *testing.T) {
-	t.Parallel()
 	const interval = 100 * time.Millisecond
 	tests := []struct {
 		name string
@@ -535,55 +536,45 @@ func TestClientKeepalive(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			ctx, cancel := context.WithCancel(context.Background())
-			var served sync.WaitGroup
-			hs := newQuietServer(t, ctx, &served, tt.read)
-			t.Cleanup(func() {
-				cancel()
-				served.Wait()
-				hs.Close()
-			})
-			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer dcancel()
-			c, err := rpcws.Dial(dctx, "ws"+strings.TrimPrefix(hs.URL, "http"), &rpcws.DialOptions{
-				PingInterval: interval,
-				Timeout:      30 * time.Second,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			start := time.Now()
-			errc := make(chan error, 1)
-			go func() { errc <- c.CallContext(context.Background(), "Test.Multiply", &Args{1, 2}, new(int)) }()
-			select {
-			case err := <-errc:
-				elapsed := time.Since(start)
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				ln := testutil.NewListener(64 << 10)
+				var served sync.WaitGroup
+				hs := &http.Server{Handler: quietHandler(ctx, &served, tt.read)}
+				go hs.Serve(ln)
+				defer func() {
+					cancel()
+					served.Wait()
+					hs.Close()
+				}()
+				c, err := rpcws.Dial(context.Background(), "ws://mem/rpc", &rpcws.DialOptions{
+					WebSocket:    &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: ln.Dial}}},
+					PingInterval: interval,
+					Timeout:      30 * time.Second,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				start := time.Now()
+				err = c.CallContext(context.Background(), "Test.Multiply", &Args{1, 2}, new(int))
 				if !errors.Is(err, rpcws.ErrDisconnected) {
 					t.Fatalf("pending call: got %v, want ErrDisconnected", err)
 				}
-				t.Logf("pending call failed after %v", elapsed)
-				if elapsed > 2*time.Second {
-					t.Fatalf("pending call failed after %v, want within 2s of a lost pong (ping interval %v)", elapsed, interval)
+				if got := time.Since(start); got != 2*interval {
+					t.Fatalf("pending call failed after %v, want two ping intervals (%v)", got, 2*interval)
 				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("the pending call did not fail")
-			}
-			select {
-			case <-c.Done():
-			case <-time.After(5 * time.Second):
-				t.Fatal("Done not closed")
-			}
+				<-c.Done()
+			})
 		})
 	}
 }
 
-// newQuietServer starts a WebSocket server that accepts connections and then
-// never answers: it reads and drops every frame and ping, or reads nothing at
-// all. Its connections end with ctx.
-func newQuietServer(t *testing.T, ctx context.Context, served *sync.WaitGroup, read bool) *httptest.Server {
-	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// quietHandler accepts WebSocket connections and then never answers: it
+// reads and drops every frame and ping, or reads nothing at all. Its
+// connections end with ctx.
+func quietHandler(ctx context.Context, served *sync.WaitGroup, read bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		served.Add(1)
 		defer served.Done()
 		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -601,5 +592,5 @@ func newQuietServer(t *testing.T, ctx context.Context, served *sync.WaitGroup, r
 			}
 		}
 		<-ctx.Done()
-	}))
+	})
 }
