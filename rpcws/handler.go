@@ -36,7 +36,8 @@ type HandlerOptions struct {
 	// ReadLimit caps one incoming frame, in bytes. A larger frame closes the
 	// connection with status 1009. The handler writes no frame larger than
 	// it either: a reply that would be larger becomes an error reply with
-	// code TooLarge. Zero means [DefaultReadLimit].
+	// code TooLarge. Zero means [DefaultReadLimit]; negative means no limit,
+	// either way.
 	ReadLimit int64
 
 	// MaxInFlight caps the requests of one connection being served at once,
