@@ -7,21 +7,14 @@
 package nginx_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/coder/websocket"
@@ -64,133 +57,23 @@ func (r *replica) stop() {
 func (r *replica) addr() string { return strings.TrimPrefix(r.hs.URL, "http://") }
 
 // proxy is an nginx process in front of the replicas.
-type proxy struct {
-	addr string // host:port
-	dir  string // its files: config, error log, pid
-}
-
-// nginxPath returns nginx's path, or skips the test (fails it under CI)
-// when it is not installed.
-func nginxPath(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx"
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nginx is not installed, and CI needs it: apt-get install nginx")
-	}
-	t.Skip("nginx is not installed (apt-get install nginx); set CI to make this a failure")
-	return ""
-}
+type proxy struct{ *testutil.Nginx }
 
 // startProxy starts nginx with nginx.conf.tmpl, in front of the replicas,
 // and stops it at cleanup.
 func startProxy(t *testing.T, a, b, quiet *replica) *proxy {
 	t.Helper()
-	bin := nginxPath(t)
-	tmpl, err := template.ParseFiles("nginx.conf.tmpl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// nginx must bind a port of its own: take a free one and retry if
-	// another process takes it first.
-	var lastErr error
-	for range 5 {
-		dir := t.TempDir()
-		p := &proxy{addr: freePort(t), dir: dir}
-		var conf bytes.Buffer
-		err := tmpl.Execute(&conf, map[string]string{
-			"Dir":          dir,
-			"Listen":       p.addr,
-			"ReadTimeout":  fmt.Sprintf("%dms", readTimeout.Milliseconds()),
-			"ReplicaA":     a.addr(),
-			"ReplicaB":     b.addr(),
-			"ReplicaQuiet": quiet.addr(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		confPath := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if lastErr = p.run(t, bin, confPath); lastErr == nil {
-			return p
-		}
-	}
-	t.Fatalf("nginx did not start: %v", lastErr)
-	return nil
-}
-
-// run starts nginx and waits until it accepts connections; it returns an
-// error if nginx exits first.
-func (p *proxy) run(t *testing.T, bin, confPath string) error {
-	var stderr testutil.SyncBuffer
-	cmd := exec.Command(bin, "-p", p.dir, "-e", filepath.Join(p.dir, "error.log"), "-c", confPath)
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM) // fast shutdown
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("nginx exited: %v: %s%s", err, stderr.String(), p.errorLog())
-		default:
-		}
-		c, err := net.DialTimeout("tcp", p.addr, time.Second)
-		if err == nil {
-			c.Close()
-			t.Cleanup(func() {
-				stop()
-				if t.Failed() {
-					t.Logf("nginx error log:\n%s", p.errorLog())
-				}
-			})
-			return nil
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return fmt.Errorf("nginx does not accept connections on %s: %s%s", p.addr, stderr.String(), p.errorLog())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (p *proxy) errorLog() string {
-	b, _ := os.ReadFile(filepath.Join(p.dir, "error.log"))
-	return string(b)
+	return &proxy{testutil.StartNginx(t, "nginx.conf.tmpl", map[string]any{
+		"ReadTimeout":  fmt.Sprintf("%dms", readTimeout.Milliseconds()),
+		"ReplicaA":     a.addr(),
+		"ReplicaB":     b.addr(),
+		"ReplicaQuiet": quiet.addr(),
+	})}
 }
 
 // url returns the WebSocket URL of a replica's endpoint through the proxy:
 // route is "a", "b" or "quiet".
-func (p *proxy) url(route string) string { return "ws://" + p.addr + "/" + route + "/rpc" }
-
-// freePort returns a 127.0.0.1 address whose port was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func (p *proxy) url(route string) string { return "ws://" + p.Addr + "/" + route + "/rpc" }
 
 func dial(t *testing.T, url string, opts *rpcws.DialOptions) *rpcws.Client {
 	t.Helper()
@@ -273,7 +156,7 @@ func TestBehindNginx(t *testing.T) {
 			t.Parallel()
 			// A page served by the proxy connects through it: its Origin is
 			// the proxy's, and the Host the replica sees is the proxy's too.
-			own := http.Header{"Origin": {"http://" + p.addr}}
+			own := http.Header{"Origin": {"http://" + p.Addr}}
 			c := dial(t, p.url("a"), &rpcws.DialOptions{WebSocket: &websocket.DialOptions{HTTPHeader: own}})
 			if err := call(c, "Demo.Echo", 1, new(int)); err != nil {
 				t.Fatalf("own origin: %v", err)
