@@ -50,6 +50,11 @@ func (b *Budget) add(n int64) {
 	}
 }
 
+// room reports whether n more bytes fit in the budget.
+func (b *Budget) room(n int64) bool {
+	return b == nil || b.max <= 0 || b.used.Load()+n <= b.max
+}
+
 // spent reports whether the budget is used up.
 func (b *Budget) spent() bool {
 	return b != nil && b.max > 0 && b.used.Load() >= b.max

@@ -591,7 +591,7 @@ func (c *ServerCodec) StopWrites() {
 // the connection before the next one.) Give them back with
 // [ServerCodec.Release] once the frame is read.
 func (c *ServerCodec) Hold(n int64) bool {
-	if c.shared != nil && c.shared.max > 0 && c.shared.InUse()+n > c.shared.max {
+	if !c.shared.room(n) {
 		return false
 	}
 	c.charge(n)
@@ -600,9 +600,6 @@ func (c *ServerCodec) Hold(n int64) bool {
 
 // Release gives back n bytes reserved with [ServerCodec.Hold].
 func (c *ServerCodec) Release(n int64) { c.charge(-n) }
-
-// Buffered returns the bytes this connection holds against its budget now.
-func (c *ServerCodec) Buffered() int64 { return c.own.InUse() }
 
 // classify maps the error text that net/rpc hands to WriteResponse to a code
 // and message: the frozen "[Code] Message" of an *Error, net/rpc's own
