@@ -205,7 +205,11 @@ func TestAfterReplyIsBounded(t *testing.T) {
 	}
 	ws.CloseNow()
 	close(peak.release)
-	<-writeErr
+	select {
+	case <-writeErr: // its writes are bounded by their context
+	case <-time.After(15 * time.Second):
+		t.Fatal("the flood's writer did not end")
+	}
 }
 
 // The byte budgets hold a connection back as the in-flight cap does: a
@@ -341,7 +345,11 @@ func TestShutdownCutsWithoutReply(t *testing.T) {
 		s, _ := newServerWith(t, nil, sl)
 		c := s.dial(t, nil)
 		call := c.Go("Sleeper.Sleep", &HoldArgs{}, new(int), nil)
-		<-sl.started
+		select {
+		case <-sl.started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the call never reached its method")
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // give up at once
 		if err := s.h.Shutdown(ctx); !errors.Is(err, context.Canceled) {

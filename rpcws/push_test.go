@@ -127,8 +127,13 @@ func TestFastReaderGetsEveryEvent(t *testing.T) {
 		}
 	}
 	for range requests {
-		if err := <-flow.pushed; err != nil {
-			t.Fatalf("Notify: %v", err)
+		select {
+		case err := <-flow.pushed:
+			if err != nil {
+				t.Fatalf("Notify: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a pusher did not finish")
 		}
 	}
 	if n := s.h.NumConns(); n != 1 {
