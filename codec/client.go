@@ -103,10 +103,11 @@ type clientCall struct {
 	typ   string
 
 	// deliver hands the call's outcome to whoever waits for it: net/rpc's
-	// reading goroutine ([deliverRPC]) or [ClientCodec.Call] ([deliverDirect]).
+	// reading goroutine ([deliverRPC]), [ClientCodec.Call] ([deliverDirect])
+	// or the done channel of [ClientCodec.Go] ([deliverGo]).
 	deliver func(c *ClientCodec, call *clientCall, out outcome) (reuse bool)
 	seq     uint64     // net/rpc's sequence number; for deliverRPC
-	reply   any        // where the reply's data goes; for deliverDirect
+	reply   any        // where the reply's data goes, for deliverDirect; the *rpc.Call, for deliverGo
 	done    chan error // the call's outcome; for deliverDirect
 
 	// In the pending set's list or heap, by deadline: nanoseconds since the
@@ -257,6 +258,63 @@ func (c *ClientCodec) Call(ctx context.Context, serviceMethod string, args, repl
 		}
 		// The reader took the reply first and is delivering it now.
 		return <-call.done
+	}
+}
+
+// Go starts a call of serviceMethod, as [rpc.Client.Go] does, and returns
+// its *rpc.Call, which is sent on done once the reply (decoded into reply)
+// or an error has come. done must be buffered; nil means a new channel with
+// room for 10 calls. As with net/rpc, a call whose done channel is full when
+// it completes is dropped, not waited for.
+//
+// The errors are those of the stock client: an error reply or a timeout is
+// an [rpc.ServerError] (see [ErrorCode] and [AsError]); after Close,
+// [rpc.ErrShutdown]; a lost connection, a Disconnected [*Error]. One thing
+// differs: a reply that does not decode into reply fails its own call only,
+// where net/rpc ends the client.
+//
+// The reply is decoded and the call completed by the codec's reading
+// goroutine: one goroutine hand-off fewer than a call through net/rpc, whose
+// own reading goroutine stands in between.
+func (c *ClientCodec) Go(serviceMethod string, args, reply any, done chan *rpc.Call) *rpc.Call {
+	if done == nil {
+		done = make(chan *rpc.Call, 10)
+	} else if cap(done) == 0 {
+		panic("codec: done channel is unbuffered")
+	}
+	rc := &rpc.Call{ServiceMethod: serviceMethod, Args: args, Reply: reply, Done: done}
+	call := &clientCall{deliver: deliverGo, reply: rc}
+	if err := c.send(call, serviceMethod, args, 0); err != nil {
+		rc.Error = err
+		completeGo(rc)
+	}
+	return rc
+}
+
+// deliverGo completes a call of [ClientCodec.Go], with the errors that
+// net/rpc would give it.
+func deliverGo(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
+	rc := call.reply.(*rpc.Call)
+	switch {
+	case out.closed:
+		rc.Error = out.err
+	case out.err != nil:
+		rc.Error = rpc.ServerError(out.err.Error())
+	case rc.Reply != nil && out.data != nil && !isNull(out.data):
+		if err := unmarshalData(out.data, rc.Reply); err != nil {
+			rc.Error = fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
+		}
+	}
+	completeGo(rc)
+	return true
+}
+
+// completeGo sends a finished call on its done channel, unless the channel
+// is full: the caller chose its capacity, as with net/rpc.
+func completeGo(rc *rpc.Call) {
+	select {
+	case rc.Done <- rc:
+	default:
 	}
 }
 

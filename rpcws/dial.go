@@ -104,9 +104,10 @@ type DialOptions struct {
 }
 
 // Client is a client of an rpcws server (or of any server that speaks the
-// protocol). It embeds the stock *rpc.Client, so Call, Go and Close work
-// unchanged and the client can be handed to code that wants an *rpc.Client;
-// CallContext and Notify add what net/rpc lacks.
+// protocol). It embeds the stock *rpc.Client, so Close works unchanged and
+// c.Client can be handed to code that wants an *rpc.Client. Its own Call and
+// Go behave as the stock ones, a goroutine hand-off faster; CallContext and
+// Notify add what net/rpc lacks.
 //
 // Close fails the pending calls at once and closes the connection with a
 // closing handshake of at most a second: a server that reads nothing does
@@ -213,6 +214,26 @@ func recordingClient(base *http.Client) (*http.Client, *netConns) {
 		return base, nil
 	}
 	return c, conns
+}
+
+// Call calls serviceMethod and waits for its reply, which it decodes into
+// reply, as [rpc.Client.Call] does and with the same errors: an error reply
+// or a timeout is an [rpc.ServerError], whose code [codec.ErrorCode]
+// recovers. It is the embedded client's Call made faster: the reply is
+// completed by the codec's reading goroutine, one goroutine hand-off fewer
+// than through net/rpc's. A reply that does not decode into reply fails this
+// call only, where net/rpc's Call would end the client. c.Client.Call, the
+// stock one, still works, for code that holds the *rpc.Client.
+func (c *Client) Call(serviceMethod string, args, reply any) error {
+	call := <-c.codec.Go(serviceMethod, args, reply, make(chan *rpc.Call, 1)).Done
+	return call.Error
+}
+
+// Go starts a call of serviceMethod and returns its *rpc.Call, which is sent
+// on done when it completes, as [rpc.Client.Go] does; see [Client.Call] for
+// how it differs. done must be buffered; nil means a new channel.
+func (c *Client) Go(serviceMethod string, args, reply any, done chan *rpc.Call) *rpc.Call {
+	return c.codec.Go(serviceMethod, args, reply, done)
 }
 
 // CallContext calls serviceMethod and waits for its reply, which it decodes

@@ -206,3 +206,44 @@ func TestCallOutlivesClientTimeout(t *testing.T) {
 		})
 	}
 }
+
+// Client.Call, which skips net/rpc's reading goroutine, returns what the
+// embedded stock Call does: the reply, and error replies of the same type
+// and text.
+func TestClientCallMatchesStock(t *testing.T) {
+	s := newServer(t, nil)
+	c := s.dial(t, nil)
+	calls := []struct {
+		name string
+		call func(method string, args, reply any) error
+	}{
+		{"Client.Call", c.Call},
+		{"rpc.Client.Call", c.Client.Call},
+		{"Client.Go", func(method string, args, reply any) error {
+			return waitCall(t, c.Go(method, args, reply, make(chan *rpc.Call, 1)))
+		}},
+	}
+	for _, method := range []string{"Test.Multiply", "Test.Plain", "Test.Coded", "Test.Missing"} {
+		type result struct {
+			reply   int
+			errType string
+			errText string
+		}
+		var want result
+		for i, call := range calls {
+			var got result
+			err := call.call(method, &Args{A: 6, B: 7}, &got.reply)
+			if err != nil {
+				got.errType, got.errText = fmt.Sprintf("%T", err), err.Error()
+			}
+			if i == 0 {
+				want = got
+				t.Logf("%s: %+v", method, got)
+				continue
+			}
+			if got != want {
+				t.Errorf("%s through %s: %+v; through %s: %+v", method, call.name, got, calls[0].name, want)
+			}
+		}
+	}
+}

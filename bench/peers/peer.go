@@ -76,9 +76,13 @@ func newRPCServer() *rpc.Server {
 	return srv
 }
 
-// rpcCaller is a caller over a net/rpc client, whatever its codec.
+// rpcCaller is a caller over a net/rpc client, whatever its codec, or over a
+// client with the same Call, such as *rpcws.Client.
 type rpcCaller struct {
-	c *rpc.Client
+	c interface {
+		Call(serviceMethod string, args, reply any) error
+		Close() error
+	}
 }
 
 func (r rpcCaller) multiply(a, b int) (int, error) {

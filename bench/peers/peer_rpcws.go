@@ -36,5 +36,5 @@ func (rpcwsPeer) dial(ctx context.Context, addr string) (caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rpcCaller{c.Client}, nil
+	return rpcCaller{c}, nil
 }
