@@ -200,9 +200,10 @@ func (b *batchConn) Close() error {
 type batchWriter struct {
 	http.ResponseWriter
 	timeout  time.Duration
-	hijacked func()     // called before the 101 response can reach the client; may be nil
-	broken   func()     // called when a send fails; may be nil
-	reads    *sync.Pool // of read buffers (*[]byte) lent while there are bytes to read; nil: none
+	hijacked func()       // called before the 101 response can reach the client; may be nil
+	broken   func()       // called when a send fails; may be nil
+	reads    *sync.Pool   // of read buffers (*[]byte) lent while there are bytes to read; nil: none
+	input    **lazyReader // set to the connection's lazyReader, if it has one; may be nil
 }
 
 func (w batchWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -238,6 +239,9 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// net/http's reader stays.)
 		bc.lazy = newLazyReader(c, w.reads)
 		br = bufio.NewReaderSize(bc, 16)
+		if w.input != nil {
+			*w.input = bc.lazy
+		}
 	}
 	// coder/websocket writes frames through this buffer; batchConn gathers
 	// them again, so a small one does.

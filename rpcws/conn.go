@@ -21,6 +21,9 @@ type transport interface {
 	closeWith(code websocket.StatusCode, reason string) error
 	// context ends once the connection can no longer be read.
 	context() context.Context
+	// buffered reports, to the reader alone, whether the next frame has
+	// begun to arrive; false when the transport cannot tell.
+	buffered() bool
 	// onClose arranges for f to run first whenever the connection closes
 	// or breaks, before its context ends.
 	onClose(f func())
@@ -34,6 +37,7 @@ type wsConn struct {
 	ws           *websocket.Conn // set once, before the connection is used
 	writeTimeout time.Duration   // <= 0: none
 	batched      bool            // ws runs over a batchConn, which bounds writes itself
+	input        *lazyReader     // what ws reads from, if it is one; set once, before the connection is used
 
 	// hold reserves bytes of a frame being read against the budgets, and
 	// release gives them back; nil: frames are not budgeted (a client).
@@ -232,6 +236,8 @@ func (c *wsConn) resetPing() {
 }
 
 func (c *wsConn) context() context.Context { return c.ctx }
+
+func (c *wsConn) buffered() bool { return c.input != nil && c.input.buffered() }
 
 // Close closes the connection normally (status 1000).
 func (c *wsConn) Close() error {

@@ -22,3 +22,7 @@ func (h *Handler) PausedReaders() int {
 	}
 	return n
 }
+
+// HandOffTick is how often the handler looks for methods that run long
+// (inline.go).
+const HandOffTick = handOffTick

@@ -145,8 +145,9 @@ type HandlerOptions struct {
 }
 
 // Handler is an http.Handler that serves an *rpc.Server to WebSocket clients
-// in the wire protocol. Each connection is served by [rpc.Server.ServeCodec]
-// with a [codec.ServerCodec].
+// in the wire protocol. Each connection is served with a [codec.ServerCodec],
+// as [rpc.Server.ServeCodec] would serve it, but running each method on the
+// goroutine that read its request until it has run for about a millisecond.
 type Handler struct {
 	srv  *rpc.Server
 	opts HandlerOptions // defaults filled in
@@ -165,6 +166,7 @@ type Handler struct {
 	cluster *cluster     // publishing across replicas: topics.go
 
 	reads sync.Pool // read buffers lent to connections while they have bytes to read (batch.go)
+	watch watch     // hands reading on from methods that run long (inline.go)
 }
 
 // NewHandler returns a Handler that serves srv; nil means [rpc.DefaultServer].
@@ -246,6 +248,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		upgraded = true
 	}}
 	bw.reads = &h.reads
+	bw.input = &conn.input
 	var ao websocket.AcceptOptions
 	if h.opts.AcceptOptions != nil {
 		ao = *h.opts.AcceptOptions
@@ -275,7 +278,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// end: that frees what net/http keeps for the request (its buffered
 	// writer, the request and its headers) for as long as the handler runs,
 	// a third of an idle connection's memory.
-	go a.serve(sc)
+	go a.serveThen(sc, nil)
 }
 
 // admission is the place of one connection in the handler, from its arrival
@@ -311,8 +314,27 @@ func (a *admission) start(t transport, identity any, remoteAddr string, upgraded
 
 // serve serves the started connection until it ends, then frees its place.
 func (a *admission) serve(sc *serverCodec) {
-	defer a.h.releaseClient(a.client)
-	a.h.serve(sc)
+	done := make(chan struct{})
+	a.serveThen(sc, func() { close(done) })
+	<-done
+}
+
+// serveThen serves the started connection on the calling goroutine, and on
+// more as methods run long (inline.go); once the connection has ended and
+// every method has returned, it frees the connection's place and runs then,
+// on whichever goroutine served last. It may return before that.
+func (a *admission) serveThen(sc *serverCodec, then func()) {
+	h := a.h
+	h.attach(sc.peer) // its user address, before its first request
+	sc.run.srv, sc.run.watch = h.srv, &h.watch
+	sc.run.end = func() {
+		h.unregister(sc.peer)
+		h.releaseClient(a.client)
+		if then != nil {
+			then()
+		}
+	}
+	sc.serveRequests()
 }
 
 // cancel frees the place of a connection that was never started.
@@ -355,13 +377,6 @@ func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *ser
 	// contexts that methods watch end.
 	conn.onClose(sc.StopWrites)
 	return sc
-}
-
-// serve serves a registered connection until it ends.
-func (h *Handler) serve(sc *serverCodec) {
-	defer h.unregister(sc.peer)
-	h.attach(sc.peer) // its user address, before its first request
-	h.srv.ServeCodec(sc)
 }
 
 // reserveFor reserves a place for a connection of client ("": none, not

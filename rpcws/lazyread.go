@@ -62,6 +62,10 @@ func newLazyReader(conn net.Conn, pool *sync.Pool) *lazyReader {
 	return l
 }
 
+// buffered reports whether bytes were read from the connection and not yet
+// taken: the next frame has begun to arrive. Only the reader may ask.
+func (l *lazyReader) buffered() bool { return l.buf != nil }
+
 func (l *lazyReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil

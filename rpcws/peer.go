@@ -167,21 +167,36 @@ type callerBinder interface {
 type serverCodec struct {
 	*codec.ServerCodec
 	peer *Peer
-	seq  uint64 // of the request being read; net/rpc reads on one goroutine
+	seq  uint64   // of the request being read; one goroutine reads at a time
+	run  runState // inline.go
 }
 
 func (s *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 	err := s.ServerCodec.ReadRequestHeader(r)
 	s.seq = r.Seq
+	if err != nil {
+		s.run.failed = true
+	}
 	return err
 }
 
-func (s *serverCodec) ReadRequestBody(x any) error {
-	if err := s.ServerCodec.ReadRequestBody(x); err != nil {
-		return err
+// Close is net/rpc's; it closes nothing while the connection is served by
+// ServeCodec, which would close it before the methods it did not start have
+// returned (inline.go).
+func (s *serverCodec) Close() error {
+	if s.run.pipelined {
+		return nil
 	}
-	if b, ok := x.(callerBinder); ok {
+	return s.ServerCodec.Close()
+}
+
+// ReadRequestBody reads the request's data; net/rpc calls it after every
+// request header read, then runs the method or answers the error.
+func (s *serverCodec) ReadRequestBody(x any) error {
+	err := s.ServerCodec.ReadRequestBody(x)
+	if b, ok := x.(callerBinder); ok && err == nil {
 		b.bindCaller(s.peer, s.seq)
 	}
-	return nil
+	s.lend()
+	return err
 }

@@ -66,4 +66,6 @@ func (t *connTransport) end() {
 
 func (t *connTransport) onClose(f func()) { t.closing = f }
 
+func (t *connTransport) buffered() bool { return false }
+
 func (t *connTransport) context() context.Context { return t.ctx }

@@ -1,0 +1,215 @@
+package rpcws
+
+import (
+	"net/rpc"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A connection's requests are served on the goroutine that read them: it
+// reads a request, runs the method, writes the reply and reads the next
+// request, each through [rpc.Server.ServeRequest]. A call then crosses no
+// goroutine on the server, where [rpc.Server.ServeCodec] starts one for
+// every request, and wakes no other thread to run it: on two cores that
+// hand-off costs about as much as the call's own work.
+//
+// A method that runs long must not hold up the requests behind it, nor the
+// reading of the connection. The handler's [watch] looks at the
+// connections running a method every handOffTick; one whose method has run
+// since the last look, for between one and two ticks, gets a new goroutine
+// to read on, and the one running the method ends when it returns. Requests
+// that arrive behind a slow method thus wait at most two ticks; beyond that
+// the connection is served as ServeCodec serves it, a goroutine per request
+// in flight.
+//
+// A per-request timer would hand off sooner, but setting one wakes another
+// thread to watch it, which is the cost this saves.
+
+// pipelinedAfter is how many requests in a row must find the next one
+// arriving for the connection to be served by ServeCodec from then on.
+const pipelinedAfter = 8
+
+// handOffTick is how often the watch looks at the methods running.
+const handOffTick = 500 * time.Microsecond
+
+// runState is how a connection's requests are being served (see above).
+type runState struct {
+	srv   *rpc.Server
+	watch *watch
+	end   func() // runs once the connection has ended and every method has returned
+
+	// state is the number of requests lent to their methods so far, times
+	// two, plus one while the reader runs a method. The reader alone
+	// changes it, but for the watch's hand-off: lent (odd) to the next even
+	// value, which the reader's own return to reading, lent to lent-1,
+	// then cannot match.
+	state   atomic.Uint64
+	listed  atomic.Bool    // in the watch's set
+	seen    uint64         // state at the watch's last look; the watch's own
+	failed  bool           // the reader's ReadRequestHeader failed; the reader's own
+	workers sync.WaitGroup // the goroutines serving the connection
+
+	// Kept by the reader: how many requests in a row found the next one
+	// arriving, and whether the connection is now served by ServeCodec.
+	busy      int
+	pipelined bool
+}
+
+// serveRequests serves the connection on the calling goroutine, and on more
+// when a method runs long, until it ends; then s.run.end runs. It returns
+// when the calling goroutine's part is done, which may be before the end.
+func (s *serverCodec) serveRequests() {
+	s.run.workers.Add(1)
+	s.work()
+}
+
+// work reads and serves requests until the connection ends or another
+// goroutine took over the reading.
+func (s *serverCodec) work() {
+	r := &s.run
+	for {
+		base := r.state.Load() // even: this goroutine reads, and nobody else changes it
+		r.srv.ServeRequest(s)  // errors are answered, or are the end, which r.failed says
+		lent := base + 3
+		if r.state.CompareAndSwap(lent, lent-1) {
+			continue // the method returned: read on
+		}
+		if r.state.Load() != base {
+			// The watch gave the reading to another goroutine.
+			r.workers.Done()
+			return
+		}
+		if r.failed { // nothing was lent: the read failed
+			r.workers.Done()
+			r.workers.Wait() // for the methods still running
+			s.ServerCodec.Close()
+			r.end()
+			return
+		}
+	}
+}
+
+// lend marks the request just read as running on the reader's goroutine:
+// from now the watch may hand the reading to another. The reader calls it
+// after each request it read, whether net/rpc will run it or answer it.
+func (s *serverCodec) lend() {
+	r := &s.run
+	if r.pipelined {
+		return // net/rpc's ServeCodec runs the method on a goroutine of its own
+	}
+	// Look before lending: from then on another goroutine may be reading,
+	// and the fields that are the reader's are its.
+	more := s.peer.conn.buffered()
+	if more {
+		// The next request has begun to arrive. A connection that keeps
+		// many calls in flight is handed to ServeCodec for good: its
+		// goroutine per request lets the replies that complete together go
+		// out in one write, and its reader stays the same goroutine.
+		if r.busy++; r.busy >= pipelinedAfter {
+			r.pipelined = true
+		}
+	} else {
+		r.busy = 0
+	}
+	st := r.state.Add(3) // even to odd: (n+1)*2 + 1
+	if more {
+		// While this request runs, another goroutine reads the next, so
+		// that many calls on one connection run in parallel.
+		r.handOff(s, st)
+		return
+	}
+	if !r.listed.Swap(true) {
+		r.watch.add(s)
+	}
+}
+
+// handOff starts a goroutine to read on in place of the one running the
+// method lent at state st, unless that method has returned.
+func (r *runState) handOff(s *serverCodec, st uint64) bool {
+	r.workers.Add(1)
+	if !r.state.CompareAndSwap(st, st+1) {
+		r.workers.Done() // it returned, or was handed off already
+		return false
+	}
+	if r.pipelined {
+		go s.serveCodec()
+	} else {
+		go s.work()
+	}
+	return true
+}
+
+// serveCodec serves the rest of a pipelined connection with ServeCodec,
+// then ends it as work does.
+func (s *serverCodec) serveCodec() {
+	r := &s.run
+	r.srv.ServeCodec(s) // its Close is deferred to here (serverCodec.Close)
+	r.workers.Done()
+	r.workers.Wait() // for the methods that ran inline before
+	s.ServerCodec.Close()
+	r.end()
+}
+
+// watch hands the reading of a connection to a new goroutine when its
+// reader has run one method for a tick or more. One serves a Handler. It is
+// a timer, not a goroutine: it ticks while some connection runs a method,
+// and stops at the first tick that finds none.
+type watch struct {
+	mu      sync.Mutex // guards the fields below
+	conns   map[*serverCodec]struct{}
+	timer   *time.Timer // of tick
+	running bool        // timer is set
+}
+
+func (w *watch) add(s *serverCodec) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.conns == nil {
+		w.conns = make(map[*serverCodec]struct{})
+	}
+	w.conns[s] = struct{}{}
+	switch {
+	case w.running:
+	case w.timer == nil:
+		w.timer = time.AfterFunc(handOffTick, w.tick)
+	default:
+		w.timer.Reset(handOffTick)
+	}
+	w.running = true
+}
+
+func (w *watch) tick() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for s := range w.conns {
+		w.look(s)
+	}
+	if len(w.conns) > 0 {
+		w.timer.Reset(handOffTick)
+	} else {
+		w.running = false
+	}
+}
+
+// look checks one connection; w.mu is held.
+func (w *watch) look(s *serverCodec) {
+	r := &s.run
+	// Unlist first, then look: a lend after the look lists the connection
+	// again, as it sees listed false.
+	r.listed.Store(false)
+	st := r.state.Load()
+	if st&1 == 0 { // reading, or idle
+		delete(w.conns, s)
+		return
+	}
+	r.listed.Store(true)
+	if st != r.seen {
+		r.seen = st // a method that started since the last look
+		return
+	}
+	// The same method as at the last look: let another goroutine read.
+	// The connection stays listed; the next look sees what the new reader
+	// does.
+	r.handOff(s, st)
+}

@@ -1,0 +1,226 @@
+package rpcws_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/rpc"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rpcws/rpcws/rpcws"
+	"golang.org/x/sync/errgroup"
+)
+
+// Where tells on which goroutine its methods run.
+type Where struct {
+	gate    chan struct{}
+	started chan struct{} // if set, told of every call of Wait
+	waiting atomic.Int32  // calls of Wait under way
+}
+
+// goroutineID returns the calling goroutine's number, from the first line of
+// its stack: "goroutine 42 [running]:".
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	return strings.Fields(string(buf))[1]
+}
+
+func (*Where) Here(_ int, reply *string) error {
+	*reply = goroutineID()
+	return nil
+}
+
+// Wait returns once the gate is closed.
+func (w *Where) Wait(_ int, reply *string) error {
+	w.waiting.Add(1)
+	if w.started != nil {
+		w.started <- struct{}{}
+	}
+	<-w.gate
+	*reply = goroutineID()
+	return nil
+}
+
+// dialClient dials an rpcws client to the bubble's handler.
+func (b *bubble) dialClient(t *testing.T) *rpcws.Client {
+	t.Helper()
+	c, err := rpcws.Dial(context.Background(), "ws://mem/rpc", &rpcws.DialOptions{
+		WebSocket: &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: b.ln.Dial}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A method that returns at once runs on the goroutine that read its
+// request: every call of a connection runs on the same one, and each
+// connection has its own.
+func TestQuickMethodsRunOnTheReader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil, &Where{})
+		defer b.close()
+		readers := map[string]bool{}
+		for range 2 {
+			c := b.dialClient(t)
+			defer c.Close()
+			var first string
+			for i := range 20 {
+				var id string
+				if err := c.Call("Where.Here", i, &id); err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 {
+					first = id
+				} else if id != first {
+					t.Fatalf("call %d ran on goroutine %s, call 0 on %s", i, id, first)
+				}
+			}
+			if readers[first] {
+				t.Errorf("two connections ran their calls on goroutine %s", first)
+			}
+			readers[first] = true
+		}
+	})
+}
+
+// A method that runs long holds up the requests behind it for two looks of
+// the watch at most: then another goroutine reads and serves them, and the
+// slow method ends on its own goroutine.
+func TestSlowMethodHandsOffReading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &Where{gate: make(chan struct{})}
+		b := newBubble(t, nil, w)
+		defer b.close()
+		c := b.dialClient(t)
+		defer c.Close()
+
+		var slowID string
+		slow := c.Go("Where.Wait", 0, &slowID, nil)
+		synctest.Wait() // the method runs, and nothing else has arrived
+		if w.waiting.Load() != 1 {
+			t.Fatal("the slow method has not started")
+		}
+		start := time.Now()
+		var quickID string
+		for i := range 3 { // the first waits for the hand-off; the next run on the new reader
+			if err := c.Call("Where.Here", i, &quickID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if took := time.Since(start); took <= rpcws.HandOffTick || took > 2*rpcws.HandOffTick {
+			t.Errorf("calls behind a slow method took %v; want more than one tick (%v), at most two", took, rpcws.HandOffTick)
+		}
+		select {
+		case <-slow.Done:
+			t.Fatal("the slow method returned before its gate opened")
+		default:
+		}
+		close(w.gate)
+		if err := waitCall(t, slow); err != nil {
+			t.Fatal(err)
+		}
+		if slowID == quickID {
+			t.Errorf("the slow method and the calls behind it all ran on goroutine %s", slowID)
+		}
+		// The new reader serves on inline.
+		var again string
+		if err := c.Call("Where.Here", 9, &again); err != nil || again != quickID {
+			t.Errorf("next call on goroutine %s (%v), want %s", again, err, quickID)
+		}
+	})
+}
+
+// Many methods running long at once each get a goroutine, as with
+// rpc.Server.ServeCodec: 64 calls wait on one gate together, and all return
+// when it opens. The bubble checks that no goroutine outlives the test.
+func TestManySlowMethods(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &Where{gate: make(chan struct{})}
+		b := newBubble(t, nil, w)
+		defer b.close()
+		c := b.dialClient(t)
+		defer c.Close()
+		calls := make([]*rpc.Call, 64)
+		for i := range calls {
+			calls[i] = c.Go("Where.Wait", i, new(string), nil)
+		}
+		// Each hand-off takes two looks at most.
+		for range 2 * len(calls) {
+			if w.waiting.Load() == int32(len(calls)) {
+				break
+			}
+			time.Sleep(rpcws.HandOffTick)
+		}
+		if n := w.waiting.Load(); n != int32(len(calls)) {
+			t.Fatalf("%d of %d methods running after %v", n, len(calls), 2*len(calls)*int(rpcws.HandOffTick))
+		}
+		for _, call := range calls {
+			select {
+			case <-call.Done:
+				t.Fatal("a call returned before the gate opened")
+			default:
+			}
+		}
+		close(w.gate)
+		ids := map[string]bool{}
+		for _, call := range calls {
+			if err := waitCall(t, call); err != nil {
+				t.Fatal(err)
+			}
+			ids[*call.Reply.(*string)] = true
+		}
+		if len(ids) != len(calls) {
+			t.Errorf("64 waiting methods ran on %d goroutines", len(ids))
+		}
+	})
+}
+
+// A connection that keeps many calls in flight is served as ServeCodec
+// serves it, from the first requests on: over real sockets, 16 callers
+// sharing a connection get every reply right, and a call behind a slow
+// method is served at once.
+func TestPipelinedConnection(t *testing.T) {
+	w := &Where{gate: make(chan struct{}), started: make(chan struct{}, 1)}
+	s, _ := newServerWith(t, nil, w)
+	c := s.dial(t, nil)
+	var g errgroup.Group
+	for i := range 16 {
+		g.Go(func() error {
+			for j := range 300 {
+				var got int
+				if err := c.Call("Test.Multiply", &Args{A: i, B: j}, &got); err != nil {
+					return err
+				}
+				if got != i*j {
+					return fmt.Errorf("%d × %d = %d", i, j, got)
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	slow := c.Go("Where.Wait", 0, new(string), nil)
+	select {
+	case <-w.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow method did not start within 10 s")
+	}
+	if err := waitCall(t, c.Go("Test.Multiply", &Args{A: 2, B: 3}, new(int), nil)); err != nil {
+		t.Fatal(err)
+	}
+	close(w.gate)
+	if err := waitCall(t, slow); err != nil {
+		t.Fatal(err)
+	}
+}
