@@ -288,6 +288,7 @@ type admission struct {
 	h       *Handler
 	client  string // "": not capped per client
 	started bool
+	then    func() // runs after the connection's end; may be nil
 }
 
 // admit reserves a place for a connection of client, or returns the HTTP
@@ -321,20 +322,22 @@ func (a *admission) serve(sc *serverCodec) {
 
 // serveThen serves the started connection on the calling goroutine, and on
 // more as methods run long (inline.go); once the connection has ended and
-// every method has returned, it frees the connection's place and runs then,
-// on whichever goroutine served last. It may return before that.
+// every method has returned, end frees the connection's place and runs
+// then, on whichever goroutine served last. It may return before that.
 func (a *admission) serveThen(sc *serverCodec, then func()) {
-	h := a.h
-	h.attach(sc.peer) // its user address, before its first request
-	sc.run.srv, sc.run.watch = h.srv, &h.watch
-	sc.run.end = func() {
-		h.unregister(sc.peer)
-		h.releaseClient(a.client)
-		if then != nil {
-			then()
-		}
-	}
+	a.then = then
+	a.h.attach(sc.peer) // its user address, before its first request
+	sc.run.a = a
 	sc.serveRequests()
+}
+
+// end frees the place of the connection served by sc, once it has ended.
+func (a *admission) end(sc *serverCodec) {
+	a.h.unregister(sc.peer)
+	a.h.releaseClient(a.client)
+	if a.then != nil {
+		a.then()
+	}
 }
 
 // cancel frees the place of a connection that was never started.

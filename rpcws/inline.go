@@ -1,7 +1,6 @@
 package rpcws
 
 import (
-	"net/rpc"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,29 +34,28 @@ const handOffTick = 500 * time.Microsecond
 
 // runState is how a connection's requests are being served (see above).
 type runState struct {
-	srv   *rpc.Server
-	watch *watch
-	end   func() // runs once the connection has ended and every method has returned
+	a *admission // the connection's place in the handler; its end runs when the connection is done
 
 	// state is the number of requests lent to their methods so far, times
 	// two, plus one while the reader runs a method. The reader alone
-	// changes it, but for the watch's hand-off: lent (odd) to the next even
-	// value, which the reader's own return to reading, lent to lent-1,
-	// then cannot match.
+	// changes it, but for a hand-off: lent (odd) to the next even value,
+	// which the reader's own return to reading, lent to lent-1, then
+	// cannot match.
 	state   atomic.Uint64
-	listed  atomic.Bool    // in the watch's set
 	seen    uint64         // state at the watch's last look; the watch's own
-	failed  bool           // the reader's ReadRequestHeader failed; the reader's own
 	workers sync.WaitGroup // the goroutines serving the connection
+	listed  atomic.Bool    // in the watch's set
 
-	// Kept by the reader: how many requests in a row found the next one
-	// arriving, and whether the connection is now served by ServeCodec.
-	busy      int
+	// The reader's own: its ReadRequestHeader failed; the connection is
+	// served by ServeCodec now; how many requests in a row found the next
+	// one arriving.
+	failed    bool
 	pipelined bool
+	busy      uint8
 }
 
 // serveRequests serves the connection on the calling goroutine, and on more
-// when a method runs long, until it ends; then s.run.end runs. It returns
+// when a method runs long, until it ends; then its admission's end runs. It returns
 // when the calling goroutine's part is done, which may be before the end.
 func (s *serverCodec) serveRequests() {
 	s.run.workers.Add(1)
@@ -69,8 +67,8 @@ func (s *serverCodec) serveRequests() {
 func (s *serverCodec) work() {
 	r := &s.run
 	for {
-		base := r.state.Load() // even: this goroutine reads, and nobody else changes it
-		r.srv.ServeRequest(s)  // errors are answered, or are the end, which r.failed says
+		base := r.state.Load()    // even: this goroutine reads, and nobody else changes it
+		r.a.h.srv.ServeRequest(s) // errors are answered, or are the end, which r.failed says
 		lent := base + 3
 		if r.state.CompareAndSwap(lent, lent-1) {
 			continue // the method returned: read on
@@ -84,7 +82,7 @@ func (s *serverCodec) work() {
 			r.workers.Done()
 			r.workers.Wait() // for the methods still running
 			s.ServerCodec.Close()
-			r.end()
+			r.a.end(s)
 			return
 		}
 	}
@@ -120,7 +118,7 @@ func (s *serverCodec) lend() {
 		return
 	}
 	if !r.listed.Swap(true) {
-		r.watch.add(s)
+		r.a.h.watch.add(s)
 	}
 }
 
@@ -144,11 +142,11 @@ func (r *runState) handOff(s *serverCodec, st uint64) bool {
 // then ends it as work does.
 func (s *serverCodec) serveCodec() {
 	r := &s.run
-	r.srv.ServeCodec(s) // its Close is deferred to here (serverCodec.Close)
+	r.a.h.srv.ServeCodec(s) // its Close is deferred to here (serverCodec.Close)
 	r.workers.Done()
 	r.workers.Wait() // for the methods that ran inline before
 	s.ServerCodec.Close()
-	r.end()
+	r.a.end(s)
 }
 
 // watch hands the reading of a connection to a new goroutine when its
