@@ -25,9 +25,12 @@ import (
 // A per-request timer would hand off sooner, but setting one wakes another
 // thread to watch it, which is the cost this saves.
 
-// pipelinedAfter is how many requests in a row must find the next one
-// arriving for the connection to be served by ServeCodec from then on.
-const pipelinedAfter = 8
+// pipelinedAfter is when a connection is served by ServeCodec from then on:
+// each request that finds the next one arriving counts two, each that finds
+// none takes one away, and a connection whose count reaches pipelinedAfter
+// keeps many calls in flight. (A read may end at a frame's end however busy
+// the connection: a run of them would not tell.)
+const pipelinedAfter = 16
 
 // handOffTick is how often the watch looks at the methods running.
 const handOffTick = 500 * time.Microsecond
@@ -47,8 +50,8 @@ type runState struct {
 	listed  atomic.Bool    // in the watch's set
 
 	// The reader's own: its ReadRequestHeader failed; the connection is
-	// served by ServeCodec now; how many requests in a row found the next
-	// one arriving.
+	// served by ServeCodec now; how often requests found the next one
+	// arriving (see pipelinedAfter).
 	failed    bool
 	pipelined bool
 	busy      uint8
@@ -104,11 +107,11 @@ func (s *serverCodec) lend() {
 		// many calls in flight is handed to ServeCodec for good: its
 		// goroutine per request lets the replies that complete together go
 		// out in one write, and its reader stays the same goroutine.
-		if r.busy++; r.busy >= pipelinedAfter {
+		if r.busy += 2; r.busy >= pipelinedAfter {
 			r.pipelined = true
 		}
-	} else {
-		r.busy = 0
+	} else if r.busy > 0 {
+		r.busy--
 	}
 	st := r.state.Add(3) // even to odd: (n+1)*2 + 1
 	if more {
