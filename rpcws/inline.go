@@ -18,9 +18,10 @@ import (
 // connections running a method every handOffTick; one whose method has run
 // since the last look, for between one and two ticks, gets a new goroutine
 // to read on, and the one running the method ends when it returns. Requests
-// that arrive behind a slow method thus wait at most two ticks; beyond that
-// the connection is served as ServeCodec serves it, a goroutine per request
-// in flight.
+// that arrive behind a slow method thus wait at most two ticks. A request
+// that finds the next one already arriving hands the reading on at once,
+// and a connection that keeps doing so is served by ServeCodec from then on
+// (see pipelinedAfter).
 //
 // A per-request timer would hand off sooner, but setting one wakes another
 // thread to watch it, which is the cost this saves.
