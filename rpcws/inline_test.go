@@ -60,6 +60,17 @@ func (b *bubble) dialClient(t *testing.T) *rpcws.Client {
 	return c
 }
 
+// whereClient serves a gated Where in the bubble and dials a client to it;
+// both end at cleanup.
+func whereClient(t *testing.T) (*Where, *rpcws.Client) {
+	w := &Where{gate: make(chan struct{})}
+	b := newBubble(t, nil, w)
+	t.Cleanup(b.close)
+	c := b.dialClient(t)
+	t.Cleanup(func() { c.Close() })
+	return w, c
+}
+
 // A method that returns at once runs on the goroutine that read its
 // request: every call of a connection runs on the same one, and each
 // connection has its own.
@@ -96,11 +107,7 @@ func TestQuickMethodsRunOnTheReader(t *testing.T) {
 // slow method ends on its own goroutine.
 func TestSlowMethodHandsOffReading(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := &Where{gate: make(chan struct{})}
-		b := newBubble(t, nil, w)
-		defer b.close()
-		c := b.dialClient(t)
-		defer c.Close()
+		w, c := whereClient(t)
 
 		var slowID string
 		slow := c.Go("Where.Wait", 0, &slowID, nil)
@@ -143,11 +150,7 @@ func TestSlowMethodHandsOffReading(t *testing.T) {
 // when it opens. The bubble checks that no goroutine outlives the test.
 func TestManySlowMethods(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := &Where{gate: make(chan struct{})}
-		b := newBubble(t, nil, w)
-		defer b.close()
-		c := b.dialClient(t)
-		defer c.Close()
+		w, c := whereClient(t)
 		calls := make([]*rpc.Call, 64)
 		for i := range calls {
 			calls[i] = c.Go("Where.Wait", i, new(string), nil)
