@@ -22,8 +22,10 @@ type transport interface {
 	// context ends once the connection can no longer be read.
 	context() context.Context
 	// buffered reports, to the reader alone, whether the next frame has
-	// begun to arrive; false when the transport cannot tell.
+	// begun to arrive. canTell says whether it can know; a connection that
+	// cannot is served by ServeCodec throughout (inline.go).
 	buffered() bool
+	canTell() bool
 	// onClose arranges for f to run first whenever the connection closes
 	// or breaks, before its context ends.
 	onClose(f func())
@@ -238,6 +240,8 @@ func (c *wsConn) resetPing() {
 func (c *wsConn) context() context.Context { return c.ctx }
 
 func (c *wsConn) buffered() bool { return c.input != nil && c.input.buffered() }
+
+func (c *wsConn) canTell() bool { return c.input != nil }
 
 // Close closes the connection normally (status 1000).
 func (c *wsConn) Close() error {

@@ -63,6 +63,14 @@ type runState struct {
 // when the calling goroutine's part is done, which may be before the end.
 func (s *serverCodec) serveRequests() {
 	s.run.workers.Add(1)
+	if !s.peer.conn.canTell() {
+		// Requests run inline would queue behind a method that blocks
+		// until the watch looks: without knowing that more have arrived,
+		// serve them as ServeCodec does.
+		s.run.pipelined = true
+		s.serveCodec()
+		return
+	}
 	s.work()
 }
 

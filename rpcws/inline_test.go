@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/rpcws/rpcws/codec"
 	"github.com/rpcws/rpcws/rpcws"
 	"golang.org/x/sync/errgroup"
 )
@@ -226,4 +227,40 @@ func TestPipelinedConnection(t *testing.T) {
 	if err := waitCall(t, slow); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Over a transport that cannot tell whether more requests have arrived,
+// ServeConn serves as ServeCodec does: a call behind a blocked method is
+// served at once, not after the watch's look.
+func TestServeConnServesLikeServeCodec(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &Where{gate: make(chan struct{})}
+		srv := rpc.NewServer()
+		if err := srv.Register(w); err != nil {
+			t.Fatal(err)
+		}
+		h := rpcws.NewHandler(srv, nil)
+		serverEnd, clientEnd := codec.Pipe()
+		served := make(chan struct{})
+		go func() {
+			h.ServeConn(serverEnd)
+			close(served)
+		}()
+		client := rpc.NewClientWithCodec(codec.NewClientCodec(clientEnd, nil))
+		slow := client.Go("Where.Wait", 0, new(string), nil)
+		synctest.Wait()
+		start := time.Now()
+		if err := client.Call("Where.Here", 1, new(string)); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took != 0 {
+			t.Errorf("a call behind a blocked method took %v of bubble time, want none", took)
+		}
+		close(w.gate)
+		if err := waitCall(t, slow); err != nil {
+			t.Fatal(err)
+		}
+		client.Close()
+		<-served
+	})
 }

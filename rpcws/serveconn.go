@@ -68,4 +68,6 @@ func (t *connTransport) onClose(f func()) { t.closing = f }
 
 func (t *connTransport) buffered() bool { return false }
 
+func (t *connTransport) canTell() bool { return false }
+
 func (t *connTransport) context() context.Context { return t.ctx }
