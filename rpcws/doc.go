@@ -3,8 +3,10 @@
 //
 // A [Handler] is an http.Handler that upgrades requests to WebSockets
 // (github.com/coder/websocket) and serves each connection with an unchanged
-// *rpc.Server through a [codec.ServerCodec]. [Dial] returns a [Client] that
-// embeds the stock *rpc.Client, so Call, Go and Close work as ever, and adds
+// *rpc.Server through a [codec.ServerCodec], running each quick method on
+// the goroutine that read its request. [Dial] returns a [Client] whose Call
+// and Go behave as the stock *rpc.Client's (which it embeds, for code that
+// wants one) a goroutine hand-off faster, and which adds
 // [Client.CallContext], notifications and pushed events.
 //
 //	h := rpcws.NewHandler(rpc.NewServer(), nil)
