@@ -36,6 +36,10 @@ const pipelinedAfter = 16
 // handOffTick is how often the watch looks at the methods running.
 const handOffTick = 500 * time.Microsecond
 
+// watchIdleTicks is how many ticks that find no method running the watch
+// goes on before it stops: 10 ms.
+const watchIdleTicks = 20
+
 // runState is how a connection's requests are being served (see above).
 type runState struct {
 	a *admission // the connection's place in the handler; its end runs when the connection is done
@@ -163,13 +167,16 @@ func (s *serverCodec) serveCodec() {
 
 // watch hands the reading of a connection to a new goroutine when its
 // reader has run one method for a tick or more. One serves a Handler. It is
-// a timer, not a goroutine: it ticks while some connection runs a method,
-// and stops at the first tick that finds none.
+// a timer, not a goroutine: it ticks while connections run methods, and
+// stops after watchIdleTicks that found none. Setting the timer from a
+// request would wake a thread on the request's path; resetting it from
+// its own tick does not, so it goes on ticking through short lulls.
 type watch struct {
 	mu      sync.Mutex // guards the fields below
 	conns   map[*serverCodec]struct{}
 	timer   *time.Timer // of tick
 	running bool        // timer is set
+	idle    int         // ticks in a row that found no connection
 }
 
 func (w *watch) add(s *serverCodec) {
@@ -196,10 +203,12 @@ func (w *watch) tick() {
 		w.look(s)
 	}
 	if len(w.conns) > 0 {
-		w.timer.Reset(handOffTick)
-	} else {
+		w.idle = 0
+	} else if w.idle++; w.idle >= watchIdleTicks {
 		w.running = false
+		return
 	}
+	w.timer.Reset(handOffTick)
 }
 
 // look checks one connection; w.mu is held.
