@@ -231,13 +231,18 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	bc := newBatchConn(c, w.timeout)
 	bc.broken = w.broken
 	br := brw.Reader
-	if w.reads != nil && br.Buffered() == 0 {
+	if n := br.Buffered(); w.reads != nil && n <= readBufSize {
 		// coder/websocket keeps the reader's buffer for the connection's
 		// life: a small one, over a lazyReader that holds a buffer of the
-		// pool only while there are bytes to read. (With bytes already
-		// buffered, from a client that did not wait for the 101 response,
-		// net/http's reader stays.)
+		// pool only while there are bytes to read. Bytes that net/http
+		// read already (a client's first frames, sent as soon as the 101
+		// response reached it) move to the lazyReader, and net/http's
+		// reader goes.
 		bc.lazy = newLazyReader(c, w.reads)
+		if n > 0 {
+			early, _ := br.Peek(n)
+			bc.lazy.preload(early)
+		}
 		br = bufio.NewReaderSize(bc, 16)
 		if w.input != nil {
 			*w.input = bc.lazy

@@ -62,6 +62,13 @@ func newLazyReader(conn net.Conn, pool *sync.Pool) *lazyReader {
 	return l
 }
 
+// preload makes p, at most readBufSize bytes read from the connection by
+// someone else, the first bytes that Read returns.
+func (l *lazyReader) preload(p []byte) {
+	b := l.getBuf()
+	l.buf, l.r, l.w = b, 0, copy(*b, p)
+}
+
 // buffered reports whether bytes were read from the connection and not yet
 // taken: the next frame has begun to arrive. Only the reader may ask.
 func (l *lazyReader) buffered() bool { return l.buf != nil }
