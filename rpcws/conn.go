@@ -21,11 +21,10 @@ type transport interface {
 	closeWith(code websocket.StatusCode, reason string) error
 	// context ends once the connection can no longer be read.
 	context() context.Context
-	// buffered reports, to the reader alone, whether the next frame has
-	// begun to arrive. canTell says whether it can know; a connection that
-	// cannot is served by ServeCodec throughout (inline.go).
-	buffered() bool
-	canTell() bool
+	// input returns the lazyReader the connection is read through, which
+	// tells when the next frame has begun to arrive; nil if it has none,
+	// and is then served by ServeCodec throughout (inline.go).
+	input() *lazyReader
 	// onClose arranges for f to run first whenever the connection closes
 	// or breaks, before its context ends.
 	onClose(f func())
@@ -39,7 +38,7 @@ type wsConn struct {
 	ws           *websocket.Conn // set once, before the connection is used
 	writeTimeout time.Duration   // <= 0: none
 	batched      bool            // ws runs over a batchConn, which bounds writes itself
-	input        *lazyReader     // what ws reads from, if it is one; set once, before the connection is used
+	lazy         *lazyReader     // what ws reads from, if it is one; set once, before the connection is used
 
 	// hold reserves bytes of a frame being read against the budgets, and
 	// release gives them back; nil: frames are not budgeted (a client).
@@ -239,9 +238,7 @@ func (c *wsConn) resetPing() {
 
 func (c *wsConn) context() context.Context { return c.ctx }
 
-func (c *wsConn) buffered() bool { return c.input != nil && c.input.buffered() }
-
-func (c *wsConn) canTell() bool { return c.input != nil }
+func (c *wsConn) input() *lazyReader { return c.lazy }
 
 // Close closes the connection normally (status 1000).
 func (c *wsConn) Close() error {

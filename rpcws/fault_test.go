@@ -325,7 +325,9 @@ func TestClientVanishesMidCall(t *testing.T) {
 
 // rawUpgrade opens a TCP connection to the server at url and upgrades it to a
 // WebSocket by hand, for tests that write bytes no WebSocket library would.
-func rawUpgrade(t *testing.T, url string) (net.Conn, *bufio.Reader) {
+// early goes out in the same write as the upgrade request, before the 101
+// response is read.
+func rawUpgrade(t *testing.T, url string, early ...byte) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "ws://"), 5*time.Second)
 	if err != nil {
@@ -333,8 +335,11 @@ func rawUpgrade(t *testing.T, url string) (net.Conn, *bufio.Reader) {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+	req := fmt.Appendf(nil, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", c.RemoteAddr())
+	if _, err := c.Write(append(req, early...)); err != nil {
+		t.Fatal(err)
+	}
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {

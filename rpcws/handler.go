@@ -248,7 +248,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		upgraded = true
 	}}
 	bw.reads = &h.reads
-	bw.input = &conn.input
+	bw.input = &conn.lazy
 	var ao websocket.AcceptOptions
 	if h.opts.AcceptOptions != nil {
 		ao = *h.opts.AcceptOptions

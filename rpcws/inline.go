@@ -42,7 +42,8 @@ const watchIdleTicks = 20
 
 // runState is how a connection's requests are being served (see above).
 type runState struct {
-	a *admission // the connection's place in the handler; its end runs when the connection is done
+	a  *admission  // the connection's place in the handler; its end runs when the connection is done
+	in *lazyReader // the connection's input, asked whether the next request has begun to arrive
 
 	// state is the number of requests lent to their methods so far, times
 	// two, plus one while the reader runs a method. The reader alone
@@ -67,7 +68,7 @@ type runState struct {
 // when the calling goroutine's part is done, which may be before the end.
 func (s *serverCodec) serveRequests() {
 	s.run.workers.Add(1)
-	if !s.peer.conn.canTell() {
+	if s.run.in = s.peer.conn.input(); s.run.in == nil {
 		// Requests run inline would queue behind a method that blocks
 		// until the watch looks: without knowing that more have arrived,
 		// serve them as ServeCodec does.
@@ -114,7 +115,7 @@ func (s *serverCodec) lend() {
 	}
 	// Look before lending: from then on another goroutine may be reading,
 	// and the fields that are the reader's are its.
-	more := s.peer.conn.buffered()
+	more := r.in.buffered()
 	if more {
 		// The next request has begun to arrive. A connection that keeps
 		// many calls in flight is handed to ServeCodec for good: its
@@ -133,25 +134,27 @@ func (s *serverCodec) lend() {
 		r.handOff(s, st)
 		return
 	}
-	if !r.listed.Swap(true) {
+	// A load first: a listed connection, the usual case, costs no
+	// read-modify-write. Seeing true here is safe: the watch unlists before
+	// it looks at state, so its look then sees this lend.
+	if !r.listed.Load() && !r.listed.Swap(true) {
 		r.a.h.watch.add(s)
 	}
 }
 
 // handOff starts a goroutine to read on in place of the one running the
 // method lent at state st, unless that method has returned.
-func (r *runState) handOff(s *serverCodec, st uint64) bool {
+func (r *runState) handOff(s *serverCodec, st uint64) {
 	r.workers.Add(1)
 	if !r.state.CompareAndSwap(st, st+1) {
 		r.workers.Done() // it returned, or was handed off already
-		return false
+		return
 	}
 	if r.pipelined {
 		go s.serveCodec()
 	} else {
 		go s.work()
 	}
-	return true
 }
 
 // serveCodec serves the rest of a pipelined connection with ServeCodec,

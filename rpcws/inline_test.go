@@ -1,11 +1,9 @@
 package rpcws_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/rpc"
 	"runtime"
@@ -273,33 +271,9 @@ func TestServeConnServesLikeServeCodec(t *testing.T) {
 // already when the connection is handed over. The frame is served all the
 // same.
 func TestFrameWithTheUpgrade(t *testing.T) {
-	_, hs := newServerWith(t, nil)
-	conn, err := net.Dial("tcp", hs.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	payload := []byte(`{"id":"1","type":"test.multiply","data":{"A":6,"B":7}}`)
-	mask := [4]byte{1, 2, 3, 4}
-	frame := append([]byte{0x81, 0x80 | byte(len(payload))}, mask[:]...)
-	for i, b := range payload {
-		frame = append(frame, b^mask[i%4])
-	}
-	upgrade := "GET / HTTP/1.1\r\nHost: " + hs.Listener.Addr().String() + "\r\n" +
-		"Upgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := conn.Write(append([]byte(upgrade), frame...)); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %s", resp.Status)
-	}
+	s := newServer(t, nil)
+	req := []byte(`{"id":"1","type":"test.multiply","data":{"A":6,"B":7}}`)
+	_, br := rawUpgrade(t, s.url, frame(0x81, req, true)...)
 	head := make([]byte, 2)
 	if _, err := io.ReadFull(br, head); err != nil {
 		t.Fatal(err)

@@ -66,8 +66,6 @@ func (t *connTransport) end() {
 
 func (t *connTransport) onClose(f func()) { t.closing = f }
 
-func (t *connTransport) buffered() bool { return false }
-
-func (t *connTransport) canTell() bool { return false }
+func (t *connTransport) input() *lazyReader { return nil }
 
 func (t *connTransport) context() context.Context { return t.ctx }
