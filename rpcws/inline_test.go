@@ -188,10 +188,10 @@ func TestManySlowMethods(t *testing.T) {
 	})
 }
 
-// A connection that keeps many calls in flight is served as ServeCodec
-// serves it, from the first requests on: over real sockets, 16 callers
-// sharing a connection get every reply right, and a call behind a slow
-// method is served at once.
+// Many calls in flight on one connection, over real sockets, with the
+// inline serving, its hand-offs and the switch to ServeCodec in play: 16
+// callers sharing the connection get every reply right, and a call behind a
+// slow method is then served.
 func TestPipelinedConnection(t *testing.T) {
 	w := &Where{gate: make(chan struct{}), started: make(chan struct{}, 1)}
 	s, _ := newServerWith(t, nil, w)
