@@ -69,8 +69,9 @@ func mapParts(s string, lo, hi byte, delta int) string {
 // nameCacheSize names of at most maxCachedName bytes, about 8 KB. It is not
 // safe for concurrent use.
 type nameCache struct {
-	fn func(string) string
-	m  map[string]namePair
+	fn   func(string) string
+	m    map[string]namePair
+	last namePair // the last name looked up: a connection mostly calls one method after another
 }
 
 type namePair struct{ from, to string }
@@ -82,7 +83,11 @@ const (
 
 // lookup returns key as a string and fn of it.
 func (c *nameCache) lookup(key []byte) (from, to string) {
+	if len(key) > 0 && string(key) == c.last.from {
+		return c.last.from, c.last.to
+	}
 	if p, ok := c.m[string(key)]; ok {
+		c.last = p
 		return p.from, p.to
 	}
 	from = string(key)
@@ -92,6 +97,7 @@ func (c *nameCache) lookup(key []byte) (from, to string) {
 	}
 	if len(c.m) < nameCacheSize && len(from) <= maxCachedName {
 		c.m[from] = namePair{from, to}
+		c.last = namePair{from, to}
 	}
 	return from, to
 }

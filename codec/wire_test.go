@@ -205,3 +205,20 @@ func TestNameCacheBounded(t *testing.T) {
 		}
 	}
 }
+
+// The name cache answers a repeated name from its last lookup, and never
+// answers one name with another's mapping.
+func TestNameCacheRepeats(t *testing.T) {
+	calls := 0
+	c := nameCache{fn: func(s string) string { calls++; return "<" + s + ">" }}
+	long := strings.Repeat("x", maxCachedName+1)
+	for i, name := range []string{"a.b", "a.b", "c.d", "a.b", "c.d", "c.d", long, "c.d", long, "", "a.b", ""} {
+		if from, to := c.lookup([]byte(name)); from != name || to != "<"+name+">" {
+			t.Fatalf("lookup %d of %q = %q, %q", i, name, from, to)
+		}
+	}
+	// "a.b", "c.d" and "" once each; the name too long to cache every time.
+	if want := 3 + 2; calls != want {
+		t.Errorf("fn ran %d times, want %d", calls, want)
+	}
+}
