@@ -26,3 +26,18 @@ func (h *Handler) PausedReaders() int {
 // HandOffTick is how often the handler looks for methods that run long
 // (inline.go).
 const HandOffTick = handOffTick
+
+// Watched reports how many connections the handler's watch holds, and
+// whether its timer is set (inline.go).
+func (h *Handler) Watched() (conns int, ticking bool) {
+	h.watch.mu.Lock()
+	defer h.watch.mu.Unlock()
+	return len(h.watch.conns), h.watch.running
+}
+
+// QuietLooks and WatchIdleTicks are how long the watch keeps a connection
+// that stopped calling, and itself without one (inline.go).
+const (
+	QuietLooks     = quietLooks
+	WatchIdleTicks = watchIdleTicks
+)

@@ -36,8 +36,13 @@ const pipelinedAfter = 16
 // handOffTick is how often the watch looks at the methods running.
 const handOffTick = 500 * time.Microsecond
 
-// watchIdleTicks is how many ticks that find no method running the watch
-// goes on before it stops: 10 ms.
+// quietLooks is how many looks in a row must find a connection reading,
+// with no request lent since, before the watch forgets it: 2 ms.
+const quietLooks = 4
+
+// watchIdleTicks is how many ticks that find no connection listed the watch
+// goes on before it stops: 10 ms, from quietLooks after the last method
+// returned.
 const watchIdleTicks = 20
 
 // runState is how a connection's requests are being served (see above).
@@ -52,6 +57,7 @@ type runState struct {
 	// cannot match.
 	state   atomic.Uint64
 	seen    uint64         // state at the watch's last look; the watch's own
+	quiet   uint8          // looks in a row that found it reading, at the same state; the watch's own
 	workers sync.WaitGroup // the goroutines serving the connection
 	listed  atomic.Bool    // in the watch's set
 
@@ -170,8 +176,9 @@ func (s *serverCodec) serveCodec() {
 
 // watch hands the reading of a connection to a new goroutine when its
 // reader has run one method for a tick or more. One serves a Handler. It is
-// a timer, not a goroutine: it ticks while connections run methods, and
-// stops after watchIdleTicks that found none. Setting the timer from a
+// a timer, not a goroutine: it ticks while connections run methods (or ran
+// one in the last quietLooks ticks), and stops after watchIdleTicks that
+// found none listed. Setting the timer from a
 // request would wake a thread on the request's path; resetting it from
 // its own tick does not, so it goes on ticking through short lulls.
 type watch struct {
@@ -214,22 +221,29 @@ func (w *watch) tick() {
 	w.timer.Reset(handOffTick)
 }
 
-// look checks one connection; w.mu is held.
+// look checks one connection; w.mu is held. A connection stays listed
+// until quietLooks looks in a row found it reading and nothing lent since:
+// one that calls again soon is not listed anew, under w.mu, on every call.
 func (w *watch) look(s *serverCodec) {
 	r := &s.run
 	// Unlist first, then look: a lend after the look lists the connection
 	// again, as it sees listed false.
 	r.listed.Store(false)
 	st := r.state.Load()
-	if st&1 == 0 { // reading, or idle
-		delete(w.conns, s)
+	if st != r.seen {
+		r.seen, r.quiet = st, 0
+		r.listed.Store(true)
+		return // reading after a call, or a method that started since the last look
+	}
+	if st&1 == 0 { // reading, or idle, since the last look
+		if r.quiet++; r.quiet >= quietLooks {
+			delete(w.conns, s)
+			return
+		}
+		r.listed.Store(true)
 		return
 	}
 	r.listed.Store(true)
-	if st != r.seen {
-		r.seen = st // a method that started since the last look
-		return
-	}
 	// The same method as at the last look: let another goroutine read.
 	// The connection stays listed; the next look sees what the new reader
 	// does.

@@ -289,3 +289,44 @@ func TestFrameWithTheUpgrade(t *testing.T) {
 		t.Errorf("reply %s, want %s", reply, want)
 	}
 }
+
+// A connection that calls again soon stays in the watch between its calls,
+// rather than being listed anew, under the handler's lock, on each: the
+// watch lets it go once it has called nothing for QuietLooks looks, and
+// stops ticking WatchIdleTicks later.
+func TestWatchKeepsACallingConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBubble(t, nil, &Where{})
+		defer b.close()
+		c := b.dialClient(t)
+		defer c.Close()
+		watched := func(when string, wantConns int, wantTicking bool) {
+			t.Helper()
+			synctest.Wait()
+			if n, ticking := b.h.Watched(); n != wantConns || ticking != wantTicking {
+				t.Fatalf("%s: the watch holds %d connections, ticking %v; want %d, %v", when, n, ticking, wantConns, wantTicking)
+			}
+		}
+		// The first call sets the watch ticking; the calls after it come
+		// half-way between ticks, so that no call or check meets a look.
+		var id string
+		if err := c.Call("Where.Here", 0, &id); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(rpcws.HandOffTick / 2)
+		for i := range 10 {
+			if err := c.Call("Where.Here", i, &id); err != nil {
+				t.Fatal(err)
+			}
+			// Two looks without a call: a watch that let go of a reading
+			// connection at once would hold none.
+			time.Sleep(2 * rpcws.HandOffTick)
+			watched(fmt.Sprintf("two looks after call %d", i), 1, true)
+		}
+		// The first look after a call sees it; QuietLooks more let go.
+		time.Sleep((rpcws.QuietLooks + 1 - 2) * rpcws.HandOffTick)
+		watched("QuietLooks looks without a call", 0, true)
+		time.Sleep(rpcws.WatchIdleTicks * rpcws.HandOffTick)
+		watched("WatchIdleTicks looks later", 0, false)
+	})
+}
