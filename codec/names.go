@@ -92,12 +92,19 @@ func (c *nameCache) lookup(key []byte) (from, to string) {
 	}
 	from = string(key)
 	to = c.fn(from)
-	if c.m == nil {
-		c.m = make(map[string]namePair)
+	if len(from) > maxCachedName {
+		return from, to
 	}
-	if len(c.m) < nameCacheSize && len(from) <= maxCachedName {
+	// The first name is kept in last alone: a connection that calls one
+	// method never makes the map.
+	switch {
+	case c.m == nil && c.last.from == "":
+	case c.m == nil:
+		c.m = map[string]namePair{c.last.from: c.last}
+		fallthrough
+	case len(c.m) < nameCacheSize:
 		c.m[from] = namePair{from, to}
-		c.last = namePair{from, to}
 	}
+	c.last = namePair{from, to}
 	return from, to
 }
