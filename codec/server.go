@@ -136,7 +136,7 @@ type ServerCodec struct {
 	seq   uint64
 
 	mu       sync.Mutex // guards pending
-	pending  map[uint64]serverRequest
+	pending  requestTable
 	draining atomic.Bool
 	paused   atomic.Bool // the reader waits for a slot or for budget
 
@@ -162,6 +162,69 @@ type serverRequest struct {
 	idLen int32
 	idBuf [40]byte
 	idBig []byte
+}
+
+// requestTable holds the requests in flight by seq. The first is kept in
+// a record of its own, made on the connection's first request and reused,
+// and only the others in a map, made when first needed: a connection that
+// has one call in flight at a time, as most do, never makes the map, which
+// would hold a kilobyte for the rest of the connection's life once it had
+// held one request (a map keeps its storage when emptied).
+type requestTable struct {
+	oneSeq uint64         // of the request in one; 0: none (seqs start at 1)
+	one    *serverRequest // nil until the first request
+	more   map[uint64]serverRequest
+}
+
+func (t *requestTable) put(seq uint64, r serverRequest) {
+	if t.oneSeq == 0 {
+		if t.one == nil {
+			t.one = new(serverRequest)
+		}
+		t.oneSeq, *t.one = seq, r
+		return
+	}
+	if t.more == nil {
+		t.more = make(map[uint64]serverRequest)
+	}
+	t.more[seq] = r
+}
+
+// update runs f on the request numbered seq, in place, and reports whether
+// there is one.
+func (t *requestTable) update(seq uint64, f func(*serverRequest)) bool {
+	if seq != 0 && seq == t.oneSeq {
+		f(t.one)
+		return true
+	}
+	r, ok := t.more[seq]
+	if ok {
+		f(&r)
+		t.more[seq] = r
+	}
+	return ok
+}
+
+// take removes the request numbered seq and returns it.
+func (t *requestTable) take(seq uint64) (serverRequest, bool) {
+	if seq != 0 && seq == t.oneSeq {
+		r := *t.one
+		t.oneSeq, *t.one = 0, serverRequest{}
+		return r, true
+	}
+	r, ok := t.more[seq]
+	if ok {
+		delete(t.more, seq)
+	}
+	return r, ok
+}
+
+func (t *requestTable) len() int {
+	n := len(t.more)
+	if t.oneSeq != 0 {
+		n++
+	}
+	return n
 }
 
 func newServerRequest(typ string, id []byte) serverRequest {
@@ -203,7 +266,6 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 		maxSlots: int64(opts.MaxInFlight),
 		maxFrame: opts.MaxFrameSize,
 		shared:   opts.Budget,
-		pending:  make(map[uint64]serverRequest),
 		enc:      newEncoder(),
 	}
 	switch {
@@ -258,6 +320,12 @@ func (c *ServerCodec) waitRoom() error {
 	if err := c.shared.wait(c.ctx); err != nil {
 		return err
 	}
+	if c.ctx.Err() == nil && c.slots.TryAcquire(1) {
+		// Acquire would ask ctx for its Done channel, which a context
+		// makes on first asking and keeps: 100 bytes on every connection
+		// that ever made a call.
+		return nil
+	}
 	return c.slots.Acquire(c.ctx, 1)
 }
 
@@ -271,87 +339,103 @@ func (c *ServerCodec) ReadPaused() bool { return c.paused.Load() }
 // net/rpc to serve. Frames that are not answer themselves with an error reply
 // (or, without an id, a log line) and the codec reads on.
 func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
+	// This loop is all that is on the stack while the connection waits for
+	// its next frame, which is most of its life: what the frame takes to
+	// handle is in take's stack frame, not in this one. (The reading
+	// goroutine's stack stays at 4 KB while the wait is shallow enough.)
 	for {
 		frame, err := c.conn.ReadFrame(c.ctx, reusable(c.buf))
-		if errors.Is(err, ErrBinaryFrame) {
-			c.replyError(nil, CodeParseError, "binary frames are not supported")
-			continue
-		}
-		if err != nil {
+		binary := errors.Is(err, ErrBinaryFrame)
+		if err != nil && !binary {
 			if c.ctx.Err() != nil {
 				return io.EOF // closed by us: net/rpc ends quietly
 			}
 			return err
 		}
-		c.buf = frame
-		if !utf8.Valid(frame) {
-			// A text frame must be UTF-8 (RFC 6455): nothing of it can be
-			// echoed, not even its id.
-			c.replyError(nil, CodeParseError, "frame is not valid UTF-8")
-			continue
+		if ok, err := c.take(frame, binary, r); ok {
+			return err
 		}
-		env, err := parseEnvelope(frame)
-		if err != nil {
-			c.replyError(nil, CodeParseError, err.Error())
-			continue
-		}
-		hasID := env.hasID()
-		if len(env.id) > MaxIDLength {
-			c.replyError(nil, CodeBadRequest, fmt.Sprintf("id is longer than %d bytes", MaxIDLength))
-			continue
-		}
-		var id []byte
-		if hasID {
-			id = env.id
-		}
-		typ, ok := stringValue(env.typ)
-		msg := ""
-		switch {
-		case env.typ == nil:
-			msg = "type is missing"
-		case !ok || len(typ) == 0:
-			msg = "type must be a non-empty string"
-		case len(typ) > MaxTypeLength:
-			msg = fmt.Sprintf("type is longer than %d bytes", MaxTypeLength)
-		}
-		if msg != "" {
-			if hasID {
-				c.replyError(id, CodeBadRequest, msg)
-			} else {
-				c.log("dropped a notification", "code", CodeBadRequest, "error", msg)
-			}
-			continue
-		}
-		typStr, method := c.names.lookup(typ)
-		req := newServerRequest(typStr, id)
-
-		// Drain waits for all slots: check before queueing behind it, and
-		// again once a slot is had.
-		if c.refuse(id) {
-			continue
-		}
-		if err := c.waitRoom(); err != nil {
-			return io.EOF
-		}
-		if c.onCall != nil {
-			req.start = time.Now()
-		}
-		if c.refuse(id) { // before the slot goes back, which lets Drain end
-			c.slots.Release(1)
-			continue
-		}
-		req.cost = int32(len(frame)) + requestCost // frames are far below 2 GiB
-		c.charge(int64(req.cost))
-		c.mu.Lock()
-		c.seq++
-		c.pending[c.seq] = req
-		c.mu.Unlock()
-
-		c.data = env.data
-		r.ServiceMethod = method
-		r.Seq = c.seq
-		return nil
 	}
+}
+
+// take handles a frame that ReadRequestHeader read. It reports true when
+// ReadRequestHeader returns err: the frame is a request or notification for
+// net/rpc to serve (err nil), or the codec is closing. It reports false when
+// the frame answered itself (with an error reply, or a log line) and the
+// codec reads on.
+func (c *ServerCodec) take(frame []byte, binary bool, r *rpc.Request) (bool, error) {
+	if binary {
+		c.replyError(nil, CodeParseError, "binary frames are not supported")
+		return false, nil
+	}
+	c.buf = frame
+	if !utf8.Valid(frame) {
+		// A text frame must be UTF-8 (RFC 6455): nothing of it can be
+		// echoed, not even its id.
+		c.replyError(nil, CodeParseError, "frame is not valid UTF-8")
+		return false, nil
+	}
+	env, err := parseEnvelope(frame)
+	if err != nil {
+		c.replyError(nil, CodeParseError, err.Error())
+		return false, nil
+	}
+	hasID := env.hasID()
+	if len(env.id) > MaxIDLength {
+		c.replyError(nil, CodeBadRequest, fmt.Sprintf("id is longer than %d bytes", MaxIDLength))
+		return false, nil
+	}
+	var id []byte
+	if hasID {
+		id = env.id
+	}
+	typ, ok := stringValue(env.typ)
+	msg := ""
+	switch {
+	case env.typ == nil:
+		msg = "type is missing"
+	case !ok || len(typ) == 0:
+		msg = "type must be a non-empty string"
+	case len(typ) > MaxTypeLength:
+		msg = fmt.Sprintf("type is longer than %d bytes", MaxTypeLength)
+	}
+	if msg != "" {
+		if hasID {
+			c.replyError(id, CodeBadRequest, msg)
+		} else {
+			c.log("dropped a notification", "code", CodeBadRequest, "error", msg)
+		}
+		return false, nil
+	}
+	typStr, method := c.names.lookup(typ)
+	req := newServerRequest(typStr, id)
+
+	// Drain waits for all slots: check before queueing behind it, and
+	// again once a slot is had.
+	if c.refuse(id) {
+		return false, nil
+	}
+	if err := c.waitRoom(); err != nil {
+		return true, io.EOF
+	}
+	if c.onCall != nil {
+		req.start = time.Now()
+	}
+	if c.refuse(id) { // before the slot goes back, which lets Drain end
+		c.slots.Release(1)
+		return false, nil
+	}
+	req.cost = int32(len(frame)) + requestCost // frames are far below 2 GiB
+	c.charge(int64(req.cost))
+	c.mu.Lock()
+	c.seq++
+	c.pending.put(c.seq, req)
+	c.mu.Unlock()
+
+	c.data = env.data
+	r.ServiceMethod = method
+	r.Seq = c.seq
+	return true, nil
 }
 
 // refuse answers the request with the given id (nil: a notification) with
@@ -440,8 +524,7 @@ func article(v string) string {
 // in flight until they have returned.
 func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	c.mu.Lock()
-	req, ok := c.pending[r.Seq]
-	delete(c.pending, r.Seq)
+	req, ok := c.pending.take(r.Seq)
 	c.mu.Unlock()
 	if !ok {
 		return nil // never read by this codec; nothing to answer
@@ -494,15 +577,12 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 func (c *ServerCodec) AfterReply(seq uint64, f func()) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	req, ok := c.pending[seq]
-	if ok {
+	return c.pending.update(seq, func(req *serverRequest) {
 		if req.after == nil {
 			req.after = new([]func())
 		}
 		*req.after = append(*req.after, f)
-		c.pending[seq] = req
-	}
-	return ok
+	})
 }
 
 // runAfter starts the request's AfterReply functions, and frees its slot
@@ -632,7 +712,7 @@ func classify(text, typ string) (code, message string) {
 func (c *ServerCodec) InFlight() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.pending)
+	return c.pending.len()
 }
 
 // Drain stops the codec taking new requests and waits until every request in

@@ -222,3 +222,76 @@ func TestNameCacheRepeats(t *testing.T) {
 		t.Errorf("fn ran %d times, want %d", calls, want)
 	}
 }
+
+// A connection that calls one method never makes the name cache's map.
+func TestNameCacheOneName(t *testing.T) {
+	c := nameCache{fn: MethodName}
+	for range 3 {
+		if from, to := c.lookup([]byte("arith.multiply")); from != "arith.multiply" || to != "Arith.Multiply" {
+			t.Fatalf("lookup = %q, %q", from, to)
+		}
+	}
+	if c.m != nil {
+		t.Fatalf("one name made the map: %v", c.m)
+	}
+	c.lookup([]byte("arith.add"))
+	for _, name := range []string{"arith.multiply", "arith.add"} {
+		if _, ok := c.m[name]; !ok {
+			t.Errorf("after a second name, the map lacks %q: %v", name, c.m)
+		}
+	}
+}
+
+// The table of requests in flight keeps the first in place and the rest in
+// a map, whatever the order they are answered in.
+func TestRequestTable(t *testing.T) {
+	var tab requestTable
+	req := func(seq uint64) serverRequest { return newServerRequest(fmt.Sprint("t", seq), []byte(fmt.Sprint(seq))) }
+	check := func(seq uint64, want bool) {
+		t.Helper()
+		r, ok := tab.take(seq)
+		if ok != want || ok && (r.typ != fmt.Sprint("t", seq) || string(r.id()) != fmt.Sprint(seq)) {
+			t.Fatalf("take(%d) = %q %q %v, want %v", seq, r.typ, r.id(), ok, want)
+		}
+	}
+	// One at a time: no map.
+	for seq := uint64(1); seq <= 5; seq++ {
+		tab.put(seq, req(seq))
+		if tab.len() != 1 {
+			t.Fatalf("len = %d, want 1", tab.len())
+		}
+		check(seq, true)
+		check(seq, false)
+	}
+	if tab.more != nil {
+		t.Fatal("one request at a time made the map")
+	}
+	// Several, answered out of order; AfterReply's update reaches each.
+	for seq := uint64(6); seq <= 9; seq++ {
+		tab.put(seq, req(seq))
+	}
+	for seq := uint64(6); seq <= 9; seq++ {
+		if !tab.update(seq, func(r *serverRequest) { r.cost = int32(seq) }) {
+			t.Fatalf("update(%d) found nothing", seq)
+		}
+	}
+	if tab.update(42, func(*serverRequest) { t.Fatal("updated a request not in flight") }) {
+		t.Fatal("update(42) found a request")
+	}
+	for _, seq := range []uint64{8, 6, 9} {
+		r, ok := tab.take(seq)
+		if !ok || r.cost != int32(seq) {
+			t.Fatalf("take(%d) = cost %d, %v", seq, r.cost, ok)
+		}
+	}
+	tab.put(10, req(10)) // the first's place is free again
+	if tab.len() != 2 {
+		t.Fatalf("len = %d, want 2", tab.len())
+	}
+	check(7, true)
+	check(10, true)
+	check(0, false)
+	if tab.len() != 0 {
+		t.Fatalf("len = %d, want 0", tab.len())
+	}
+}
