@@ -121,7 +121,14 @@ func (c *wsConn) startKeepalive(interval time.Duration, paused func() bool) {
 // the read, not ctx: a context that ends during a read would close the whole
 // WebSocket, and [wsConn.Close] unblocks reads anyway.
 func (c *wsConn) ReadFrame(_ context.Context, buf []byte) ([]byte, error) {
+	// An idle connection waits in Reader: the rest is in readMessage's stack
+	// frame, not in this one (see codec.ServerCodec.ReadRequestHeader).
 	typ, r, err := c.ws.Reader(context.Background())
+	return c.readMessage(typ, r, err, buf)
+}
+
+// readMessage reads the message that Reader began, for ReadFrame.
+func (c *wsConn) readMessage(typ websocket.MessageType, r io.Reader, err error, buf []byte) ([]byte, error) {
 	var held int64
 	if err == nil {
 		buf, held, err = c.readAll(r, buf[:0])

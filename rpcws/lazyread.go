@@ -106,7 +106,13 @@ func (l *lazyReader) fill() error {
 		return l.took(b, n, err)
 	}
 	l.got, l.n, l.rerr = nil, 0, nil
-	err := l.raw.Read(l.onReady)
+	// An idle connection waits in raw.Read: the rest is in filled's stack
+	// frame, not in this one (see codec.ServerCodec.ReadRequestHeader).
+	return l.filled(l.raw.Read(l.onReady))
+}
+
+// filled takes what fill's raw read left in l.got, l.n and l.rerr.
+func (l *lazyReader) filled(err error) error {
 	b, n, rerr := l.got, l.n, l.rerr
 	l.got, l.rerr = nil, nil
 	if err != nil {
