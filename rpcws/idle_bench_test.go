@@ -24,8 +24,9 @@ import (
 // more than one process may open here, and the split measures each side's
 // memory on its own.
 const (
-	idleURLEnv = "RPCWS_IDLE_URL"
-	idleNEnv   = "RPCWS_IDLE_N"
+	idleURLEnv  = "RPCWS_IDLE_URL"
+	idleNEnv    = "RPCWS_IDLE_N"
+	idleEachEnv = "RPCWS_IDLE_EACH" // "1": a call on every connection, not on the last alone
 )
 
 // usage returns the heap and stack memory in use, and the goroutines, after a
@@ -57,9 +58,15 @@ func TestIdleClientProcess(t *testing.T) {
 		}
 		clients[i] = c
 	}
-	var reply int
-	if err := clients[n-1].Call("BenchArith.Multiply", &Args{2, 3}, &reply); err != nil {
-		t.Fatal(err)
+	callers := clients[n-1:]
+	if os.Getenv(idleEachEnv) == "1" {
+		callers = clients
+	}
+	for _, c := range callers {
+		var reply int
+		if err := c.Call("BenchArith.Multiply", &Args{2, 3}, &reply); err != nil {
+			t.Fatal(err)
+		}
 	}
 	after, g1 := usage()
 	fmt.Printf("ready %d %d\n", after-before, g1-g0)
@@ -71,18 +78,25 @@ func TestIdleClientProcess(t *testing.T) {
 
 // BenchmarkIdleConns reports the memory and goroutines that an idle
 // connection costs, server and client together, with 1,000 and 10,000
-// connections held open by one server.
+// connections held open by one server: connections that have made no call
+// but one (calls=one: a connection that only listens for events), and
+// connections that have each made one (calls=each: a browser that called
+// and went quiet). A server connection keeps more once it has served a
+// call: its reader's stack grew to run the method.
 func BenchmarkIdleConns(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
-			for range b.N {
-				idleConns(b, n)
-			}
-		})
+		for _, each := range []bool{false, true} {
+			calls := map[bool]string{false: "one", true: "each"}[each]
+			b.Run(fmt.Sprintf("conns=%d/calls=%s", n, calls), func(b *testing.B) {
+				for range b.N {
+					idleConns(b, n, each)
+				}
+			})
+		}
 	}
 }
 
-func idleConns(b *testing.B, n int) {
+func idleConns(b *testing.B, n int, each bool) {
 	srv := rpc.NewServer()
 	srv.Register(BenchArith{})
 	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{MaxConns: n + 1, MaxConnsPerClient: -1})
@@ -93,6 +107,9 @@ func idleConns(b *testing.B, n int) {
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), idleURLEnv+"=ws"+strings.TrimPrefix(hs.URL, "http"), idleNEnv+"="+strconv.Itoa(n))
+	if each {
+		cmd.Env = append(cmd.Env, idleEachEnv+"=1")
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
