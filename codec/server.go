@@ -205,18 +205,24 @@ func (t *requestTable) update(seq uint64, f func(*serverRequest)) bool {
 	return ok
 }
 
-// take removes the request numbered seq and returns it.
-func (t *requestTable) take(seq uint64) (serverRequest, bool) {
+// take moves the request numbered seq into r and reports whether there was
+// one. It is not inlined: its temporaries would stay in the caller's stack
+// frame while the reply is written, which, on the goroutine net/rpc starts
+// for a request, costs a stack growth on every call.
+//
+//go:noinline
+func (t *requestTable) take(seq uint64, r *serverRequest) bool {
 	if seq != 0 && seq == t.oneSeq {
-		r := *t.one
+		*r = *t.one
 		t.oneSeq, *t.one = 0, serverRequest{}
-		return r, true
+		return true
 	}
-	r, ok := t.more[seq]
+	m, ok := t.more[seq]
 	if ok {
+		*r = m
 		delete(t.more, seq)
 	}
-	return r, ok
+	return ok
 }
 
 func (t *requestTable) len() int {
@@ -524,7 +530,8 @@ func article(v string) string {
 // in flight until they have returned.
 func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	c.mu.Lock()
-	req, ok := c.pending.take(r.Seq)
+	var req serverRequest
+	ok := c.pending.take(r.Seq, &req)
 	c.mu.Unlock()
 	if !ok {
 		return nil // never read by this codec; nothing to answer

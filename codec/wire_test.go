@@ -249,7 +249,8 @@ func TestRequestTable(t *testing.T) {
 	req := func(seq uint64) serverRequest { return newServerRequest(fmt.Sprint("t", seq), []byte(fmt.Sprint(seq))) }
 	check := func(seq uint64, want bool) {
 		t.Helper()
-		r, ok := tab.take(seq)
+		var r serverRequest
+		ok := tab.take(seq, &r)
 		if ok != want || ok && (r.typ != fmt.Sprint("t", seq) || string(r.id()) != fmt.Sprint(seq)) {
 			t.Fatalf("take(%d) = %q %q %v, want %v", seq, r.typ, r.id(), ok, want)
 		}
@@ -279,7 +280,8 @@ func TestRequestTable(t *testing.T) {
 		t.Fatal("update(42) found a request")
 	}
 	for _, seq := range []uint64{8, 6, 9} {
-		r, ok := tab.take(seq)
+		var r serverRequest
+		ok := tab.take(seq, &r)
 		if !ok || r.cost != int32(seq) {
 			t.Fatalf("take(%d) = cost %d, %v", seq, r.cost, ok)
 		}
