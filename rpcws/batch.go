@@ -33,6 +33,7 @@ type batchConn struct {
 	queue    []byte     // bytes to send
 	spare    []byte     // the previous queue's storage, for reuse
 	flushing bool       // the flusher goroutine runs
+	holding  int        // writers between hold and release: writes only queue
 	closing  bool       // Close waits for the last sends
 	err      error      // the first send error; every later write fails with it
 	lastSend time.Time  // when the last send ended
@@ -83,6 +84,10 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	if b.holding > 0 {
+		b.queue = append(b.queue, p...) // release sends it, or the flusher
+		return len(p), nil
+	}
 	if !b.flushing && now.Sub(b.lastSend) > quiet {
 		// Alone on a quiet connection: nothing would join a queue, so send
 		// at once, on the writer's goroutine, as an unbatched connection
@@ -95,6 +100,42 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		go b.flush()
 	}
 	return len(p), nil
+}
+
+// hold makes writes only queue until the matching release, which sends
+// them together. coder/websocket writes a frame larger than the buffer it
+// writes through (512 bytes) in two writes: held, the frame leaves in one
+// send, where the second write would otherwise find the connection just
+// used and start a flusher for itself.
+func (b *batchConn) hold() {
+	b.mu.Lock()
+	b.holding++
+	b.mu.Unlock()
+}
+
+// release ends a hold, and sends what the writes queued meanwhile as Write
+// sends one write: at once on a quiet connection, else through the flusher.
+// It returns the send's error.
+func (b *batchConn) release() error {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holding--
+	if b.holding > 0 || b.flushing || len(b.queue) == 0 || b.err != nil {
+		return b.err // the flusher, or the last release, sends the queue
+	}
+	if now.Sub(b.lastSend) > quiet {
+		out := b.queue
+		b.queue = b.spare[:0]
+		_, err := b.sendNow(out)
+		if cap(out) <= idleKeep {
+			b.spare = out[:0]
+		}
+		return err
+	}
+	b.flushing = true
+	go b.flush()
+	return nil
 }
 
 // sendNow sends p on the calling goroutine. b.mu is held.
@@ -179,6 +220,12 @@ func (b *batchConn) send(p []byte) (int, error) {
 // right after, and the frame must not be lost.
 func (b *batchConn) Close() error {
 	b.mu.Lock()
+	if !b.flushing && len(b.queue) > 0 && b.err == nil {
+		// Queued under a hold (a close frame written while a frame was
+		// held): the flusher sends it.
+		b.flushing = true
+		go b.flush()
+	}
 	if b.flushing && b.err == nil {
 		b.closing = true
 		grace := closeGrace
@@ -200,11 +247,26 @@ func (b *batchConn) Close() error {
 type batchWriter struct {
 	http.ResponseWriter
 	timeout  time.Duration
-	hijacked func()       // called before the 101 response can reach the client; may be nil
-	broken   func()       // called when a send fails; may be nil
-	reads    *sync.Pool   // of read buffers (*[]byte) lent while there are bytes to read; nil: none
-	input    **lazyReader // set to the connection's lazyReader, if it has one; may be nil
+	hijacked func()           // called before the 101 response can reach the client; may be nil
+	broken   func()           // called when a send fails; may be nil
+	reads    *sync.Pool       // of read buffers (*[]byte) lent while there are bytes to read; nil: none
+	input    **lazyReader     // set to the connection's lazyReader, if it has one; may be nil
+	batch    func(*batchConn) // given the connection's batchConn; may be nil
 }
+
+// serverWriteBuffer is the size of the buffer a server's coder/websocket
+// connection writes its frames through, and clientWriteBuffer that of a
+// client's, which coder/websocket makes itself (bufio's default). A frame
+// larger than its buffer leaves in two writes, which a batchConn's hold
+// joins again.
+const (
+	serverWriteBuffer = 512
+	clientWriteBuffer = 4096
+)
+
+// maxFrameHeader is the largest WebSocket frame header: 2 bytes, 8 of
+// length and 4 of mask.
+const maxFrameHeader = 14
 
 func (w batchWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
@@ -248,16 +310,23 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			*w.input = bc.lazy
 		}
 	}
+	if w.batch != nil {
+		w.batch(bc)
+	}
 	// coder/websocket writes frames through this buffer; batchConn gathers
 	// them again, so a small one does.
-	return bc, bufio.NewReadWriter(br, bufio.NewWriterSize(bc, 512)), nil
+	return bc, bufio.NewReadWriter(br, bufio.NewWriterSize(bc, serverWriteBuffer)), nil
 }
 
 // batchingClient returns an HTTP client for the WebSocket handshake whose
-// connections are batchConns (see [wrapDialer]), and false when it could not
-// wrap base.
-func batchingClient(base *http.Client, timeout time.Duration) (*http.Client, bool) {
-	return wrapDialer(base, func(c net.Conn) net.Conn { return newBatchConn(c, timeout) })
+// connections are batchConns (see [wrapDialer]), each handed to dialed, and
+// false when it could not wrap base.
+func batchingClient(base *http.Client, timeout time.Duration, dialed func(*batchConn)) (*http.Client, bool) {
+	return wrapDialer(base, func(c net.Conn) net.Conn {
+		b := newBatchConn(c, timeout)
+		dialed(b)
+		return b
+	})
 }
 
 // wrapDialer returns a clone of base (nil: the default client) whose

@@ -147,6 +147,28 @@ func BenchmarkShared64Small(b *testing.B) {
 
 var kib = strings.Repeat("x", 1024)
 
+// One caller, a 1 KiB echo: frames larger than the buffer coder/websocket
+// writes through.
+func BenchmarkCallEcho1KiB(b *testing.B) {
+	c := benchDial(b, benchServer(b))
+	var lat latencies
+	d := make([]time.Duration, 0, b.N)
+	b.SetBytes(2 * 1024)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		var reply string
+		if err := c.Call("BenchEcho.Echo", kib, &reply); err != nil {
+			b.Fatal(err)
+		}
+		d = append(d, time.Since(start))
+	}
+	b.StopTimer()
+	lat.add(d)
+	lat.report(b)
+}
+
 // 64 callers sharing one connection, a 1 KiB echo.
 func BenchmarkShared64Echo1KiB(b *testing.B) {
 	c := benchDial(b, benchServer(b))

@@ -40,6 +40,12 @@ type wsConn struct {
 	batched      bool            // ws runs over a batchConn, which bounds writes itself
 	lazy         *lazyReader     // what ws reads from, if it is one; set once, before the connection is used
 
+	// batch is the batchConn under ws, if known, and holdAbove the frame
+	// size from which a write holds it, to leave in one send (see
+	// batchConn.hold).
+	batch     atomic.Pointer[batchConn]
+	holdAbove int
+
 	// hold reserves bytes of a frame being read against the budgets, and
 	// release gives them back; nil: frames are not budgeted (a client).
 	hold    func(n int64) bool
@@ -196,6 +202,14 @@ func (c *wsConn) readAll(r io.Reader, buf []byte) ([]byte, int64, error) {
 // write gets a context with the timeout, which coder/websocket watches at a
 // cost of a few allocations.
 func (c *wsConn) WriteFrame(_ context.Context, p []byte) error {
+	if b := c.batch.Load(); b != nil && len(p) > c.holdAbove {
+		b.hold()
+		err := c.ws.Write(context.Background(), websocket.MessageText, p)
+		if rerr := b.release(); err == nil {
+			err = rerr
+		}
+		return err
+	}
 	if c.batched || c.writeTimeout <= 0 {
 		return c.ws.Write(context.Background(), websocket.MessageText, p)
 	}

@@ -249,6 +249,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}}
 	bw.reads = &h.reads
 	bw.input = &conn.lazy
+	bw.batch = conn.batch.Store
+	conn.holdAbove = serverWriteBuffer - maxFrameHeader
 	var ao websocket.AcceptOptions
 	if h.opts.AcceptOptions != nil {
 		ao = *h.opts.AcceptOptions

@@ -1,0 +1,112 @@
+package rpcws
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// sends is a net.Conn that records each Write it is given, as one send.
+type sends struct {
+	net.Conn // nil: only Write, Close and SetWriteDeadline are called
+	mu       sync.Mutex
+	got      [][]byte
+	closed   bool
+}
+
+func (s *sends) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = append(s.got, bytes.Clone(p))
+	return len(p), nil
+}
+
+func (s *sends) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+func (s *sends) SetWriteDeadline(time.Time) error { return nil }
+
+func (s *sends) sent() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got
+}
+
+// Writes made under a hold, by the holder and by others, leave in one send
+// at its release, in the order they were made; a write after the release
+// goes out on its own again. (In a bubble: the connection's quiet is
+// bubble time.)
+func TestHoldJoinsWrites(t *testing.T) {
+	synctest.Test(t, testHoldJoinsWrites)
+}
+
+func testHoldJoinsWrites(t *testing.T) {
+	s := &sends{}
+	b := newBatchConn(s, 0)
+	b.hold()
+	b.Write([]byte("head"))
+	done := make(chan struct{})
+	go func() { // another writer, as coder/websocket's pong
+		defer close(done)
+		b.Write([]byte("+pong"))
+	}()
+	<-done
+	b.Write([]byte("+payload"))
+	if got := s.sent(); len(got) != 0 {
+		t.Fatalf("sent %q under the hold", got)
+	}
+	if err := b.release(); err != nil {
+		t.Fatal(err)
+	}
+	got := s.sent()
+	if len(got) != 1 || string(got[0]) != "head+pong+payload" {
+		t.Fatalf("sent %q at the release, want one send of %q", got, "head+pong+payload")
+	}
+	time.Sleep(2 * quiet) // quiet now: the next write goes out at once, on this goroutine
+	b.Write([]byte("next"))
+	if got := s.sent(); len(got) != 2 || string(got[1]) != "next" {
+		t.Fatalf("sent %q, want %q after the first send", got, "next")
+	}
+}
+
+// Holds nest: only the last release sends.
+func TestHoldsNest(t *testing.T) {
+	s := &sends{}
+	b := newBatchConn(s, 0)
+	b.hold()
+	b.hold()
+	b.Write([]byte("a"))
+	b.release()
+	if got := s.sent(); len(got) != 0 {
+		t.Fatalf("sent %q before the last release", got)
+	}
+	b.Write([]byte("b"))
+	b.release()
+	if got := s.sent(); len(got) != 1 || string(got[0]) != "ab" {
+		t.Fatalf("sent %q, want one send of %q", got, "ab")
+	}
+}
+
+// What was written under a hold is sent before Close closes the connection:
+// coder/websocket may write its close frame and close while a frame is held.
+func TestCloseSendsHeldWrites(t *testing.T) {
+	s := &sends{}
+	b := newBatchConn(s, 0)
+	b.hold()
+	b.Write([]byte("close frame"))
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed || len(s.got) != 1 || string(s.got[0]) != "close frame" {
+		t.Fatalf("closed %v after sending %q; want the held write sent first", s.closed, s.got)
+	}
+}
