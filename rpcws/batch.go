@@ -3,6 +3,7 @@ package rpcws
 import (
 	"bufio"
 	"context"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
@@ -28,16 +29,21 @@ type batchConn struct {
 	broken  func()        // called, on a goroutine of its own, when a send fails; may be nil
 	lazy    *lazyReader   // reads the connection, if set; it is read directly otherwise
 
-	mu       sync.Mutex // guards the fields below
-	space    sync.Cond  // signalled when the queue shrinks
-	queue    []byte     // bytes to send
-	spare    []byte     // the previous queue's storage, for reuse
-	flushing bool       // the flusher goroutine runs
-	holding  int        // writers between hold and release: writes only queue
-	closing  bool       // Close waits for the last sends
-	err      error      // the first send error; every later write fails with it
-	lastSend time.Time  // when the last send ended
-	deadline time.Time  // the write deadline of the connection; the sender's alone
+	mu       sync.Mutex    // guards the fields below
+	space    sync.Cond     // signalled when the queue shrinks
+	queue    []byte        // bytes to send
+	spare    []byte        // the previous queue's storage, for reuse
+	flushing bool          // the flusher goroutine runs
+	holding  int           // writers between hold and release: writes only queue
+	closing  bool          // Close waits for the last sends
+	err      error         // the first send error; every later write fails with it
+	lastSend time.Duration // when the last send ended, on the clock of since; long before the start until the first
+	deadline time.Duration // the write deadline of the connection, likewise; the sender's alone
+
+	// epoch is when the connection was made: since reads the monotonic
+	// clock from it, at half the cost of time.Now, which reads the wall
+	// clock too.
+	epoch time.Time
 }
 
 // maxQueued is how many bytes may wait to be sent before writers wait.
@@ -62,7 +68,7 @@ const quiet = 5 * time.Microsecond
 const closeGrace = time.Second
 
 func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
-	b := &batchConn{Conn: c, timeout: timeout}
+	b := &batchConn{Conn: c, timeout: timeout, epoch: time.Now(), lastSend: math.MinInt64 / 2}
 	b.space.L = &b.mu
 	return b
 }
@@ -74,8 +80,11 @@ func (b *batchConn) Read(p []byte) (int, error) {
 	return b.Conn.Read(p)
 }
 
+// since returns the time on the connection's clock.
+func (b *batchConn) since() time.Duration { return time.Since(b.epoch) }
+
 func (b *batchConn) Write(p []byte) (int, error) {
-	now := time.Now()
+	now := b.since()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for b.err == nil && len(b.queue) >= maxQueued {
@@ -88,7 +97,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		b.queue = append(b.queue, p...) // release sends it, or the flusher
 		return len(p), nil
 	}
-	if !b.flushing && now.Sub(b.lastSend) > quiet {
+	if !b.flushing && now-b.lastSend > quiet {
 		// Alone on a quiet connection: nothing would join a queue, so send
 		// at once, on the writer's goroutine, as an unbatched connection
 		// would.
@@ -117,14 +126,14 @@ func (b *batchConn) hold() {
 // sends one write: at once on a quiet connection, else through the flusher.
 // It returns the send's error.
 func (b *batchConn) release() error {
-	now := time.Now()
+	now := b.since()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.holding--
 	if b.holding > 0 || b.flushing || len(b.queue) == 0 || b.err != nil {
 		return b.err // the flusher, or the last release, sends the queue
 	}
-	if now.Sub(b.lastSend) > quiet {
+	if now-b.lastSend > quiet {
 		out := b.queue
 		b.queue = b.spare[:0]
 		_, err := b.sendNow(out)
@@ -193,13 +202,13 @@ func (b *batchConn) send(p []byte) (int, error) {
 		// timeout: setting it updates a runtime timer, a fifth of a
 		// microsecond on every frame otherwise. A send is bounded by at
 		// least 63/64 of the timeout, and at most all of it.
-		if d := time.Now().Add(b.timeout); d.Sub(b.deadline) > b.timeout/64 {
-			b.Conn.SetWriteDeadline(d)
+		if d := b.since() + b.timeout; d-b.deadline > b.timeout/64 {
+			b.Conn.SetWriteDeadline(b.epoch.Add(d))
 			b.deadline = d
 		}
 	}
 	n, err := b.Conn.Write(p)
-	end := time.Now()
+	end := b.since()
 	b.mu.Lock()
 	b.lastSend = end
 	if err != nil && b.err == nil {
