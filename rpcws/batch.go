@@ -113,9 +113,9 @@ func (b *batchConn) Write(p []byte) (int, error) {
 
 // hold makes writes only queue until the matching release, which sends
 // them together. coder/websocket writes a frame larger than the buffer it
-// writes through (512 bytes) in two writes: held, the frame leaves in one
-// send, where the second write would otherwise find the connection just
-// used and start a flusher for itself.
+// writes through (serverWriteBuffer, clientWriteBuffer) in two writes:
+// held, the frame leaves in one send, where the second write would
+// otherwise find the connection just used and start a flusher for itself.
 func (b *batchConn) hold() {
 	b.mu.Lock()
 	b.holding++
@@ -134,8 +134,10 @@ func (b *batchConn) release() error {
 		return b.err // the flusher, or the last release, sends the queue
 	}
 	if now-b.lastSend > quiet {
+		// The queue goes out; writes made meanwhile go to the spare
+		// storage, which must then be the spare no more.
 		out := b.queue
-		b.queue = b.spare[:0]
+		b.queue, b.spare = b.spare[:0], nil
 		_, err := b.sendNow(out)
 		if cap(out) <= idleKeep {
 			b.spare = out[:0]

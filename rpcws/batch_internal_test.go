@@ -110,3 +110,83 @@ func TestCloseSendsHeldWrites(t *testing.T) {
 		t.Fatalf("closed %v after sending %q; want the held write sent first", s.closed, s.got)
 	}
 }
+
+// Writes made while a held frame is being sent, and while the flusher sends
+// them in turn, reach the connection intact and in order: a small held
+// frame, whose storage is kept for reuse, then a large one, whose storage is
+// not. (In a bubble: the connection's quiet is bubble time.)
+func TestWritesDuringHeldSend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &sendsDuring{}
+		b := newBatchConn(s, 0)
+		var mu sync.Mutex
+		var want []byte
+		write := func(p []byte) {
+			mu.Lock()
+			want = append(want, p...)
+			mu.Unlock()
+			b.Write(p)
+		}
+		budget := 0              // writes left to make during sends
+		s.during = func(i int) { // another writer, while send i is under way
+			if budget > 0 {
+				budget--
+				write(bytes.Repeat([]byte{byte('a' + i)}, 64))
+			}
+		}
+		for _, size := range []int{100, 2 * idleKeep} {
+			budget = 2 // during the release's send, and the flusher's after it
+			b.hold()
+			write(bytes.Repeat([]byte{'H'}, size))
+			if err := b.release(); err != nil {
+				t.Fatal(err)
+			}
+			b.mu.Lock()
+			for b.flushing {
+				b.space.Wait()
+			}
+			b.mu.Unlock()
+			time.Sleep(2 * quiet) // quiet again: the next release sends at once
+		}
+		b.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if got := s.all(); !bytes.Equal(got, want) {
+			t.Fatalf("sent %d bytes %.120q..., want %d bytes %.120q...", len(got), got, len(want), want)
+		}
+	})
+}
+
+// sendsDuring is a net.Conn whose every send first lets during write, as
+// another goroutine could while the system call runs, and only then looks
+// at the bytes it was given.
+type sendsDuring struct {
+	net.Conn
+	mu     sync.Mutex
+	n      int
+	during func(i int)
+	got    []byte
+}
+
+func (s *sendsDuring) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	i := s.n
+	s.n++
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { defer close(done); s.during(i) }()
+	<-done
+	s.mu.Lock()
+	s.got = append(s.got, p...)
+	s.mu.Unlock()
+	return len(p), nil
+}
+
+func (s *sendsDuring) all() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.got)
+}
+
+func (s *sendsDuring) Close() error                     { return nil }
+func (s *sendsDuring) SetWriteDeadline(time.Time) error { return nil }
