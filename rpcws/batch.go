@@ -279,6 +279,12 @@ const (
 // length and 4 of mask.
 const maxFrameHeader = 14
 
+// maxHeld is the largest frame written under a hold. A held frame must fit
+// the queue: writes that find it full wait for a send, and none comes while
+// the writer holds (a client writes a frame in pieces of its buffer's
+// size). A larger frame is written as it comes, as many sends as it takes.
+const maxHeld = maxQueued / 2
+
 func (w batchWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {

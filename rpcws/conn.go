@@ -202,7 +202,7 @@ func (c *wsConn) readAll(r io.Reader, buf []byte) ([]byte, int64, error) {
 // write gets a context with the timeout, which coder/websocket watches at a
 // cost of a few allocations.
 func (c *wsConn) WriteFrame(_ context.Context, p []byte) error {
-	if b := c.batch.Load(); b != nil && len(p) > c.holdAbove {
+	if b := c.batch.Load(); b != nil && len(p) > c.holdAbove && len(p) <= maxHeld {
 		b.hold()
 		err := c.ws.Write(context.Background(), websocket.MessageText, p)
 		if rerr := b.release(); err == nil {
