@@ -347,7 +347,7 @@ func (c *ServerCodec) ReadPaused() bool { return c.paused.Load() }
 func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 	// This loop is all that is on the stack while the connection waits for
 	// its next frame, which is most of its life: what the frame takes to
-	// handle is in take's stack frame, not in this one. (The reading
+	// handle is in handleFrame's stack frame, not in this one. (The reading
 	// goroutine's stack stays at 4 KB while the wait is shallow enough.)
 	for {
 		frame, err := c.conn.ReadFrame(c.ctx, reusable(c.buf))
@@ -358,18 +358,18 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 			}
 			return err
 		}
-		if ok, err := c.take(frame, binary, r); ok {
+		if ok, err := c.handleFrame(frame, binary, r); ok {
 			return err
 		}
 	}
 }
 
-// take handles a frame that ReadRequestHeader read. It reports true when
+// handleFrame handles a frame that ReadRequestHeader read. It reports true when
 // ReadRequestHeader returns err: the frame is a request or notification for
 // net/rpc to serve (err nil), or the codec is closing. It reports false when
 // the frame answered itself (with an error reply, or a log line) and the
 // codec reads on.
-func (c *ServerCodec) take(frame []byte, binary bool, r *rpc.Request) (bool, error) {
+func (c *ServerCodec) handleFrame(frame []byte, binary bool, r *rpc.Request) (bool, error) {
 	if binary {
 		c.replyError(nil, CodeParseError, "binary frames are not supported")
 		return false, nil

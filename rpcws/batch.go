@@ -25,9 +25,10 @@ import (
 // which the timeout bounds too.
 type batchConn struct {
 	net.Conn
-	timeout time.Duration // <= 0: none
-	broken  func()        // called, on a goroutine of its own, when a send fails; may be nil
-	lazy    *lazyReader   // reads the connection, if set; it is read directly otherwise
+	timeout   time.Duration // <= 0: none
+	broken    func()        // called, on a goroutine of its own, when a send fails; may be nil
+	lazy      *lazyReader   // reads the connection, if set; it is read directly otherwise
+	holdAbove int           // frames larger are written under a hold (see hold): coder/websocket's write buffer, less a header
 
 	mu       sync.Mutex    // guards the fields below
 	space    sync.Cond     // signalled when the queue shrinks
@@ -67,8 +68,10 @@ const quiet = 5 * time.Microsecond
 // frame, to be sent.
 const closeGrace = time.Second
 
-func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
-	b := &batchConn{Conn: c, timeout: timeout, epoch: time.Now(), lastSend: math.MinInt64 / 2}
+// newBatchConn returns a batchConn over c, for a coder/websocket connection
+// that writes its frames through a buffer of writeBuffer bytes.
+func newBatchConn(c net.Conn, timeout time.Duration, writeBuffer int) *batchConn {
+	b := &batchConn{Conn: c, timeout: timeout, holdAbove: writeBuffer - maxFrameHeader, epoch: time.Now(), lastSend: math.MinInt64 / 2}
 	b.space.L = &b.mu
 	return b
 }
@@ -105,11 +108,21 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	}
 	b.queue = append(b.queue, p...)
 	if !b.flushing {
-		b.flushing = true
-		go b.flush()
+		b.startFlush()
 	}
 	return len(p), nil
 }
+
+// startFlush starts the flusher. b.mu is held, and the flusher not running.
+func (b *batchConn) startFlush() {
+	b.flushing = true
+	go b.flush()
+}
+
+// holds reports whether a frame of n bytes is written under a hold: one
+// larger than the buffer coder/websocket writes through, and small enough
+// for the queue.
+func (b *batchConn) holds(n int) bool { return n > b.holdAbove && n <= maxHeld }
 
 // hold makes writes only queue until the matching release, which sends
 // them together. coder/websocket writes a frame larger than the buffer it
@@ -134,32 +147,45 @@ func (b *batchConn) release() error {
 		return b.err // the flusher, or the last release, sends the queue
 	}
 	if now-b.lastSend > quiet {
-		// The queue goes out; writes made meanwhile go to the spare
-		// storage, which must then be the spare no more.
-		out := b.queue
-		b.queue, b.spare = b.spare[:0], nil
-		_, err := b.sendNow(out)
-		if cap(out) <= idleKeep {
-			b.spare = out[:0]
-		}
+		b.flushing = true // as in sendNow
+		err := b.sendQueue(idleKeep)
+		b.sent(err)
 		return err
 	}
-	b.flushing = true
-	go b.flush()
+	b.startFlush()
 	return nil
 }
 
 // sendNow sends p on the calling goroutine. b.mu is held.
 func (b *batchConn) sendNow(p []byte) (int, error) {
-	b.flushing = true
+	b.flushing = true // writes made meanwhile queue for a flusher
 	n, err := b.send(p)
+	b.sent(err)
+	return n, err
+}
+
+// sent ends a send made on a writer's goroutine: a flusher takes over what
+// was written meanwhile. b.mu is held.
+func (b *batchConn) sent(err error) {
 	b.flushing = false
-	if err == nil && len(b.queue) > 0 { // written meanwhile: hand it to a flusher
-		b.flushing = true
-		go b.flush()
+	if err == nil && len(b.queue) > 0 {
+		b.startFlush()
 	}
 	b.space.Broadcast()
-	return n, err
+}
+
+// sendQueue sends what is queued. Writes made meanwhile queue on the spare
+// storage, which is then the spare no more; the storage sent becomes the
+// spare if it holds at most keep bytes. b.mu is held, and released during
+// the send.
+func (b *batchConn) sendQueue(keep int) error {
+	out := b.queue
+	b.queue, b.spare = b.spare[:0], nil
+	_, err := b.send(out)
+	if cap(out) <= keep {
+		b.spare = out[:0]
+	}
+	return err
 }
 
 // flush sends the queue until it is empty.
@@ -173,14 +199,7 @@ func (b *batchConn) flush() {
 		b.mu.Unlock()
 		runtime.Gosched()
 		b.mu.Lock()
-		out := b.queue
-		b.queue = b.spare[:0]
-		b.send(out)
-		if cap(out) <= reuseLimit {
-			b.spare = out[:0]
-		} else {
-			b.spare = nil
-		}
+		b.sendQueue(reuseLimit)
 		b.space.Broadcast()
 	}
 	if cap(b.queue) > idleKeep {
@@ -234,8 +253,7 @@ func (b *batchConn) Close() error {
 	if !b.flushing && len(b.queue) > 0 && b.err == nil {
 		// Queued under a hold (a close frame written while a frame was
 		// held): the flusher sends it.
-		b.flushing = true
-		go b.flush()
+		b.startFlush()
 	}
 	if b.flushing && b.err == nil {
 		b.closing = true
@@ -261,8 +279,7 @@ type batchWriter struct {
 	hijacked func()           // called before the 101 response can reach the client; may be nil
 	broken   func()           // called when a send fails; may be nil
 	reads    *sync.Pool       // of read buffers (*[]byte) lent while there are bytes to read; nil: none
-	input    **lazyReader     // set to the connection's lazyReader, if it has one; may be nil
-	batch    func(*batchConn) // given the connection's batchConn; may be nil
+	batch    func(*batchConn) // given the connection's batchConn, once made; may be nil
 }
 
 // serverWriteBuffer is the size of the buffer a server's coder/websocket
@@ -307,7 +324,7 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		c.Close()
 		return nil, nil, err
 	}
-	bc := newBatchConn(c, w.timeout)
+	bc := newBatchConn(c, w.timeout, serverWriteBuffer)
 	bc.broken = w.broken
 	br := brw.Reader
 	if n := br.Buffered(); w.reads != nil && n <= readBufSize {
@@ -323,9 +340,6 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			bc.lazy.preload(early)
 		}
 		br = bufio.NewReaderSize(bc, 16)
-		if w.input != nil {
-			*w.input = bc.lazy
-		}
 	}
 	if w.batch != nil {
 		w.batch(bc)
@@ -336,14 +350,15 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // batchingClient returns an HTTP client for the WebSocket handshake whose
-// connections are batchConns (see [wrapDialer]), each handed to dialed, and
-// false when it could not wrap base.
-func batchingClient(base *http.Client, timeout time.Duration, dialed func(*batchConn)) (*http.Client, bool) {
-	return wrapDialer(base, func(c net.Conn) net.Conn {
-		b := newBatchConn(c, timeout)
+// connections are batchConns (see [wrapDialer]), each handed to dialed; base
+// itself when it cannot be wrapped.
+func batchingClient(base *http.Client, timeout time.Duration, dialed func(*batchConn)) *http.Client {
+	c, _ := wrapDialer(base, func(c net.Conn) net.Conn {
+		b := newBatchConn(c, timeout, clientWriteBuffer)
 		dialed(b)
 		return b
 	})
+	return c
 }
 
 // wrapDialer returns a clone of base (nil: the default client) whose

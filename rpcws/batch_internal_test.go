@@ -10,14 +10,25 @@ import (
 )
 
 // sends is a net.Conn that records each Write it is given, as one send.
+// If during is set, each send first lets it write, as another goroutine
+// could while the system call runs, and only then looks at its bytes.
 type sends struct {
-	net.Conn // nil: only Write, Close and SetWriteDeadline are called
+	net.Conn             // nil: only Write, Close and SetWriteDeadline are called
+	during   func(i int) // called, on a goroutine of its own, at the start of send i; may be nil
 	mu       sync.Mutex
 	got      [][]byte
 	closed   bool
 }
 
 func (s *sends) Write(p []byte) (int, error) {
+	if s.during != nil {
+		s.mu.Lock()
+		i := len(s.got)
+		s.mu.Unlock()
+		done := make(chan struct{})
+		go func() { defer close(done); s.during(i) }()
+		<-done
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.got = append(s.got, bytes.Clone(p))
@@ -49,7 +60,7 @@ func TestHoldJoinsWrites(t *testing.T) {
 
 func testHoldJoinsWrites(t *testing.T) {
 	s := &sends{}
-	b := newBatchConn(s, 0)
+	b := newBatchConn(s, 0, serverWriteBuffer)
 	b.hold()
 	b.Write([]byte("head"))
 	done := make(chan struct{})
@@ -79,7 +90,7 @@ func testHoldJoinsWrites(t *testing.T) {
 // Holds nest: only the last release sends.
 func TestHoldsNest(t *testing.T) {
 	s := &sends{}
-	b := newBatchConn(s, 0)
+	b := newBatchConn(s, 0, serverWriteBuffer)
 	b.hold()
 	b.hold()
 	b.Write([]byte("a"))
@@ -98,7 +109,7 @@ func TestHoldsNest(t *testing.T) {
 // coder/websocket may write its close frame and close while a frame is held.
 func TestCloseSendsHeldWrites(t *testing.T) {
 	s := &sends{}
-	b := newBatchConn(s, 0)
+	b := newBatchConn(s, 0, serverWriteBuffer)
 	b.hold()
 	b.Write([]byte("close frame"))
 	if err := b.Close(); err != nil {
@@ -117,8 +128,8 @@ func TestCloseSendsHeldWrites(t *testing.T) {
 // not. (In a bubble: the connection's quiet is bubble time.)
 func TestWritesDuringHeldSend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := &sendsDuring{}
-		b := newBatchConn(s, 0)
+		s := &sends{}
+		b := newBatchConn(s, 0, serverWriteBuffer)
 		var mu sync.Mutex
 		var want []byte
 		write := func(p []byte) {
@@ -151,42 +162,8 @@ func TestWritesDuringHeldSend(t *testing.T) {
 		b.Close()
 		mu.Lock()
 		defer mu.Unlock()
-		if got := s.all(); !bytes.Equal(got, want) {
+		if got := bytes.Join(s.sent(), nil); !bytes.Equal(got, want) {
 			t.Fatalf("sent %d bytes %.120q..., want %d bytes %.120q...", len(got), got, len(want), want)
 		}
 	})
 }
-
-// sendsDuring is a net.Conn whose every send first lets during write, as
-// another goroutine could while the system call runs, and only then looks
-// at the bytes it was given.
-type sendsDuring struct {
-	net.Conn
-	mu     sync.Mutex
-	n      int
-	during func(i int)
-	got    []byte
-}
-
-func (s *sendsDuring) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	i := s.n
-	s.n++
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { defer close(done); s.during(i) }()
-	<-done
-	s.mu.Lock()
-	s.got = append(s.got, p...)
-	s.mu.Unlock()
-	return len(p), nil
-}
-
-func (s *sendsDuring) all() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.got)
-}
-
-func (s *sendsDuring) Close() error                     { return nil }
-func (s *sendsDuring) SetWriteDeadline(time.Time) error { return nil }

@@ -37,14 +37,10 @@ type transport interface {
 type wsConn struct {
 	ws           *websocket.Conn // set once, before the connection is used
 	writeTimeout time.Duration   // <= 0: none
-	batched      bool            // ws runs over a batchConn, which bounds writes itself
-	lazy         *lazyReader     // what ws reads from, if it is one; set once, before the connection is used
 
-	// batch is the batchConn under ws, if known, and holdAbove the frame
-	// size from which a write holds it, to leave in one send (see
-	// batchConn.hold).
-	batch     atomic.Pointer[batchConn]
-	holdAbove int
+	// batch is the batchConn under ws, which bounds writes itself; nil if
+	// there is none. Set once, before the connection is used.
+	batch atomic.Pointer[batchConn]
 
 	// hold reserves bytes of a frame being read against the budgets, and
 	// release gives them back; nil: frames are not budgeted (a client).
@@ -71,8 +67,8 @@ type wsConn struct {
 
 // newWSConn returns a wsConn whose ws is still to be set: the hooks of
 // [wsConn.controlHooks] must be handed to the handshake first.
-func newWSConn(writeTimeout time.Duration, batched bool) *wsConn {
-	c := &wsConn{writeTimeout: writeTimeout, batched: batched}
+func newWSConn(writeTimeout time.Duration) *wsConn {
+	c := &wsConn{writeTimeout: writeTimeout}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -202,7 +198,8 @@ func (c *wsConn) readAll(r io.Reader, buf []byte) ([]byte, int64, error) {
 // write gets a context with the timeout, which coder/websocket watches at a
 // cost of a few allocations.
 func (c *wsConn) WriteFrame(_ context.Context, p []byte) error {
-	if b := c.batch.Load(); b != nil && len(p) > c.holdAbove && len(p) <= maxHeld {
+	b := c.batch.Load()
+	if b != nil && b.holds(len(p)) {
 		b.hold()
 		err := c.ws.Write(context.Background(), websocket.MessageText, p)
 		if rerr := b.release(); err == nil {
@@ -210,7 +207,7 @@ func (c *wsConn) WriteFrame(_ context.Context, p []byte) error {
 		}
 		return err
 	}
-	if c.batched || c.writeTimeout <= 0 {
+	if b != nil || c.writeTimeout <= 0 {
 		return c.ws.Write(context.Background(), websocket.MessageText, p)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.writeTimeout)
@@ -259,7 +256,12 @@ func (c *wsConn) resetPing() {
 
 func (c *wsConn) context() context.Context { return c.ctx }
 
-func (c *wsConn) input() *lazyReader { return c.lazy }
+func (c *wsConn) input() *lazyReader {
+	if b := c.batch.Load(); b != nil {
+		return b.lazy
+	}
+	return nil
+}
 
 // Close closes the connection normally (status 1000).
 func (c *wsConn) Close() error {

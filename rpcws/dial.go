@@ -133,9 +133,8 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	writeTimeout := orDefault(o.WriteTimeout, DefaultDialWriteTimeout)
 	var conns *netConns
 	wopts.HTTPClient, conns = recordingClient(wopts.HTTPClient)
-	conn := newWSConn(writeTimeout, false)
-	conn.holdAbove = clientWriteBuffer - maxFrameHeader
-	wopts.HTTPClient, conn.batched = batchingClient(wopts.HTTPClient, writeTimeout, conn.batch.Store)
+	conn := newWSConn(writeTimeout)
+	wopts.HTTPClient = batchingClient(wopts.HTTPClient, writeTimeout, conn.batch.Store)
 	wopts.OnPingReceived, wopts.OnPongReceived = conn.controlHooks(wopts.OnPingReceived, wopts.OnPongReceived)
 	ws, _, err := websocket.Dial(ctx, url, &wopts)
 	if err != nil {

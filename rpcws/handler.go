@@ -239,7 +239,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.mu.Unlock()
 		}
 	}()
-	conn := newWSConn(h.opts.WriteTimeout, true)
+	conn := newWSConn(h.opts.WriteTimeout)
 	bw := batchWriter{ResponseWriter: w, timeout: h.opts.WriteTimeout, broken: conn.closeNow, hijacked: func() {
 		// From the moment the client can see the connection, count it.
 		h.mu.Lock()
@@ -248,9 +248,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		upgraded = true
 	}}
 	bw.reads = &h.reads
-	bw.input = &conn.lazy
 	bw.batch = conn.batch.Store
-	conn.holdAbove = serverWriteBuffer - maxFrameHeader
 	var ao websocket.AcceptOptions
 	if h.opts.AcceptOptions != nil {
 		ao = *h.opts.AcceptOptions

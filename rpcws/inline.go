@@ -102,10 +102,7 @@ func (s *serverCodec) work() {
 			return
 		}
 		if r.failed { // nothing was lent: the read failed
-			r.workers.Done()
-			r.workers.Wait() // for the methods still running
-			s.ServerCodec.Close()
-			r.a.end(s)
+			s.finish()
 			return
 		}
 	}
@@ -166,10 +163,16 @@ func (r *runState) handOff(s *serverCodec, st uint64) {
 // serveCodec serves the rest of a pipelined connection with ServeCodec,
 // then ends it as work does.
 func (s *serverCodec) serveCodec() {
+	s.run.a.h.srv.ServeCodec(s) // its Close is deferred to here (serverCodec.Close)
+	s.finish()
+}
+
+// finish ends the connection once its reading has: after the methods still
+// running return, it closes the codec and runs the admission's end.
+func (s *serverCodec) finish() {
 	r := &s.run
-	r.a.h.srv.ServeCodec(s) // its Close is deferred to here (serverCodec.Close)
 	r.workers.Done()
-	r.workers.Wait() // for the methods that ran inline before
+	r.workers.Wait()
 	s.ServerCodec.Close()
 	r.a.end(s)
 }
