@@ -92,10 +92,14 @@ type ClientCodec struct {
 	mu      sync.Mutex // guards pending
 	pending pendingSet
 
+	calls sync.Pool // of *clientCall no longer in use, with their done channels
+
 	events eventQueue
 }
 
-// clientCall is a call waiting for its reply.
+// clientCall is a call waiting for its reply. It goes back to the codec's
+// pool (freeCall) once its outcome is delivered: by the deliverer, or, for
+// [ClientCodec.Call], by the caller once it has taken the outcome.
 type clientCall struct {
 	id    idKey
 	where uint8 // in the pending set: untimed, listed or inHeap
@@ -173,7 +177,31 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 // WriteRequest sends a request for net/rpc. The call has the client's
 // timeout: net/rpc gives it no context.
 func (c *ClientCodec) WriteRequest(r *rpc.Request, body any) error {
-	return c.send(&clientCall{deliver: deliverRPC, seq: r.Seq}, r.ServiceMethod, body, 0)
+	call := c.newCall(deliverRPC)
+	call.seq = r.Seq
+	err := c.send(call, r.ServiceMethod, body, 0)
+	if err != nil {
+		c.freeCall(call)
+	}
+	return err
+}
+
+// newCall returns a clientCall from the pool, for deliver.
+func (c *ClientCodec) newCall(deliver func(c *ClientCodec, call *clientCall, out outcome) bool) *clientCall {
+	call, _ := c.calls.Get().(*clientCall)
+	if call == nil {
+		call = new(clientCall)
+	}
+	call.deliver = deliver
+	return call
+}
+
+// freeCall puts call back in the pool. No one may refer to it any more: it
+// is out of the pending set and its outcome has been taken. Its done
+// channel, empty again, stays with it.
+func (c *ClientCodec) freeCall(call *clientCall) {
+	*call = clientCall{done: call.done}
+	c.calls.Put(call)
 }
 
 // ReadResponseHeader waits for the next reply or verdict for net/rpc.
@@ -245,20 +273,26 @@ func (c *ClientCodec) Call(ctx context.Context, serviceMethod string, args, repl
 	} else if _, ok := ctx.Deadline(); ok {
 		timeout = -1 // the deadline bounds the call
 	}
-	call := &clientCall{deliver: deliverDirect, reply: reply, done: make(chan error, 1)}
-	if err := c.send(call, serviceMethod, args, timeout); err != nil {
-		return err
+	call := c.newCall(deliverDirect)
+	call.reply = reply
+	if call.done == nil {
+		call.done = make(chan error, 1)
 	}
-	select {
-	case err := <-call.done:
-		return err
-	case <-ctx.Done():
-		if c.remove(call) {
-			return fmt.Errorf("codec: call %s: %w", call.typ, ctx.Err())
+	err := c.send(call, serviceMethod, args, timeout)
+	if err == nil {
+		select {
+		case err = <-call.done:
+		case <-ctx.Done():
+			if c.remove(call.id, call) {
+				err = fmt.Errorf("codec: call %s: %w", call.typ, ctx.Err())
+			} else {
+				// The reader took the reply first and is delivering it now.
+				err = <-call.done
+			}
 		}
-		// The reader took the reply first and is delivering it now.
-		return <-call.done
 	}
+	c.freeCall(call)
+	return err
 }
 
 // Go starts a call of serviceMethod, as [rpc.Client.Go] does, and returns
@@ -283,8 +317,10 @@ func (c *ClientCodec) Go(serviceMethod string, args, reply any, done chan *rpc.C
 		panic("codec: done channel is unbuffered")
 	}
 	rc := &rpc.Call{ServiceMethod: serviceMethod, Args: args, Reply: reply, Done: done}
-	call := &clientCall{deliver: deliverGo, reply: rc}
+	call := c.newCall(deliverGo)
+	call.reply = rc
 	if err := c.send(call, serviceMethod, args, 0); err != nil {
+		c.freeCall(call)
 		rc.Error = err
 		completeGo(rc)
 	}
@@ -305,6 +341,7 @@ func deliverGo(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
 			rc.Error = fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
 		}
 	}
+	c.freeCall(call)
 	completeGo(rc)
 	return true
 }
@@ -321,12 +358,14 @@ func completeGo(rc *rpc.Call) {
 // deliverRPC hands a call's outcome to net/rpc's reading goroutine, which
 // then reads the reply's data from frame and frees it.
 func deliverRPC(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
+	seq := call.seq
+	c.freeCall(call)
 	if out.closed {
 		// net/rpc learns of the end from ReadResponseHeader and fails
 		// every call it still has.
 		return true
 	}
-	resp := response{seq: call.seq}
+	resp := response{seq: seq}
 	if out.err != nil {
 		resp.err = out.err.Error()
 	} else {
@@ -341,7 +380,7 @@ func deliverRPC(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
 }
 
 // deliverDirect decodes a reply into the call's reply value and tells
-// [ClientCodec.Call] the outcome.
+// [ClientCodec.Call] the outcome; Call frees the call once it has it.
 func deliverDirect(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
 	switch {
 	case out.err != nil:
@@ -384,7 +423,8 @@ func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any, tim
 	var idJSON [2 + len(idKey{})]byte
 	idJSON[0], idJSON[len(idJSON)-1] = '"', '"'
 	encodeUUID(idJSON[1:], id)
-	call.id = idKey(idJSON[1 : len(idJSON)-1])
+	key := idKey(idJSON[1 : len(idJSON)-1])
+	call.id = key
 	c.enc.start(idJSON[:], call.typ, "")
 	if err := c.enc.data(args); err != nil {
 		return fmt.Errorf("codec: cannot encode the data of %s: %w", call.typ, err)
@@ -401,8 +441,16 @@ func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any, tim
 	c.pending.add(call, timeout)
 	c.mu.Unlock()
 
+	// Once registered, the call may be delivered (timed out, failed by the
+	// end of the connection), freed and taken from the pool again: only its
+	// id, and its pointer, are still ours.
 	if err := c.write(c.ctx); err != nil {
-		c.remove(call)
+		if !c.remove(key, call) {
+			// The connection ended during the write, and the reader (or
+			// the timer) has taken the call already: its verdict is the
+			// call's outcome, which must come once.
+			return nil
+		}
 		return err
 	}
 	return nil
@@ -422,12 +470,13 @@ func (c *ClientCodec) write(ctx context.Context) error {
 	return nil
 }
 
-// remove takes call out of the pending set. It reports false when the call
-// was no longer there: its reply or verdict is already on its way.
-func (c *ClientCodec) remove(call *clientCall) bool {
+// remove takes call, registered under id, out of the pending set. It
+// reports false when the call was no longer there: its reply or verdict is
+// already on its way.
+func (c *ClientCodec) remove(id idKey, call *clientCall) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.pending.byID[call.id] != call {
+	if c.pending.byID[id] != call {
 		return false
 	}
 	c.pending.remove(call)

@@ -1,6 +1,7 @@
 package codec_test
 
 import (
+	"context"
 	"errors"
 	"net/rpc"
 	"reflect"
@@ -163,4 +164,46 @@ func TestGoDoneChannel(t *testing.T) {
 		t.Errorf("done channel of capacity %d, want 10", cap(call.Done))
 	}
 	cc.Go("Demo.Echo", 1, nil, make(chan *rpc.Call))
+}
+
+// stuckWriteConn is a Conn whose writes block until the test ends them.
+type stuckWriteConn struct {
+	codec.Conn
+	writing chan struct{} // closed once a write has begun
+	result  chan error    // what the write returns
+}
+
+func (c *stuckWriteConn) WriteFrame(context.Context, []byte) error {
+	close(c.writing)
+	return <-c.result
+}
+
+// A call of the codec's Go whose connection ends while its request is
+// being written completes once, with the verdict of the end, though the
+// write fails too: the two must not both complete it. (The stock client
+// cannot meet this: net/rpc holds its sending lock during the write, and its
+// reading goroutine waits for it before failing the calls.)
+func TestGoConnectionEndsDuringWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		serverEnd, clientEnd := codec.Pipe()
+		conn := &stuckWriteConn{Conn: clientEnd, writing: make(chan struct{}), result: make(chan error)}
+		cc := codec.NewClientCodec(conn, nil)
+		defer cc.Close()
+
+		done := make(chan *rpc.Call, 2)
+		started := make(chan *rpc.Call)
+		go func() { started <- cc.Go("Demo.Echo", 1, new(int), done) }()
+		<-conn.writing
+		serverEnd.Close() // the reader learns of the end and fails the call
+		synctest.Wait()
+		conn.result <- errors.New("write: broken pipe")
+		call := <-started
+		synctest.Wait()
+		if len(done) != 1 {
+			t.Fatalf("the call completed %d times, want once", len(done))
+		}
+		if got := <-done; got != call || got.Error == nil {
+			t.Errorf("completion %+v, want the call, with an error", got)
+		}
+	})
 }

@@ -117,6 +117,7 @@ type DialOptions struct {
 type Client struct {
 	*rpc.Client
 	codec *codec.ClientCodec
+	dones sync.Pool // of empty done channels (chan *rpc.Call, capacity 1), for Call
 }
 
 // Dial connects to the WebSocket server at url ("ws://host/rpc" or wss://).
@@ -224,7 +225,12 @@ func recordingClient(base *http.Client) (*http.Client, *netConns) {
 // call only, where net/rpc's Call would end the client. c.Client.Call, the
 // stock one, still works, for code that holds the *rpc.Client.
 func (c *Client) Call(serviceMethod string, args, reply any) error {
-	call := <-c.codec.Go(serviceMethod, args, reply, make(chan *rpc.Call, 1)).Done
+	done, _ := c.dones.Get().(chan *rpc.Call)
+	if done == nil {
+		done = make(chan *rpc.Call, 1)
+	}
+	call := <-c.codec.Go(serviceMethod, args, reply, done).Done
+	c.dones.Put(done) // empty again: a call completes once
 	return call.Error
 }
 
