@@ -227,7 +227,7 @@ func (c *ClientCodec) ReadResponseBody(x any) error {
 	c.cur = response{}
 	var err error
 	if x != nil && resp.data != nil && !isNull(resp.data) {
-		err = unmarshalData(resp.data, x)
+		err = unmarshalData(resp.data, x, false)
 	}
 	if resp.frame != nil {
 		c.free <- reusable(resp.frame)
@@ -337,7 +337,7 @@ func deliverGo(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
 	case out.err != nil:
 		rc.Error = rpc.ServerError(out.err.Error())
 	case rc.Reply != nil && out.data != nil && !isNull(out.data):
-		if err := unmarshalData(out.data, rc.Reply); err != nil {
+		if err := unmarshalData(out.data, rc.Reply, false); err != nil {
 			rc.Error = fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
 		}
 	}
@@ -386,7 +386,7 @@ func deliverDirect(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
 	case out.err != nil:
 		call.done <- out.err
 	case call.reply != nil && out.data != nil && !isNull(out.data):
-		if err := unmarshalData(out.data, call.reply); err != nil {
+		if err := unmarshalData(out.data, call.reply, false); err != nil {
 			call.done <- fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
 		} else {
 			call.done <- nil

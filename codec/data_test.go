@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+	"unicode/utf8"
 )
 
 // dataSamples are values whose encoding and decoding take the codec's short
@@ -73,16 +74,20 @@ func TestUnmarshalDataMatchesEncodingJSON(t *testing.T) {
 		`99999999999999999999`, `"7"`)
 	for _, raw := range raws {
 		for _, typ := range []reflect.Type{reflect.TypeFor[string](), reflect.TypeFor[int]()} {
-			got, want := reflect.New(typ), reflect.New(typ)
-			got.Elem().Set(reflect.ValueOf(map[bool]any{true: "old", false: 7}[typ.Kind() == reflect.String]).Convert(typ))
-			want.Elem().Set(got.Elem())
-			gotErr := unmarshalData([]byte(raw), got.Interface())
-			wantErr := json.Unmarshal([]byte(raw), want.Interface())
-			if (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
-				t.Errorf("unmarshalData(%q, *%v): error %v, want %v", raw, typ, gotErr, wantErr)
-			}
-			if !reflect.DeepEqual(got.Elem().Interface(), want.Elem().Interface()) {
-				t.Errorf("unmarshalData(%q, *%v) = %#v, want %#v", raw, typ, got.Elem().Interface(), want.Elem().Interface())
+			// validUTF8 may be told only of a frame that is valid UTF-8,
+			// as the server's are.
+			for _, validUTF8 := range []bool{false, utf8.ValidString(raw)} {
+				got, want := reflect.New(typ), reflect.New(typ)
+				got.Elem().Set(reflect.ValueOf(map[bool]any{true: "old", false: 7}[typ.Kind() == reflect.String]).Convert(typ))
+				want.Elem().Set(got.Elem())
+				gotErr := unmarshalData([]byte(raw), got.Interface(), validUTF8)
+				wantErr := json.Unmarshal([]byte(raw), want.Interface())
+				if (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
+					t.Errorf("unmarshalData(%q, *%v, %v): error %v, want %v", raw, typ, validUTF8, gotErr, wantErr)
+				}
+				if !reflect.DeepEqual(got.Elem().Interface(), want.Elem().Interface()) {
+					t.Errorf("unmarshalData(%q, *%v, %v) = %#v, want %#v", raw, typ, validUTF8, got.Elem().Interface(), want.Elem().Interface())
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -98,14 +99,16 @@ func stringValue(v []byte) ([]byte, bool) {
 // nor unescaping (a string without escapes into a *string, an integer into
 // an *int) are read once, without encoding/json, which would validate the
 // value again, scan it again to decode it and allocate its own state;
-// everything else goes to encoding/json.
-func unmarshalData(data []byte, x any) error {
+// everything else goes to encoding/json. validUTF8 tells that the frame is
+// known to be valid UTF-8 (the server checks every frame), which spares the
+// string's text a second look.
+func unmarshalData(data []byte, x any, validUTF8 bool) error {
 	switch p := x.(type) {
 	case *string:
 		// A valid JSON string holds no raw control character; without a
 		// backslash and with valid UTF-8 its text is its bytes.
 		if len(data) >= 2 && data[0] == '"' {
-			if s := data[1 : len(data)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+			if s := data[1 : len(data)-1]; bytes.IndexByte(s, '\\') < 0 && (validUTF8 || utf8.Valid(s)) {
 				*p = string(s)
 				return nil
 			}
@@ -150,6 +153,15 @@ func skipSpace(p []byte, i int) int {
 // skipString returns the index just past the string that starts at p[i].
 func skipString(p []byte, i int) int {
 	for i++; ; i++ {
+		// Skip eight bytes at a time that hold neither a quote nor a
+		// backslash: the string's text, mostly.
+		for i+8 <= len(p) {
+			v := binary.LittleEndian.Uint64(p[i:])
+			if hasZero(v^(ones*'"'))|hasZero(v^(ones*'\\')) != 0 {
+				break
+			}
+			i += 8
+		}
 		switch p[i] {
 		case '\\':
 			i++
@@ -199,6 +211,18 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip eight bytes at a time that stay as they are: ASCII, and
+		// neither a control character, a quote nor a backslash.
+		for i+8 <= len(s) {
+			v := load64(s, i)
+			if v&(ones*0x80)|hasLess(v, 0x20)|hasZero(v^(ones*'"'))|hasZero(v^(ones*'\\')) != 0 {
+				break
+			}
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= ' ' && c != '"' && c != '\\' {
@@ -242,6 +266,14 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// load64 returns s[i:i+8] as a little-endian word, which the compiler makes
+// one load.
+func load64[S ~string | ~[]byte](s S, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 }
 
 // encoder appends frames to a reused buffer. It is not safe for concurrent

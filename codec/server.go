@@ -462,7 +462,7 @@ func (c *ServerCodec) ReadRequestBody(x any) error {
 	if x == nil || data == nil || isNull(data) {
 		return nil
 	}
-	if err := unmarshalData(data, x); err != nil {
+	if err := unmarshalData(data, x, true); err != nil { // handleFrame checked the frame's UTF-8
 		// net/rpc replies with this error's text, which WriteResponse maps
 		// back to the code.
 		return &Error{Code: CodeInvalidParams, Message: invalidData(err)}

@@ -72,6 +72,68 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 	if err := quick.Check(check, nil); err != nil {
 		t.Error(err)
 	}
+	// Eight bytes at a time are skipped when none needs a look: put one
+	// that does at every place around and within those words.
+	for _, special := range specials {
+		for at := range 20 {
+			s := plainAround(special, at)
+			if got := string(appendString(nil, s)); got != want(s) {
+				t.Errorf("appendString(%q): got %s, want %s", s, got, want(s))
+			}
+			if got := string(appendString(nil, []byte(s))); got != want(s) {
+				t.Errorf("appendString([]byte(%q)): got %s, want %s", s, got, want(s))
+			}
+		}
+	}
+}
+
+// specials are the bytes and runes that the string scanners must stop at.
+var specials = []string{`"`, `\`, "\n", "\x00", "\x1f", "\x7f", " ", "é", "世", "🎉", "\u2028", "\u2029", "\xff", "\xc3"}
+
+// plainAround returns 24 plain bytes with special written over them at at.
+func plainAround(special string, at int) string {
+	return "abcdefghijklmnopqrstuvwx"[:at] + special + "abcdefghijklmnopqrstuvwx"[at:]
+}
+
+// parseEnvelope finds the end of a string wherever its quotes and escapes
+// fall against the eight bytes it skips at a time.
+func TestParseEnvelopeStringEnds(t *testing.T) {
+	t.Parallel()
+	for _, special := range append(specials, `\"`, `\\`, `\u0041`) {
+		for at := range 20 {
+			data, err := json.Marshal(plainAround(special, at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if special == `\"` || special == `\\` || special == `\u0041` {
+				data = []byte(`"` + plainAround(special, at) + `"`) // an escape as written
+			}
+			frame := `{"data":` + string(data) + `,"type":"t"}`
+			env, err := parseEnvelope([]byte(frame))
+			if err != nil || string(env.data) != string(data) || string(env.typ) != `"t"` {
+				t.Errorf("%s: data %s, type %s, error %v; want data %s", frame, env.data, env.typ, err, data)
+			}
+		}
+	}
+}
+
+// appendString writes what encoding/json writes with HTML escaping off,
+// whatever the input.
+func FuzzAppendString(f *testing.F) {
+	for _, special := range specials {
+		f.Add(plainAround(special, 9))
+	}
+	f.Add(strings.Repeat("0123456789abcdef", 64))
+	f.Fuzz(func(t *testing.T, s string) {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.Encode(s)
+		want := strings.TrimSuffix(b.String(), "\n")
+		if got := string(appendString(nil, s)); got != want {
+			t.Fatalf("appendString(%q): got %s, want %s", s, got, want)
+		}
+	})
 }
 
 func TestNames(t *testing.T) {
