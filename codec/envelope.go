@@ -2,7 +2,6 @@ package codec
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -18,43 +17,65 @@ type envelope struct {
 
 var errNotObject = errors.New("frame is not a JSON object")
 
-// parseEnvelope reads the top level of a frame once, without reflection: it
-// checks that the frame is one valid JSON object and notes where the fields
-// it knows stand. Unknown fields are skipped; for a repeated field the last
-// one wins, as with encoding/json.
+// parseEnvelope reads a frame once, without reflection: it checks that the
+// frame is one valid JSON object, as json.Valid would, and notes where the
+// fields it knows stand as it goes. Unknown fields are skipped; for a
+// repeated field the last one wins, as with encoding/json.
 func parseEnvelope(p []byte) (envelope, error) {
 	var env envelope
-	if !validJSON(p) {
-		return env, errNotObject
-	}
 	i := skipSpace(p, 0)
-	if p[i] != '{' {
-		return env, errNotObject
+	if i >= len(p) || p[i] != '{' {
+		return envelope{}, errNotObject
 	}
 	i = skipSpace(p, i+1)
-	for p[i] != '}' {
-		keyEnd := skipString(p, i)
-		key := p[i:keyEnd]
-		i = skipSpace(p, keyEnd)
-		i = skipSpace(p, i+1) // ':'
-		valEnd := skipValue(p, i)
-		val := p[i:valEnd]
-		switch string(unquoteKey(key)) {
-		case "id":
-			env.id = val
-		case "type":
-			env.typ = val
-		case "data":
-			env.data = val
-		case "code":
-			env.code = val
-		case "message":
-			env.message = val
-		}
-		i = skipSpace(p, valEnd)
-		if p[i] == ',' {
+	if i < len(p) && p[i] == '}' {
+		i++
+	} else {
+		for {
+			if i >= len(p) || p[i] != '"' {
+				return envelope{}, errNotObject
+			}
+			keyEnd := scanString(p, i)
+			if keyEnd < 0 {
+				return envelope{}, errNotObject
+			}
+			key := p[i:keyEnd]
+			i = skipSpace(p, keyEnd)
+			if i >= len(p) || p[i] != ':' {
+				return envelope{}, errNotObject
+			}
 			i = skipSpace(p, i+1)
+			valEnd := scanValue(p, i, 1)
+			if valEnd < 0 {
+				return envelope{}, errNotObject
+			}
+			val := p[i:valEnd]
+			switch string(unquoteKey(key)) {
+			case "id":
+				env.id = val
+			case "type":
+				env.typ = val
+			case "data":
+				env.data = val
+			case "code":
+				env.code = val
+			case "message":
+				env.message = val
+			}
+			i = skipSpace(p, valEnd)
+			if i < len(p) && p[i] == ',' {
+				i = skipSpace(p, i+1)
+				continue
+			}
+			if i < len(p) && p[i] == '}' {
+				i++
+				break
+			}
+			return envelope{}, errNotObject
 		}
+	}
+	if skipSpace(p, i) != len(p) {
+		return envelope{}, errNotObject
 	}
 	return env, nil
 }
@@ -94,8 +115,8 @@ func stringValue(v []byte) ([]byte, bool) {
 }
 
 // unmarshalData decodes a frame's data into x as json.Unmarshal does. data
-// must be a value that parseEnvelope found, in a frame that validJSON
-// accepted. The common replies and arguments that need neither reflection
+// must be a value that parseEnvelope found, in a frame it accepted: valid
+// JSON. The common replies and arguments that need neither reflection
 // nor unescaping (a string without escapes into a *string, an integer into
 // an *int) are read once, without encoding/json, which would validate the
 // value again, scan it again to decode it and allocate its own state;
@@ -141,66 +162,11 @@ func plainInt(v []byte) bool {
 	return true
 }
 
-// The scanners below run on input that validJSON accepted.
-
 func skipSpace(p []byte, i int) int {
 	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
 		i++
 	}
 	return i
-}
-
-// skipString returns the index just past the string that starts at p[i].
-func skipString(p []byte, i int) int {
-	for i++; ; i++ {
-		// Skip eight bytes at a time that hold neither a quote nor a
-		// backslash: the string's text, mostly.
-		for i+8 <= len(p) {
-			v := binary.LittleEndian.Uint64(p[i:])
-			if hasZero(v^(ones*'"'))|hasZero(v^(ones*'\\')) != 0 {
-				break
-			}
-			i += 8
-		}
-		switch p[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-}
-
-// skipValue returns the index just past the value that starts at p[i].
-func skipValue(p []byte, i int) int {
-	switch p[i] {
-	case '"':
-		return skipString(p, i)
-	case '{', '[':
-		depth := 0
-		for ; ; i++ {
-			switch p[i] {
-			case '"':
-				i = skipString(p, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-	default: // number, true, false, null
-		for i < len(p) && !isDelim(p[i]) {
-			i++
-		}
-		return i
-	}
-}
-
-func isDelim(c byte) bool {
-	return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r'
 }
 
 // appendString appends s as a JSON string, as encoding/json does with HTML

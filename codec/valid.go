@@ -10,20 +10,27 @@ const maxNestingDepth = 10000
 // accepting and rejecting exactly what it does. It is faster on the strings
 // that make most of a frame: json.Valid steps a state machine through an
 // indirect call for every byte; validJSON runs a plain loop over a string's
-// bytes.
+// bytes, eight of them at a time.
 func validJSON(p []byte) bool {
+	i := scanValue(p, skipSpace(p, 0), 0)
+	return i >= 0 && skipSpace(p, i) == len(p)
+}
+
+// scanValue returns the index just past the valid JSON value at p[i], or -1
+// if there is none; depth is how many arrays and objects are around it, for
+// the nesting limit.
+func scanValue(p []byte, i, depth int) int {
 	var small [32]byte
-	open := small[:0] // '{' or '[' of each container around i
-	i := skipSpace(p, 0)
+	open := small[:0] // '{' or '[' of each container around i, within the value
 value:
 	for {
 		if i >= len(p) {
-			return false
+			return -1
 		}
 		switch c := p[i]; c {
 		case '{', '[':
-			if len(open) >= maxNestingDepth {
-				return false
+			if depth+len(open) >= maxNestingDepth {
+				return -1
 			}
 			end := byte('}')
 			if c == '[' {
@@ -37,40 +44,40 @@ value:
 			open = append(open, c)
 			if c == '{' {
 				if i = scanKey(p, i); i < 0 {
-					return false
+					return -1
 				}
 			}
 			continue value
 		case '"':
 			if i = scanString(p, i); i < 0 {
-				return false
+				return -1
 			}
 		case 't':
 			if i = scanLiteral(p, i, "true"); i < 0 {
-				return false
+				return -1
 			}
 		case 'f':
 			if i = scanLiteral(p, i, "false"); i < 0 {
-				return false
+				return -1
 			}
 		case 'n':
 			if i = scanLiteral(p, i, "null"); i < 0 {
-				return false
+				return -1
 			}
 		default:
 			if i = scanNumber(p, i); i < 0 {
-				return false
+				return -1
 			}
 		}
-		// After a value: a comma and the next one, or the ends of
-		// containers, or the end of the input.
+		// After a value: the end of the whole, or a comma and the next
+		// value, or the ends of containers.
 		for {
-			i = skipSpace(p, i)
 			if len(open) == 0 {
-				return i == len(p)
+				return i
 			}
+			i = skipSpace(p, i)
 			if i >= len(p) {
-				return false
+				return -1
 			}
 			top := open[len(open)-1]
 			switch {
@@ -78,7 +85,7 @@ value:
 				i = skipSpace(p, i+1)
 				if top == '{' {
 					if i = scanKey(p, i); i < 0 {
-						return false
+						return -1
 					}
 				}
 				continue value
@@ -86,7 +93,7 @@ value:
 				open = open[:len(open)-1]
 				i++
 			default:
-				return false
+				return -1
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -78,4 +79,58 @@ func BenchmarkValidJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// parseEnvelope accepts exactly the frames that are one valid JSON object,
+// and finds in them the fields that encoding/json finds.
+func FuzzParseEnvelope(f *testing.F) {
+	for _, s := range validSamples {
+		if len(s) < 200 {
+			f.Add([]byte(s))
+		}
+	}
+	for _, s := range []string{
+		`{"id":"1","type":"a.b","data":{"x":[1,"}"]}}`, ` { "type" : "a" , "id" : 7 } `,
+		`{"data":"\"q\\","type":"t","extra":{"id":"no"}}`, `{"type":"a","type":"b"}`,
+		`{"\u0069d":"esc","type":"t"}`, `{"id":"e","type":"error","code":"NotFound","message":"m"}`,
+		`{}`, `{"id":1`, `{"id":1} {}`, `{"id":1,}`, `{"id" 1}`, `{,}`, `{"data":[[[]]]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		env, err := parseEnvelope(frame)
+		trimmed := bytes.TrimLeft(frame, " \t\r\n")
+		object := json.Valid(frame) && len(trimmed) > 0 && trimmed[0] == '{'
+		if (err == nil) != object {
+			t.Fatalf("parseEnvelope(%q): error %v, want an error: %v", frame, err, !object)
+		}
+		if !object {
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(frame, &m); err != nil {
+			t.Fatal(err)
+		}
+		for key, got := range map[string][]byte{"id": env.id, "type": env.typ, "data": env.data, "code": env.code, "message": env.message} {
+			if want, ok := m[key]; ok != (got != nil) || !bytes.Equal(got, want) {
+				t.Errorf("parseEnvelope(%q): %s is %q, want %q", frame, key, got, want)
+			}
+		}
+	})
+}
+
+// An object nested as deep as encoding/json allows is a valid frame, and
+// one level deeper is not, whether the depth is in a field or around it.
+func TestParseEnvelopeNesting(t *testing.T) {
+	t.Parallel()
+	nested := func(depth int) []byte { // depth arrays inside the frame's object
+		return []byte(`{"data":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`)
+	}
+	for _, depth := range []int{maxNestingDepth - 1, maxNestingDepth} {
+		frame := nested(depth)
+		_, err := parseEnvelope(frame)
+		if want := json.Valid(frame); (err == nil) != want {
+			t.Errorf("%d arrays in the frame: error %v, valid JSON: %v", depth, err, want)
+		}
+	}
 }
