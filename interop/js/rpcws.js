@@ -206,8 +206,14 @@ function sleep(ms, signal) {
  */
 export class Client {
   /** @type {WebSocket} */ #ws;
-  /** @type {Map<string, {type: string, resolve: Function, reject: Function, timer: any, signal?: AbortSignal, onAbort?: () => void}>} */
+  /** @type {Map<string, {type: string, resolve: Function, reject: Function, deadline: number, signal?: AbortSignal, onAbort?: () => void}>} */
   #pending = new Map(); // id -> the request waiting for its reply
+  // One timer for every pending request, set for the deadline (Date.now() ms) that
+  // falls first: a request costs no timer of its own. It may stay set after the
+  // request it was set for ends; it then finds nothing due, and is set again for the
+  // next deadline, if any.
+  #timer = undefined;
+  #timerAt = Infinity; // when #timer fires; Infinity when it is not set
   /** @type {Map<string, Set<Function>>} */
   #listeners = new Map(); // event type, or "*" -> listeners
   #config; // url, protocols, WebSocket, timeoutMs (null: none), policy (null: no reconnection)
@@ -270,13 +276,9 @@ export class Client {
       if (!this.connected) return reject(disconnected(type, this.#ws));
       const id = randomId();
       const frame = JSON.stringify({ id, type, data: data === undefined ? null : data });
-      const entry = { type, resolve, reject, timer: undefined, signal, onAbort: undefined };
-      if (timeoutMs !== null) {
-        entry.timer = setTimeout(() => {
-          this.#take(id);
-          reject(new RpcError('Timeout', `timeout: ${type}`));
-        }, Math.min(timeoutMs, MAX_TIMER_MS));
-      }
+      const deadline = timeoutMs === null ? Infinity : Date.now() + timeoutMs;
+      const entry = { type, resolve, reject, deadline, signal, onAbort: undefined };
+      if (deadline < this.#timerAt) this.#setTimer(deadline);
       if (signal) {
         entry.onAbort = () => {
           this.#take(id);
@@ -445,6 +447,9 @@ export class Client {
     if (this.#ended) return;
     this.#ended = true;
     this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
     this.#emit('close', { code, reason, attempts: this.#failed });
   }
 
@@ -455,14 +460,45 @@ export class Client {
     }
   }
 
-  // Removes a pending request and disarms its timer and abort listener.
+  // Removes a pending request and its abort listener.
   #take(id) {
     const entry = this.#pending.get(id);
     if (!entry) return undefined;
     this.#pending.delete(id);
-    clearTimeout(entry.timer);
     entry.signal?.removeEventListener('abort', entry.onAbort);
     return entry;
+  }
+
+  // Sets the timer for at, in place of the one set now. A deadline beyond what
+  // setTimeout takes is reached in steps.
+  #setTimer(at) {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    const delay = Math.max(at - Date.now(), 0);
+    const reached = delay > MAX_TIMER_MS ? -Infinity : at;
+    this.#timer = setTimeout(() => this.#expire(reached), Math.min(delay, MAX_TIMER_MS));
+    // In Node, a timer set for a request that may have ended must not keep the process
+    // alive: the socket does, while it is open.
+    this.#timer.unref?.();
+  }
+
+  // Fails the requests whose deadline has come, and sets the timer for the next one.
+  // reached is the deadline the timer was set for: it has come, whatever Date.now()
+  // says (a timer may fire a little before the clock shows its delay passed).
+  #expire(reached) {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = Math.max(Date.now(), reached);
+    let next = Infinity;
+    for (const [id, entry] of this.#pending) {
+      if (entry.deadline <= now) {
+        this.#take(id);
+        entry.reject(new RpcError('Timeout', `timeout: ${entry.type}`));
+      } else if (entry.deadline < next) {
+        next = entry.deadline;
+      }
+    }
+    if (next < Infinity) this.#setTimer(next);
   }
 
   #emit(type, data, frame) {

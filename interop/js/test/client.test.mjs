@@ -113,7 +113,7 @@ test('an error reply rejects with an Error carrying code and message', async () 
 });
 
 test('the default timeout is 10 s and rejects with "timeout: <type>"', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const { client, ws } = await open();
   const p = settle(client.request('demo.sleep', { ms: 15000 }));
   mock.timers.tick(DEFAULT_TIMEOUT_MS - 1);
@@ -136,7 +136,7 @@ test('the default timeout is 10 s and rejects with "timeout: <type>"', async () 
 });
 
 test('timeoutMs per client and per request: 0 means the default, negative or Infinity none', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const { client } = await open({ timeoutMs: 50 });
   const a = settle(client.request('a'));
   const b = settle(client.request('b', null, { timeoutMs: 500 }));
@@ -153,8 +153,37 @@ test('timeoutMs per client and per request: 0 means the default, negative or Inf
   assert.equal(client.pendingCount, 2, 'd and e wait for ever');
 });
 
+test('one timer serves every deadline: each request times out at its own, in any order', async () => {
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  const { client, ws } = await open({ timeoutMs: 50 });
+  const a = settle(client.request('a')); // due at 50, replied at 10
+  const long = settle(client.request('long', null, { timeoutMs: 500 }));
+  const short = settle(client.request('short', null, { timeoutMs: 20 })); // sooner than both
+  const beyond = settle(client.request('beyond', null, { timeoutMs: 2 ** 31 + 1000 })); // past what setTimeout takes
+  mock.timers.tick(10);
+  ws.receive({ id: ws.requests[0].id, type: 'a.response', data: 1 });
+  assert.equal((await a).value, 1);
+  mock.timers.tick(10);
+  assert.equal((await short).error.message, 'timeout: short');
+  mock.timers.tick(10);
+  const b = settle(client.request('b')); // due at 80, after a's deadline has passed unused
+  mock.timers.tick(49);
+  assert.equal(client.pendingCount, 3, 'b is not due before 80');
+  mock.timers.tick(1);
+  assert.equal((await b).error.message, 'timeout: b');
+  mock.timers.tick(419);
+  assert.equal(client.pendingCount, 2, 'long is not due before 500');
+  mock.timers.tick(1);
+  assert.equal((await long).error.message, 'timeout: long');
+  mock.timers.tick(2 ** 31 - 1);
+  assert.equal(client.pendingCount, 1, 'beyond is not due when the longest timer fires');
+  mock.timers.tick(1000);
+  assert.equal((await beyond).error.message, 'timeout: beyond');
+  assert.equal(client.pendingCount, 0);
+});
+
 test('a client timeoutMs of 0 is the default 10 s; negative is none, and a request may set one', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const zero = (await open({ timeoutMs: 0 })).client;
   const p = settle(zero.request('demo.sleep'));
   mock.timers.tick(DEFAULT_TIMEOUT_MS - 1);
@@ -282,7 +311,7 @@ test('a server cannot fake the client\'s own lifecycle events', async () => {
 });
 
 test('reconnect: backoff with jitter, a reconnect event, and nothing sent twice', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const random = mock.method(Math, 'random', () => 0.999999);
   const { client, ws } = await open({ reconnect: { initialDelayMs: 100, maxDelayMs: 300 } });
   const events = [];
@@ -346,7 +375,7 @@ async function refuseFor(ms, step = 100) {
 }
 
 test('close() ends reconnection, with a last disconnect and close', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const { client, ws } = await open({ reconnect: true });
   const events = lifecycle(client);
   ws.serverClose(1006);
@@ -364,7 +393,7 @@ test('close() ends reconnection, with a last disconnect and close', async () => 
 });
 
 test('close() during a reconnection attempt abandons it', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const random = mock.method(Math, 'random', () => 0.999999);
   const { client, ws } = await open({ reconnect: { initialDelayMs: 100 } });
   const events = lifecycle(client);
@@ -393,7 +422,7 @@ test('close() on an open client: disconnect, then close', async () => {
 });
 
 test('when maxAttempts runs out: a last disconnect with reconnecting false, then close', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const { client, ws } = await open({ reconnect: { initialDelayMs: 100, maxDelayMs: 100, maxAttempts: 3 } });
   const events = lifecycle(client);
   ws.serverClose(1001, 'restart');
@@ -419,13 +448,13 @@ test('without reconnect a drop ends the client: disconnect, then close', async (
     ['disconnect', { code: 1011, reason: 'oops', reconnecting: false }],
     ['close', { code: 1011, reason: 'oops', attempts: 0 }],
   ]);
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   mock.timers.tick(60_000);
   assert.equal(FakeSocket.made.length, 1, 'no attempt to reopen');
 });
 
 test('reconnect options: 0 means the default, negative none', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const random = mock.method(Math, 'random', () => 0.999999); // delays just under their ceilings
 
   // 0 everywhere: 500 ms, doubling up to 10 s, attempts without end.
@@ -463,7 +492,7 @@ test('reconnect options: 0 means the default, negative none', async () => {
 });
 
 test('connect with reconnect retries a server that is down, under the same policy', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   mock.method(Math, 'random', () => 0.999999);
   const p = connect('ws://fake/rpc', { WebSocket: FakeSocket, reconnect: { initialDelayMs: 100, maxDelayMs: 400 } });
   let settled = false;
@@ -488,7 +517,7 @@ test('connect with reconnect retries a server that is down, under the same polic
 });
 
 test('connect with reconnect rejects once maxAttempts runs out', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const p = settle(connect('ws://fake/rpc', { WebSocket: FakeSocket, reconnect: { initialDelayMs: 10, maxAttempts: 2 } }));
   FakeSocket.last.serverClose(1006);
   await refuseFor(1000, 10);
@@ -498,7 +527,7 @@ test('connect with reconnect rejects once maxAttempts runs out', async () => {
 });
 
 test('connect with reconnect stops retrying when its signal aborts', async () => {
-  mock.timers.enable({ apis: ['setTimeout'] });
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   const ac = new AbortController();
   const p = settle(connect('ws://fake/rpc', { WebSocket: FakeSocket, reconnect: true, signal: ac.signal }));
   FakeSocket.last.serverClose(1006);
