@@ -27,57 +27,52 @@ func parseEnvelope(p []byte) (envelope, error) {
 	if i >= len(p) || p[i] != '{' {
 		return envelope{}, errNotObject
 	}
-	i = skipSpace(p, i+1)
-	if i < len(p) && p[i] == '}' {
-		i++
-	} else {
-		for {
-			if i >= len(p) || p[i] != '"' {
-				return envelope{}, errNotObject
-			}
-			keyEnd := scanString(p, i)
-			if keyEnd < 0 {
-				return envelope{}, errNotObject
-			}
-			key := p[i:keyEnd]
-			i = skipSpace(p, keyEnd)
-			if i >= len(p) || p[i] != ':' {
-				return envelope{}, errNotObject
-			}
+	if i = skipSpace(p, i+1); i < len(p) && p[i] == '}' {
+		return env, endOfFrame(p, i+1)
+	}
+	for {
+		keyEnd, v := scanKey(p, i)
+		if v < 0 {
+			return envelope{}, errNotObject
+		}
+		valEnd := scanValue(p, v, 1)
+		if valEnd < 0 {
+			return envelope{}, errNotObject
+		}
+		env.note(unquoteKey(p[i:keyEnd]), p[v:valEnd])
+		switch i = skipSpace(p, valEnd); {
+		case i < len(p) && p[i] == ',':
 			i = skipSpace(p, i+1)
-			valEnd := scanValue(p, i, 1)
-			if valEnd < 0 {
-				return envelope{}, errNotObject
-			}
-			val := p[i:valEnd]
-			switch string(unquoteKey(key)) {
-			case "id":
-				env.id = val
-			case "type":
-				env.typ = val
-			case "data":
-				env.data = val
-			case "code":
-				env.code = val
-			case "message":
-				env.message = val
-			}
-			i = skipSpace(p, valEnd)
-			if i < len(p) && p[i] == ',' {
-				i = skipSpace(p, i+1)
-				continue
-			}
-			if i < len(p) && p[i] == '}' {
-				i++
-				break
-			}
+		case i < len(p) && p[i] == '}':
+			return env, endOfFrame(p, i+1)
+		default:
 			return envelope{}, errNotObject
 		}
 	}
-	if skipSpace(p, i) != len(p) {
-		return envelope{}, errNotObject
+}
+
+// note keeps val if key is one of the envelope's fields.
+func (e *envelope) note(key, val []byte) {
+	switch string(key) {
+	case "id":
+		e.id = val
+	case "type":
+		e.typ = val
+	case "data":
+		e.data = val
+	case "code":
+		e.code = val
+	case "message":
+		e.message = val
 	}
-	return env, nil
+}
+
+// endOfFrame returns errNotObject unless only space follows p[i:].
+func endOfFrame(p []byte, i int) error {
+	if skipSpace(p, i) != len(p) {
+		return errNotObject
+	}
+	return nil
 }
 
 // hasID reports whether the frame carries an id: absent and null are alike.

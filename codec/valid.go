@@ -43,7 +43,7 @@ value:
 			}
 			open = append(open, c)
 			if c == '{' {
-				if i = scanKey(p, i); i < 0 {
+				if _, i = scanKey(p, i); i < 0 {
 					return -1
 				}
 			}
@@ -84,7 +84,7 @@ value:
 			case p[i] == ',':
 				i = skipSpace(p, i+1)
 				if top == '{' {
-					if i = scanKey(p, i); i < 0 {
+					if _, i = scanKey(p, i); i < 0 {
 						return -1
 					}
 				}
@@ -100,19 +100,20 @@ value:
 }
 
 // scanKey scans an object's key and its colon at p[i], and the space after
-// them: it returns the index of the value, or -1.
-func scanKey(p []byte, i int) int {
+// them: it returns the index just past the key, and that of the value, or
+// -1 for both.
+func scanKey(p []byte, i int) (keyEnd, value int) {
 	if i >= len(p) || p[i] != '"' {
-		return -1
+		return -1, -1
 	}
-	if i = scanString(p, i); i < 0 {
-		return -1
+	if keyEnd = scanString(p, i); keyEnd < 0 {
+		return -1, -1
 	}
-	i = skipSpace(p, i)
+	i = skipSpace(p, keyEnd)
 	if i >= len(p) || p[i] != ':' {
-		return -1
+		return -1, -1
 	}
-	return skipSpace(p, i+1)
+	return keyEnd, skipSpace(p, i+1)
 }
 
 // scanString returns the index just past the string at p[i], or -1 if it is

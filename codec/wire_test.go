@@ -53,16 +53,19 @@ func TestParseEnvelope(t *testing.T) {
 	}
 }
 
+// jsonString returns s as encoding/json writes it with HTML escaping off.
+func jsonString(s string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
 // appendString writes what encoding/json writes with HTML escaping off.
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 	t.Parallel()
-	want := func(s string) string {
-		var b strings.Builder
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		enc.Encode(s)
-		return strings.TrimSuffix(b.String(), "\n")
-	}
+	want := jsonString
 	check := func(s string) bool { return string(appendString(nil, s)) == want(s) }
 	for _, s := range []string{"", "plain", "<&>", "q\"b\\", "\x00\x1f\n\r\t\b\f", "é ü 世界", "bad \xff utf8", "\u2028"} {
 		if got := string(appendString(nil, s)); got != want(s) {
@@ -99,20 +102,20 @@ func plainAround(special string, at int) string {
 // fall against the eight bytes it skips at a time.
 func TestParseEnvelopeStringEnds(t *testing.T) {
 	t.Parallel()
-	for _, special := range append(specials, `\"`, `\\`, `\u0041`) {
-		for at := range 20 {
-			data, err := json.Marshal(plainAround(special, at))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if special == `\"` || special == `\\` || special == `\u0041` {
-				data = []byte(`"` + plainAround(special, at) + `"`) // an escape as written
-			}
-			frame := `{"data":` + string(data) + `,"type":"t"}`
-			env, err := parseEnvelope([]byte(frame))
-			if err != nil || string(env.data) != string(data) || string(env.typ) != `"t"` {
-				t.Errorf("%s: data %s, type %s, error %v; want data %s", frame, env.data, env.typ, err, data)
-			}
+	var strs []string // JSON strings, each with one thing to stop at somewhere
+	for at := range 20 {
+		for _, special := range specials {
+			strs = append(strs, jsonString(plainAround(special, at)))
+		}
+		for _, escape := range []string{`\"`, `\\`, `\u0041`} { // as written
+			strs = append(strs, `"`+plainAround(escape, at)+`"`)
+		}
+	}
+	for _, data := range strs {
+		frame := `{"data":` + data + `,"type":"t"}`
+		env, err := parseEnvelope([]byte(frame))
+		if err != nil || string(env.data) != data || string(env.typ) != `"t"` {
+			t.Errorf("%s: data %s, type %s, error %v; want data %s", frame, env.data, env.typ, err, data)
 		}
 	}
 }
@@ -125,12 +128,7 @@ func FuzzAppendString(f *testing.F) {
 	}
 	f.Add(strings.Repeat("0123456789abcdef", 64))
 	f.Fuzz(func(t *testing.T, s string) {
-		var b strings.Builder
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		enc.Encode(s)
-		want := strings.TrimSuffix(b.String(), "\n")
-		if got := string(appendString(nil, s)); got != want {
+		if got, want := string(appendString(nil, s)), jsonString(s); got != want {
 			t.Fatalf("appendString(%q): got %s, want %s", s, got, want)
 		}
 	})
