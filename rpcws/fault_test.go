@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/rpc"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -442,39 +444,97 @@ func TestBrokenFrames(t *testing.T) {
 // returns its status; 0 means the connection ended without one.
 func readCloseStatus(t *testing.T, br *bufio.Reader) websocket.StatusCode {
 	t.Helper()
-	var status websocket.StatusCode
-	for status == 0 {
-		var h [2]byte
-		if _, err := io.ReadFull(br, h[:]); err != nil {
-			return status
+	for {
+		op, p, err := readServerFrame(br)
+		if err != nil {
+			return 0
 		}
-		n := int(h[1] & 0x7f)
-		switch n {
-		case 126:
-			var b [2]byte
-			if _, err := io.ReadFull(br, b[:]); err != nil {
-				return status
+		if op == 0x8 {
+			if len(p) < 2 {
+				return websocket.StatusNoStatusRcvd
 			}
-			n = int(binary.BigEndian.Uint16(b[:]))
-		case 127:
-			var b [8]byte
-			if _, err := io.ReadFull(br, b[:]); err != nil {
-				return status
-			}
-			n = int(binary.BigEndian.Uint64(b[:]))
-		}
-		p := make([]byte, n)
-		if _, err := io.ReadFull(br, p); err != nil {
-			return status
-		}
-		if h[0]&0x0f == 0x8 {
-			status = websocket.StatusNoStatusRcvd
-			if n >= 2 {
-				status = websocket.StatusCode(binary.BigEndian.Uint16(p))
-			}
+			return websocket.StatusCode(binary.BigEndian.Uint16(p))
 		}
 	}
-	return status
+}
+
+// readServerFrame reads one frame as a server sends it (unmasked), and
+// returns its opcode and payload.
+func readServerFrame(br *bufio.Reader) (op byte, payload []byte, err error) {
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(br, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(br, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		return 0, nil, err
+	}
+	return h[0] & 0x0f, payload, nil
+}
+
+// A ping that arrives in the same segment as the end of a request is
+// answered, as the request is, without waiting for more bytes: the server
+// reads through coder/websocket's small buffer, where such a ping may lie
+// whole once the request is read. Requests of every length from 8 bytes to
+// past twice that buffer's, each sent with a ping in one write, put the
+// ping's end at every place around the buffer's edge. Each goes on a
+// connection of its own: one whose every request finds the next arriving
+// is soon served by ServeCodec, which reads otherwise.
+func TestFrameWholeInReadBuffer(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	for id := range 80 {
+		c, br := rawUpgrade(t, s.url)
+		// Short requests lack a type, and get an error reply; longer ones
+		// are calls. Both carry the id.
+		req := fmt.Appendf(nil, `{"id":%d}`, id)
+		if id >= 40 {
+			req = fmt.Appendf(nil, `{"id":%d,"type":"test.multiply","data":{"A":6,"B":7}}`, id)
+		}
+		req = append(req[:len(req)-1], strings.Repeat(" ", id%40)+"}"...)
+		ping := []byte(strconv.Itoa(id))
+		if _, err := c.Write(append(frame(0x81, req, true), frame(0x89, ping, true)...)); err != nil {
+			t.Fatal(err)
+		}
+		var replied, ponged bool
+		for !replied || !ponged {
+			// rawUpgrade's deadline bounds the wait: a server that waits
+			// for more bytes sends neither before it.
+			op, p, err := readServerFrame(br)
+			if err != nil {
+				t.Fatalf("a request of %d bytes, then a ping in the same write: replied %v, pong %v: %v", len(req), replied, ponged, err)
+			}
+			switch op {
+			case 0x1:
+				var reply struct{ ID int }
+				if err := json.Unmarshal(p, &reply); err != nil || reply.ID != id {
+					t.Fatalf("reply to id %d: got %s", id, p)
+				}
+				replied = true
+			case 0xa:
+				if string(p) != string(ping) {
+					t.Fatalf("pong: got %q, want %q", p, ping)
+				}
+				ponged = true
+			}
+		}
+		c.Close()
+	}
 }
 
 // Garbage handshakes get a 4xx, release their place under MaxConns, and the
