@@ -340,6 +340,7 @@ func (w batchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			bc.lazy.preload(early)
 		}
 		br = bufio.NewReaderSize(bc, 16)
+		bc.lazy.front = br
 	}
 	if w.batch != nil {
 		w.batch(bc)

@@ -274,6 +274,9 @@ func (c *wsConn) closeWith(code websocket.StatusCode, reason string) error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.stop()
+		if in := c.input(); in != nil {
+			in.stopAwait() // coder/websocket reads for the peer's close frame on this goroutine
+		}
 		err = c.ws.Close(code, reason)
 		if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || websocket.CloseStatus(err) != -1 {
 			err = nil // closed already, or by the peer first: nothing to report

@@ -90,7 +90,8 @@ func (s *serverCodec) serveRequests() {
 func (s *serverCodec) work() {
 	r := &s.run
 	for {
-		base := r.state.Load()    // even: this goroutine reads, and nobody else changes it
+		base := r.state.Load() // even: this goroutine reads, and nobody else changes it
+		r.in.await()
 		r.a.h.srv.ServeRequest(s) // errors are answered, or are the end, which r.failed says
 		lent := base + 3
 		if r.state.CompareAndSwap(lent, lent-1) {

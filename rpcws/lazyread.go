@@ -1,11 +1,14 @@
 package rpcws
 
 import (
+	"bufio"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // readBufSize is the size of the read buffers that a Handler lends its
@@ -39,6 +42,20 @@ type lazyReader struct {
 	got     *[]byte               // readFD's results
 	n       int
 	rerr    error
+
+	// front is coder/websocket's buffer in front of this reader: bytes it
+	// took from here and holds, which may be a whole frame. Nil when
+	// unknown: await then waits for nothing.
+	front *bufio.Reader
+
+	// await's wait and the closing handshake exclude each other (see
+	// await and stopAwait): gate guards waiting, closing and kicked, and
+	// awaits counts an await that waits.
+	gate    sync.Mutex
+	waiting bool // await is waiting for the socket
+	closing bool // no await may wait from now
+	kicked  bool // stopAwait set a read deadline to end the wait
+	awaits  sync.WaitGroup
 }
 
 func newLazyReader(conn net.Conn, pool *sync.Pool) *lazyReader {
@@ -72,6 +89,66 @@ func (l *lazyReader) preload(p []byte) {
 // buffered reports whether bytes were read from the connection and not yet
 // taken: the next frame has begun to arrive. Only the reader may ask.
 func (l *lazyReader) buffered() bool { return l.buf != nil }
+
+// await returns once the connection has bytes to read, or its read has
+// failed (Read then returns the error): a server connection's reader waits
+// here, before it enters coder/websocket's read loop, and not deep inside
+// it. While it waits, its stack is short, and the runtime halves a stack
+// grown to run a method (it halves one only when less than a quarter is in
+// use): an idle connection that has served calls keeps 4 KB of stack, not
+// 8. Bytes in the buffer in front count: a small frame may be whole there.
+//
+// coder/websocket reads on the goroutine that closes a connection, to
+// await the peer's close frame, once no reader holds its read lock, which
+// a reader in await does not. So that the two never read at once, the
+// closer calls stopAwait first.
+func (l *lazyReader) await() {
+	if l.raw == nil || l.front == nil {
+		return // no way to end the wait (see stopAwait), or nothing to know the front by
+	}
+	l.gate.Lock()
+	if l.closing || l.buf != nil || l.err != nil || l.front.Buffered() > 0 {
+		l.gate.Unlock()
+		return
+	}
+	l.waiting = true
+	l.awaits.Add(1)
+	l.gate.Unlock()
+
+	err := l.fill()
+
+	l.gate.Lock()
+	l.waiting = false
+	if l.kicked {
+		l.kicked = false
+		l.conn.SetReadDeadline(time.Time{})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = nil // the closer's, not the connection's: Read reads again
+		}
+	}
+	if err != nil {
+		l.err = err
+	}
+	l.gate.Unlock()
+	l.awaits.Done()
+}
+
+// stopAwait ends await's wait, if one is under way, and returns once it
+// has; no await waits afterwards. The closing goroutine calls it before it
+// reads.
+func (l *lazyReader) stopAwait() {
+	l.gate.Lock()
+	l.closing = true
+	waiting := l.waiting
+	if waiting {
+		l.kicked = true
+		l.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+	l.gate.Unlock()
+	if waiting {
+		l.awaits.Wait()
+	}
+}
 
 func (l *lazyReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {

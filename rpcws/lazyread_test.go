@@ -8,6 +8,9 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/rpcws/rpcws/internal/testutil"
 )
 
 // tcpPair returns both ends of a loopback TCP connection.
@@ -135,5 +138,82 @@ func TestLazyReaderClosed(t *testing.T) {
 	}
 	if l.buf != nil {
 		t.Errorf("holds a buffer after a failed read")
+	}
+}
+
+// await waits for bytes without taking them, and stopAwait ends that wait
+// for the closing goroutine: the wait returns no error of its own, the read
+// deadline that ended it is gone, and no await waits afterwards.
+func TestLazyReaderAwait(t *testing.T) {
+	t.Parallel()
+	w, r := tcpPair(t)
+	var pool sync.Pool
+	l := newLazyReader(r, &pool)
+	if l.raw == nil {
+		t.Skip("the socket is read through its own Read here: await does not wait")
+	}
+	front := bufio.NewReaderSize(l, 16)
+	l.front = front
+	waiting := func() bool {
+		l.gate.Lock()
+		defer l.gate.Unlock()
+		return l.waiting
+	}
+	// await runs on a goroutine of its own; the channel closes when it
+	// returns, and within returns it, failing the test after a while.
+	await := func() chan struct{} {
+		done := make(chan struct{})
+		go func() { defer close(done); l.await() }()
+		return done
+	}
+	within := func(done chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: await did not return", what)
+		}
+	}
+	readString := func(n int) string {
+		t.Helper()
+		p := make([]byte, n)
+		if _, err := io.ReadFull(front, p); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return string(p)
+	}
+
+	// Bytes end the wait, and are then read through the front.
+	done := await()
+	testutil.WaitFor(t, "await to wait", waiting)
+	w.Write([]byte("hello"))
+	within(done, "bytes came")
+	if l.err != nil || l.buf == nil {
+		t.Fatalf("after the bytes came: err %v, buffered %v; want nil, true", l.err, l.buf != nil)
+	}
+	if got := readString(5); got != "hello" {
+		t.Fatalf("read %q, want hello", got)
+	}
+
+	// stopAwait ends a wait that no bytes end.
+	done = await()
+	testutil.WaitFor(t, "await to wait", waiting)
+	l.stopAwait()
+	within(done, "stopAwait")
+	if l.err != nil {
+		t.Fatalf("the ended wait left error %v for Read", l.err)
+	}
+	// Reads go on, with no deadline left behind.
+	go w.Write([]byte("world"))
+	if got := readString(5); got != "world" {
+		t.Fatalf("read %q, want world", got)
+	}
+
+	// From now on await waits for nothing, and stopAwait has nothing to end.
+	done = await()
+	within(done, "await after stopAwait")
+	l.stopAwait()
+	if l.buf != nil {
+		t.Fatal("await read after stopAwait")
 	}
 }
