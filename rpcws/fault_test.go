@@ -490,9 +490,9 @@ func readServerFrame(br *bufio.Reader) (op byte, payload []byte, err error) {
 // A ping that arrives in the same segment as the end of a request is
 // answered, as the request is, without waiting for more bytes: the server
 // reads through coder/websocket's small buffer, where such a ping may lie
-// whole once the request is read. Requests of every length from 8 bytes to
-// past twice that buffer's, each sent with a ping in one write, put the
-// ping's end at every place around the buffer's edge. Each goes on a
+// whole once the request is read. Requests of 8 to 48 and of 53 to 92
+// bytes, past twice that buffer's, each sent with a ping in one write, put
+// the ping's end at every place around the buffer's edge. Each goes on a
 // connection of its own: one whose every request finds the next arriving
 // is soon served by ServeCodec, which reads otherwise.
 func TestFrameWholeInReadBuffer(t *testing.T) {

@@ -28,7 +28,8 @@ const readBufSize = 4 << 10
 // holds its buffer for the connection's life: net/http's, 4 KiB. Hijack
 // gives it a 16-byte one over a lazyReader instead, which saves those 4 KiB
 // on every idle connection without making busy connections read in smaller
-// pieces. It is used by one goroutine at a time, as any reader is.
+// pieces. It is used by one goroutine at a time, as any reader is, but for
+// stopAwait, which the closing goroutine calls.
 type lazyReader struct {
 	conn net.Conn
 	raw  syscall.RawConn // nil: read conn itself
@@ -49,12 +50,11 @@ type lazyReader struct {
 	front *bufio.Reader
 
 	// await's wait and the closing handshake exclude each other (see
-	// await and stopAwait): gate guards waiting, closing and kicked, and
-	// awaits counts an await that waits.
+	// await and stopAwait): gate guards waiting and closing, and awaits
+	// counts an await that waits.
 	gate    sync.Mutex
 	waiting bool // await is waiting for the socket
-	closing bool // no await may wait from now
-	kicked  bool // stopAwait set a read deadline to end the wait
+	closing bool // no await may wait from now; set during a wait, it ended the wait with a read deadline
 	awaits  sync.WaitGroup
 }
 
@@ -119,8 +119,7 @@ func (l *lazyReader) await() {
 
 	l.gate.Lock()
 	l.waiting = false
-	if l.kicked {
-		l.kicked = false
+	if l.closing { // set during the wait, which found it false: stopAwait's deadline ended it
 		l.conn.SetReadDeadline(time.Time{})
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = nil // the closer's, not the connection's: Read reads again
@@ -141,7 +140,6 @@ func (l *lazyReader) stopAwait() {
 	l.closing = true
 	waiting := l.waiting
 	if waiting {
-		l.kicked = true
 		l.conn.SetReadDeadline(time.Unix(1, 0))
 	}
 	l.gate.Unlock()
