@@ -43,6 +43,11 @@ const (
 	DefaultDialPingInterval = 30 * time.Second
 )
 
+// clientWriteBuffer is the size of the buffer a client's coder/websocket
+// connection writes its frames through, which coder/websocket makes itself
+// (bufio's default).
+const clientWriteBuffer = 4096
+
 // dialCloseTimeout bounds the closing handshake of [Client.Close]: a server
 // that reads nothing would otherwise hold Close for the 5 s that
 // coder/websocket waits for its close frame. A server that reads answers
@@ -134,23 +139,18 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	writeTimeout := orDefault(o.WriteTimeout, DefaultDialWriteTimeout)
 	var conns *netConns
 	wopts.HTTPClient, conns = recordingClient(wopts.HTTPClient)
-	conn := newWSConn(writeTimeout)
-	wopts.HTTPClient = batchingClient(wopts.HTTPClient, writeTimeout, conn.batch.Store)
-	wopts.OnPingReceived, wopts.OnPongReceived = conn.controlHooks(wopts.OnPingReceived, wopts.OnPongReceived)
+	var cork *corkConn
+	wopts.HTTPClient = corkingClient(wopts.HTTPClient, writeTimeout, func(c *corkConn) { cork = c })
+	hd := new(heard)
+	wopts.OnPingReceived, wopts.OnPongReceived = hd.controlHooks(nil, wopts.OnPingReceived, wopts.OnPongReceived)
 	ws, _, err := websocket.Dial(ctx, url, &wopts)
 	if err != nil {
 		conns.close()
 		return nil, fmt.Errorf("rpcws: dial %s: %w", url, err)
 	}
-	switch readLimit := orDefault(o.ReadLimit, DefaultDialReadLimit); {
-	case readLimit > 0:
-		ws.SetReadLimit(readLimit)
-	default:
-		ws.SetReadLimit(-1)
-	}
-	conn.ws = ws
-	dc := &dialedConn{wsConn: conn, net: conns}
-	dc.startKeepalive(orDefault(o.PingInterval, DefaultDialPingInterval), nil)
+	ws.SetReadLimit(max(orDefault(o.ReadLimit, DefaultDialReadLimit), -1))
+	dc := &dialedConn{wsConn: newWSConn(ws, cork, clientWriteBuffer, writeTimeout, hd, nil), net: conns}
+	dc.startKeepalive(orDefault(o.PingInterval, DefaultDialPingInterval))
 	cc := codec.NewClientCodec(dc, &codec.ClientOptions{
 		TypeName:            o.TypeName,
 		Timeout:             o.Timeout,
