@@ -72,12 +72,24 @@ func NewOutbox(conn Conn, adm *Admission, maxQueued int) *Outbox {
 
 // Write writes frame after the frames handed over before it, waiting for
 // room in the queue until ctx ends (it then returns ctx's error). A frame
-// larger than the queue's bound waits for an empty queue. With own, the
-// caller may reuse frame once Write returns (a queued frame is copied);
-// without, frame must not change afterwards, and may be shared between
-// connections. It returns an error matching [ErrClosed] once the outbox
-// writes no more.
+// larger than the queue's bound waits for an empty queue. An idle outbox
+// writes frame on the calling goroutine. With own, the caller may reuse
+// frame once Write returns (a queued frame is copied); without, frame must
+// not change afterwards, and may be shared between connections. It returns
+// an error matching [ErrClosed] once the outbox writes no more.
 func (o *Outbox) Write(ctx context.Context, frame []byte, own bool) error {
+	return o.write(ctx, frame, own, true)
+}
+
+// Queue is [Outbox.Write], but an idle outbox starts a goroutine to write
+// frame rather than write it on the calling goroutine: a caller that knows
+// more frames are coming (replies to other requests in flight) returns at
+// once, and they join frame in one send.
+func (o *Outbox) Queue(ctx context.Context, frame []byte, own bool) error {
+	return o.write(ctx, frame, own, false)
+}
+
+func (o *Outbox) write(ctx context.Context, frame []byte, own, now bool) error {
 	n := int64(len(frame))
 	o.mu.Lock()
 	for {
@@ -85,7 +97,7 @@ func (o *Outbox) Write(ctx context.Context, frame []byte, own bool) error {
 			o.mu.Unlock()
 			return err
 		}
-		if !o.writing {
+		if !o.writing && now {
 			return o.writeNow(frame) // unlocks
 		}
 		if o.fits(n) {
@@ -121,21 +133,22 @@ func (o *Outbox) TryWrite(frame []byte) error {
 		return ErrQueueFull
 	}
 	o.enqueue(frame)
-	if !o.writing {
-		o.writing = true
-		go o.run()
-	}
 	return nil
 }
 
 // fits reports whether n more bytes fit the queue. o.mu is held.
 func (o *Outbox) fits(n int64) bool { return o.queued == 0 || o.queued+n <= o.max }
 
-// enqueue queues frame and charges it. o.mu is held.
+// enqueue queues frame and charges it, and starts a goroutine to write the
+// queue if no one is writing. o.mu is held.
 func (o *Outbox) enqueue(frame []byte) {
 	o.queue = append(o.queue, frame)
 	o.queued += int64(len(frame))
 	o.adm.Charge(int64(len(frame)))
+	if !o.writing {
+		o.writing = true
+		go o.run()
+	}
 }
 
 // closedErr returns why the outbox writes no more, or nil. o.mu is held.

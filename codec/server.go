@@ -268,6 +268,7 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	c.mu.Lock()
 	var req serverRequest
 	ok := c.pending.take(r.Seq, &req)
+	more := c.pending.len() > 0 // replies to come, which may join this one
 	c.mu.Unlock()
 	if !ok {
 		return nil // never read by this codec; nothing to answer
@@ -287,7 +288,7 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	case code != "":
 		err = c.replyError(id, code, message)
 	default:
-		code, message, err = c.reply(id, req.typ, body)
+		code, message, err = c.reply(id, req.typ, body, more)
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {
 		c.debug("cannot write a reply", "type", req.typ, "error", err)
@@ -301,8 +302,12 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 
 // reply writes the result of the request with the given id and type. It
 // returns the code and message of the error reply written in its place when
-// the result cannot be sent.
-func (c *ServerCodec) reply(id []byte, typ string, body any) (code, message string, err error) {
+// the result cannot be sent. With more requests in flight, the reply is
+// queued for the outbox's own goroutine, and the replies that complete
+// while it writes leave together with it: net/rpc writes one reply at a
+// time, so a reply written on its method's goroutine would make the others
+// wait for its send, and each would leave alone (BenchmarkShared64Small).
+func (c *ServerCodec) reply(id []byte, typ string, body any, more bool) (code, message string, err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.enc.start(id, typ, ".response")
@@ -314,7 +319,11 @@ func (c *ServerCodec) reply(id []byte, typ string, body any) (code, message stri
 		message = fmt.Sprintf("the reply to %s would be %d bytes, over the frame limit of %d", typ, c.enc.buf.Len(), c.maxFrame)
 		c.enc.errorFrame(id, code, message)
 	}
-	err = c.out.Write(c.adm.Context(), c.enc.buf.Bytes(), true)
+	if more {
+		err = c.out.Queue(c.adm.Context(), c.enc.buf.Bytes(), true)
+	} else {
+		err = c.out.Write(c.adm.Context(), c.enc.buf.Bytes(), true)
+	}
 	c.enc.trim()
 	return code, message, err
 }
