@@ -91,7 +91,8 @@ func flood(ctx context.Context, ws *websocket.Conn, mode string) {
 
 // One address that floods the server from 50 connections, with tiny
 // pipelined requests or with pings, is slowed; a client at another address
-// is not: its calls' 99th percentile stays within 50 ms.
+// is not: its calls' 99th percentile stays within 50 ms (five times that
+// under the race detector, which slows every goroutine).
 func TestFloodingAddressSlowsOnlyItself(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load test of a few seconds")
@@ -116,8 +117,12 @@ func TestFloodingAddressSlowsOnlyItself(t *testing.T) {
 			slices.Sort(took)
 			p50, p99 := took[calls/2], took[calls*99/100]
 			t.Logf("flooded with %s: the victim's p50 %v, p99 %v, max %v", mode, p50, p99, took[calls-1])
-			if p99 > 50*time.Millisecond {
-				t.Errorf("the victim's p99 is %v, want at most 50ms", p99)
+			bound := 50 * time.Millisecond
+			if raceEnabled {
+				bound *= 5
+			}
+			if p99 > bound {
+				t.Errorf("the victim's p99 is %v, want at most %v", p99, bound)
 			}
 		})
 	}
