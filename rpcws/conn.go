@@ -34,6 +34,7 @@ type wsConn struct {
 	corkAbove    int           // frames larger are written corked: the write buffer of ws, less a header
 	writeTimeout time.Duration // <= 0: none
 	heard        *heard        // the peer was heard from since the last keepalive tick
+	in           *lazyReader   // what ws reads, to wait on for the next frame; may be nil
 
 	// adm is the server connection's admission: it holds the bytes of a
 	// large frame being read, and closes first when the connection does,
@@ -118,6 +119,9 @@ func (c *wsConn) paused() bool { return c.adm != nil && c.adm.Paused() }
 // the read, not ctx: a context that ends during a read would close the whole
 // WebSocket, and [wsConn.Close] unblocks reads anyway.
 func (c *wsConn) ReadFrame(_ context.Context, buf []byte) ([]byte, error) {
+	if c.in != nil {
+		c.in.await() // an idle connection waits here, near the top of its stack
+	}
 	// An idle connection waits in Reader: the rest is in readMessage's stack
 	// frame, not in this one (see codec.ServerCodec.ReadRequestHeader).
 	typ, r, err := c.ws.Reader(context.Background())

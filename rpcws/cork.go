@@ -3,6 +3,7 @@ package rpcws
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -25,6 +26,7 @@ type corkConn struct {
 	timeout time.Duration // <= 0: none
 	broken  func()        // called once, on a goroutine of its own, when a send fails; may be nil
 	pool    *sync.Pool    // of *[]byte gather buffers; nil: the connection keeps its own
+	in      io.Reader     // reads the connection, if set (a server's lazyReader); else it is read directly
 
 	mu     sync.Mutex // guards the fields below; held during a send
 	corked bool
@@ -36,6 +38,15 @@ type corkConn struct {
 // past it is sent at once, with what was gathered, in one writev, and is
 // not copied.
 const corkLimit = 16 << 10
+
+// Read reads through in: coder/websocket reads the connection it was handed,
+// behind the bytes its buffer held already.
+func (c *corkConn) Read(p []byte) (int, error) {
+	if c.in != nil {
+		return c.in.Read(p)
+	}
+	return c.Conn.Read(p)
+}
 
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -149,14 +160,15 @@ func (c *corkConn) putBuf() {
 
 // corkingWriter is an http.ResponseWriter whose Hijack returns the
 // connection as a corkConn, so that the WebSocket that coder/websocket builds
-// on it writes through one.
+// on it writes through one, and reads it through a lazyReader.
 type corkingWriter struct {
 	http.ResponseWriter
 	timeout  time.Duration
-	hijacked func()          // called before the 101 response can reach the client
-	broken   func()          // called when a send fails
-	pool     *sync.Pool      // of gather buffers
-	conn     func(*corkConn) // given the connection's corkConn, once made
+	hijacked func()                       // called before the 101 response can reach the client
+	broken   func()                       // called when a send fails
+	corks    *sync.Pool                   // of gather buffers
+	reads    *sync.Pool                   // of read buffers
+	conn     func(*corkConn, *lazyReader) // given the connection's corkConn and lazyReader, once made
 }
 
 // serverWriteBuffer is the size of the buffer a server's coder/websocket
@@ -184,9 +196,11 @@ func (w corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		c.Close()
 		return nil, nil, err
 	}
-	cc := &corkConn{Conn: c, timeout: w.timeout, broken: w.broken, pool: w.pool}
-	w.conn(cc)
-	return cc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(cc, serverWriteBuffer)), nil
+	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	in, front := newLazyReader(c, w.reads, early) // net/http's reader and its 4 KiB go
+	cc := &corkConn{Conn: c, timeout: w.timeout, broken: w.broken, pool: w.corks, in: in}
+	w.conn(cc, in)
+	return cc, bufio.NewReadWriter(front, bufio.NewWriterSize(cc, serverWriteBuffer)), nil
 }
 
 // corkingClient returns an HTTP client for the WebSocket handshake whose

@@ -179,6 +179,7 @@ type Handler struct {
 	cluster *cluster     // publishing across replicas: topics.go
 
 	corks sync.Pool // gather buffers, lent to connections while they write a batch (cork.go)
+	reads sync.Pool // read buffers, lent to connections while they have bytes to read (lazyread.go)
 }
 
 // NewHandler returns a Handler that serves srv; nil means [rpc.DefaultServer].
@@ -283,8 +284,9 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, a *admission) *
 	turn := func(context.Context) { a.share.Turn(adm.Context()) }
 	ao.OnPingReceived, ao.OnPongReceived = hd.controlHooks(turn, ao.OnPingReceived, ao.OnPongReceived)
 	var cork *corkConn
-	cw := corkingWriter{ResponseWriter: w, timeout: h.opts.WriteTimeout, pool: &h.corks,
-		hijacked: a.upgrading, broken: adm.Close, conn: func(c *corkConn) { cork = c }}
+	var in *lazyReader
+	cw := corkingWriter{ResponseWriter: w, timeout: h.opts.WriteTimeout, corks: &h.corks, reads: &h.reads,
+		hijacked: a.upgrading, broken: adm.Close, conn: func(c *corkConn, l *lazyReader) { cork, in = c, l }}
 	ws, err := websocket.Accept(cw, r, &ao)
 	if err != nil {
 		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
@@ -292,7 +294,9 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, a *admission) *
 	}
 	// r.Context() must not be used from here on.
 	ws.SetReadLimit(max(h.opts.ReadLimit, -1))
-	return newWSConn(ws, cork, serverWriteBuffer, h.opts.WriteTimeout, hd, adm)
+	conn := newWSConn(ws, cork, serverWriteBuffer, h.opts.WriteTimeout, hd, adm)
+	conn.in = in
+	return conn
 }
 
 // newAdmission returns the admission of a new connection, within share.
