@@ -78,18 +78,6 @@ func NewOutbox(conn Conn, adm *Admission, maxQueued int) *Outbox {
 // not change afterwards, and may be shared between connections. It returns
 // an error matching [ErrClosed] once the outbox writes no more.
 func (o *Outbox) Write(ctx context.Context, frame []byte, own bool) error {
-	return o.write(ctx, frame, own, true)
-}
-
-// Queue is [Outbox.Write], but an idle outbox starts a goroutine to write
-// frame rather than write it on the calling goroutine: a caller that knows
-// more frames are coming (replies to other requests in flight) returns at
-// once, and they join frame in one send.
-func (o *Outbox) Queue(ctx context.Context, frame []byte, own bool) error {
-	return o.write(ctx, frame, own, false)
-}
-
-func (o *Outbox) write(ctx context.Context, frame []byte, own, now bool) error {
 	n := int64(len(frame))
 	o.mu.Lock()
 	for {
@@ -97,7 +85,7 @@ func (o *Outbox) write(ctx context.Context, frame []byte, own, now bool) error {
 			o.mu.Unlock()
 			return err
 		}
-		if !o.writing && now {
+		if !o.writing {
 			return o.writeNow(frame) // unlocks
 		}
 		if o.fits(n) {

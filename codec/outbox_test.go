@@ -153,26 +153,6 @@ func TestOutboxQueueBound(t *testing.T) {
 	})
 }
 
-// Queue never sends on the caller's goroutine: it returns at once, and the
-// outbox's own goroutine sends.
-func TestOutboxQueueReturnsAtOnce(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		conn := &sendLog{gate: make(chan struct{})}
-		out, _, _ := newOutbox(conn, 0)
-		if err := out.Queue(context.Background(), []byte("a"), true); err != nil {
-			t.Fatal(err)
-		}
-		if got := conn.got(); len(got) != 0 {
-			t.Fatalf("sent %q before the send was let go", got)
-		}
-		close(conn.gate)
-		out.Flush(context.Background())
-		if got := conn.got(); !slices.EqualFunc(got, [][]string{{"a"}}, slices.Equal) {
-			t.Fatalf("sends %q, want [[a]]", got)
-		}
-	})
-}
-
 // Once the admission closes, the outbox takes nothing, and what was queued
 // is dropped and no longer charged; after a failed send, every write fails.
 func TestOutboxAfterClose(t *testing.T) {

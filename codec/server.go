@@ -36,6 +36,11 @@ type ServerOptions struct {
 	// means no limit.
 	MaxFrameSize int
 
+	// Bind, if set, sees the decoded argument of every request before its
+	// method runs, with the request's number (for [ServerCodec.AfterReply]):
+	// a transport binds what it gives methods to it.
+	Bind func(args any, seq uint64)
+
 	// Admission decides when the codec takes another request, and counts
 	// the bytes the connection holds. Nil means a new [Admission] with the
 	// defaults.
@@ -81,19 +86,18 @@ type ServerCodec struct {
 	out      *Outbox
 	logger   *slog.Logger
 	onCall   func(CallInfo)
+	bind     func(any, uint64)
 	maxFrame int // <= 0: none
 
-	// Owned by the reading goroutine (net/rpc reads requests on one).
+	// Owned by the reading goroutine: net/rpc's ServeCodec reads on one,
+	// and so does Serve.
 	names nameCache
-	buf   []byte // the frame being read; reused
-	data  []byte // the current request's data; aliases buf
+	buf   []byte // the frame being read, for ServeCodec; reused
+	data  []byte // the current request's data, for ServeCodec; aliases buf
 	seq   uint64
 
 	mu      sync.Mutex // guards pending
 	pending requestTable
-
-	wmu sync.Mutex // guards enc; held while a reply or error is written
-	enc *encoder
 
 	closeOnce sync.Once
 	closeErr  error
@@ -120,8 +124,8 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 		out:      o.Outbox,
 		logger:   o.Logger,
 		onCall:   o.OnCall,
+		bind:     o.Bind,
 		maxFrame: o.MaxFrameSize,
-		enc:      newEncoder(),
 	}
 	if c.maxFrame == 0 {
 		c.maxFrame = DefaultMaxFrameSize
@@ -131,6 +135,54 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 		c.names.fn = MethodName
 	}
 	return c
+}
+
+// Serve serves the connection's requests with srv until the connection
+// ends, then closes the codec. It reads on the calling goroutine and serves
+// each request on a goroutine of its own with [rpc.Server.ServeRequest], as
+// [rpc.Server.ServeCodec] would serve it, with two differences: the replies
+// of requests that complete together leave in one send (ServeCodec writes
+// one reply at a time), and the reading goroutine never decodes a request's
+// data, which would grow its stack for as long as the connection lives
+// (BenchmarkIdleConns).
+func (c *ServerCodec) Serve(srv *rpc.Server) {
+	var wg sync.WaitGroup
+	for {
+		rq := c.newRequest()
+		if !c.next(rq) {
+			break
+		}
+		wg.Add(1)
+		go c.serveRequest(srv, rq, &wg)
+	}
+	wg.Wait()
+	c.Close()
+}
+
+func (c *ServerCodec) serveRequest(srv *rpc.Server, rq *request, wg *sync.WaitGroup) {
+	defer wg.Done()
+	srv.ServeRequest(rq)
+}
+
+// next reads frames until one is a request for Serve, which it puts in rq.
+// It reports false once the connection has ended.
+func (c *ServerCodec) next(rq *request) bool {
+	for {
+		frame, err := c.conn.ReadFrame(c.adm.Context(), rq.buf)
+		binary := errors.Is(err, ErrBinaryFrame)
+		if err != nil && !binary {
+			return false
+		}
+		rq.buf = frame[:0]
+		switch data, ok, err := c.handleFrame(frame, binary, &rq.header); {
+		case err != nil:
+			return false
+		case ok:
+			rq.data = data
+			return true
+		}
+		rq.buf = reusable(rq.buf) // a large frame is not kept while idle
+	}
 }
 
 // ReadRequestHeader reads frames until one is a request or notification for
@@ -150,27 +202,32 @@ func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 			return err
 		}
 		c.buf = frame
-		if ok, err := c.handleFrame(frame, binary, r); ok {
+		data, ok, err := c.handleFrame(frame, binary, r)
+		if err != nil {
 			return err
+		}
+		if ok {
+			c.data, c.seq = data, r.Seq
+			return nil
 		}
 		c.buf = reusable(frame) // a large frame is not kept while idle
 	}
 }
 
-// handleFrame handles a frame that ReadRequestHeader read. It reports true
-// when ReadRequestHeader returns err: the frame is a request or notification
-// for net/rpc to serve (err nil), or the codec is closing. It reports false
-// when the frame answered itself (with an error reply, or a log line) and
-// the codec reads on.
-func (c *ServerCodec) handleFrame(frame []byte, binary bool, r *rpc.Request) (bool, error) {
+// handleFrame handles a frame that was read. It reports true, with the
+// request's data, when the frame is a request or notification for net/rpc
+// to serve, which it registers and describes in r; false when the frame
+// answered itself (with an error reply, or a log line) and the codec reads
+// on. It returns io.EOF once the codec is closed.
+func (c *ServerCodec) handleFrame(frame []byte, binary bool, r *rpc.Request) ([]byte, bool, error) {
 	env, id, bad := parseRequest(frame, binary)
 	switch {
 	case bad.quiet:
 		c.log("dropped a notification", "code", bad.code, "error", bad.msg)
-		return false, nil
+		return nil, false, nil
 	case bad.code != "":
 		c.replyError(id, bad.code, bad.msg)
-		return false, nil
+		return nil, false, nil
 	}
 	typ, _ := stringValue(env.typ)
 	typStr, method := c.names.lookup(typ)
@@ -181,22 +238,20 @@ func (c *ServerCodec) handleFrame(frame []byte, binary bool, r *rpc.Request) (bo
 		if id != nil {
 			c.replyError(id, CodeUnavailable, "server is shutting down")
 		}
-		return false, nil
+		return nil, false, nil
 	case err != nil:
-		return true, io.EOF
+		return nil, false, io.EOF
 	}
 	if c.onCall != nil {
 		req.start = time.Now()
 	}
 	c.mu.Lock()
 	c.seq++
-	c.pending.put(c.seq, req)
+	seq := c.seq
+	c.pending.put(seq, req)
 	c.mu.Unlock()
-
-	c.data = env.data
-	r.ServiceMethod = method
-	r.Seq = c.seq
-	return true, nil
+	r.ServiceMethod, r.Seq = method, seq
+	return env.data, true, nil
 }
 
 // badFrame is why a frame is no request: the code and message of its error
@@ -247,14 +302,25 @@ func parseRequest(frame []byte, binary bool) (env envelope, id []byte, bad badFr
 func (c *ServerCodec) ReadRequestBody(x any) error {
 	data := c.data
 	c.data = nil
-	defer func() { c.buf = reusable(c.buf) }() // a large frame is not kept while its method runs
-	if x == nil || data == nil || isNull(data) {
+	err := c.decode(data, x, c.seq)
+	c.buf = reusable(c.buf) // a large frame is not kept while its method runs
+	return err
+}
+
+// decode decodes a request's data into x, and binds x.
+func (c *ServerCodec) decode(data []byte, x any, seq uint64) error {
+	if x == nil {
 		return nil
 	}
-	if err := unmarshalData(data, x, true); err != nil { // handleFrame checked the frame's UTF-8
-		// net/rpc replies with this error's text, which WriteResponse maps
-		// back to the code.
-		return &Error{Code: CodeInvalidParams, Message: invalidData(err)}
+	if data != nil && !isNull(data) {
+		if err := unmarshalData(data, x, true); err != nil { // handleFrame checked the frame's UTF-8
+			// net/rpc replies with this error's text, which WriteResponse
+			// maps back to the code.
+			return &Error{Code: CodeInvalidParams, Message: invalidData(err)}
+		}
+	}
+	if c.bind != nil {
+		c.bind(x, seq)
 	}
 	return nil
 }
@@ -268,7 +334,6 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	c.mu.Lock()
 	var req serverRequest
 	ok := c.pending.take(r.Seq, &req)
-	more := c.pending.len() > 0 // replies to come, which may join this one
 	c.mu.Unlock()
 	if !ok {
 		return nil // never read by this codec; nothing to answer
@@ -288,7 +353,7 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	case code != "":
 		err = c.replyError(id, code, message)
 	default:
-		code, message, err = c.reply(id, req.typ, body, more)
+		code, message, err = c.reply(id, req.typ, body)
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {
 		c.debug("cannot write a reply", "type", req.typ, "error", err)
@@ -302,29 +367,20 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 
 // reply writes the result of the request with the given id and type. It
 // returns the code and message of the error reply written in its place when
-// the result cannot be sent. With more requests in flight, the reply is
-// queued for the outbox's own goroutine, and the replies that complete
-// while it writes leave together with it: net/rpc writes one reply at a
-// time, so a reply written on its method's goroutine would make the others
-// wait for its send, and each would leave alone (BenchmarkShared64Small).
-func (c *ServerCodec) reply(id []byte, typ string, body any, more bool) (code, message string, err error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.enc.start(id, typ, ".response")
-	if encErr := c.enc.data(body); encErr != nil {
+// the result cannot be sent.
+func (c *ServerCodec) reply(id []byte, typ string, body any) (code, message string, err error) {
+	enc := c.getEncoder()
+	defer c.putEncoder(enc)
+	enc.start(id, typ, ".response")
+	if encErr := enc.data(body); encErr != nil {
 		code, message = CodeServerError, "cannot encode the result: "+encErr.Error()
-		c.enc.errorFrame(id, code, message)
-	} else if c.maxFrame > 0 && c.enc.buf.Len() > c.maxFrame {
+		enc.errorFrame(id, code, message)
+	} else if c.maxFrame > 0 && enc.buf.Len() > c.maxFrame {
 		code = CodeTooLarge
-		message = fmt.Sprintf("the reply to %s would be %d bytes, over the frame limit of %d", typ, c.enc.buf.Len(), c.maxFrame)
-		c.enc.errorFrame(id, code, message)
+		message = fmt.Sprintf("the reply to %s would be %d bytes, over the frame limit of %d", typ, enc.buf.Len(), c.maxFrame)
+		enc.errorFrame(id, code, message)
 	}
-	if more {
-		err = c.out.Queue(c.adm.Context(), c.enc.buf.Bytes(), true)
-	} else {
-		err = c.out.Write(c.adm.Context(), c.enc.buf.Bytes(), true)
-	}
-	c.enc.trim()
+	err = c.out.Write(c.adm.Context(), enc.buf.Bytes(), true)
 	return code, message, err
 }
 
@@ -372,9 +428,9 @@ func (c *ServerCodec) runAfter(req *serverRequest) {
 // replyError writes an error reply; id nil means an error that belongs to no
 // request.
 func (c *ServerCodec) replyError(id []byte, code, message string) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	err := c.out.Write(c.adm.Context(), c.enc.errorFrame(id, code, message), true)
+	enc := c.getEncoder()
+	defer c.putEncoder(enc)
+	err := c.out.Write(c.adm.Context(), enc.errorFrame(id, code, message), true)
 	if err != nil && !errors.Is(err, ErrClosed) {
 		c.debug("cannot write an error reply", "code", code, "error", err)
 	}

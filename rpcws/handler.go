@@ -243,13 +243,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if conn == nil {
 		return
 	}
-	if sc := a.start(conn, identity, r.RemoteAddr); sc != nil {
+	if p := a.start(conn, identity, r.RemoteAddr); p != nil {
 		conn.startKeepalive(h.opts.PingInterval)
 		// Serve on a goroutine of its own and let the HTTP server's
 		// goroutine end: that frees what net/http keeps for the request
 		// (its buffered writer, the request and its headers) for as long
 		// as the connection lives.
-		go a.serve(sc)
+		go a.serve(p)
 	}
 }
 
@@ -342,21 +342,21 @@ func (a *admission) upgrading() {
 // start makes the codec and Peer of the admitted connection t and counts it
 // among the open ones. It returns nil, closing t, when the handler began
 // shutting down meanwhile.
-func (a *admission) start(t transport, identity any, remoteAddr string) *serverCodec {
-	sc := a.h.newCodec(t, identity, remoteAddr)
-	if !a.h.register(sc.peer, a.upgraded) {
+func (a *admission) start(t transport, identity any, remoteAddr string) *Peer {
+	p := a.h.newPeer(t, identity, remoteAddr)
+	if !a.h.register(p, a.upgraded) {
 		t.closeWith(websocket.StatusGoingAway, "server shutting down")
 		return nil
 	}
 	a.started, a.upgraded = true, false
-	return sc
+	return p
 }
 
 // serve serves the started connection until it ends, then frees its place.
-func (a *admission) serve(sc *serverCodec) {
-	a.h.attach(sc.peer) // its user address, before its first request
-	a.h.srv.ServeCodec(sc)
-	a.h.unregister(sc.peer)
+func (a *admission) serve(p *Peer) {
+	a.h.attach(p) // its user address, before its first request
+	p.codec.Serve(a.h.srv)
+	a.h.unregister(p)
 	a.h.releaseClient(a.client)
 }
 
@@ -373,8 +373,8 @@ func (a *admission) cancel() {
 	a.h.unreserveFor(a.client)
 }
 
-// newCodec returns the codec that serves conn, with its Peer.
-func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *serverCodec {
+// newPeer returns the Peer of conn, with the codec that serves it.
+func (h *Handler) newPeer(conn transport, identity any, remoteAddr string) *Peer {
 	maxFrame := int(max(h.opts.ReadLimit, -1)) // the client's limit is taken to be the handler's
 	methodName := h.opts.MethodName
 	if methodName == nil {
@@ -382,17 +382,19 @@ func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *ser
 	}
 	adm := conn.admission()
 	out := codec.NewOutbox(conn, adm, h.opts.MaxQueuedBytes)
-	sc := &serverCodec{ServerCodec: codec.NewServerCodec(conn, &codec.ServerOptions{
+	var p *Peer // the codec binds Callers to it
+	sc := codec.NewServerCodec(conn, &codec.ServerOptions{
 		MethodName:   methodName,
 		Logger:       h.opts.Logger,
 		OnCall:       h.opts.OnCall,
 		MaxFrameSize: maxFrame,
+		Bind:         func(args any, seq uint64) { bindCaller(args, p, seq) },
 		Admission:    adm,
 		Outbox:       out,
-	})}
-	sc.peer = &Peer{
+	})
+	p = &Peer{
 		conn:         conn,
-		codec:        sc.ServerCodec,
+		codec:        sc,
 		out:          out,
 		adm:          adm,
 		maxFrame:     maxFrame,
@@ -402,7 +404,7 @@ func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *ser
 		h:            h,
 		id:           h.cluster.newPeerID(),
 	}
-	return sc
+	return p
 }
 
 // reserveFor reserves a place for a connection of client ("": none, not

@@ -3,7 +3,6 @@ package rpcws
 import (
 	"context"
 	"errors"
-	"net/rpc"
 	"time"
 
 	"github.com/coder/websocket"
@@ -171,28 +170,10 @@ type callerBinder interface {
 	bindCaller(p *Peer, seq uint64)
 }
 
-// serverCodec is the codec a Handler serves a connection with: the protocol
-// codec, plus the binding of Caller values.
-type serverCodec struct {
-	*codec.ServerCodec
-	peer *Peer
-	seq  uint64 // of the request being read; net/rpc reads on one goroutine
-}
-
-// ReadRequestHeader reads the next request, and notes its number for
-// ReadRequestBody, which net/rpc calls next.
-func (s *serverCodec) ReadRequestHeader(r *rpc.Request) error {
-	err := s.ServerCodec.ReadRequestHeader(r)
-	s.seq = r.Seq
-	return err
-}
-
-// ReadRequestBody reads the request's data, and binds a Caller in it to the
-// connection.
-func (s *serverCodec) ReadRequestBody(x any) error {
-	err := s.ServerCodec.ReadRequestBody(x)
-	if b, ok := x.(callerBinder); ok && err == nil {
-		b.bindCaller(s.peer, s.seq)
+// bindCaller binds the Caller that args embeds, if it embeds one, to the
+// connection p and the request numbered seq.
+func bindCaller(args any, p *Peer, seq uint64) {
+	if b, ok := args.(callerBinder); ok {
+		b.bindCaller(p, seq)
 	}
-	return err
 }

@@ -25,8 +25,8 @@ func (h *Handler) ServeConn(conn codec.Conn) {
 	defer a.cancel() // unless it is served
 	t := &connTransport{Conn: conn, adm: h.newAdmission(nil)}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	if sc := a.start(t, nil, ""); sc != nil {
-		a.serve(sc)
+	if p := a.start(t, nil, ""); p != nil {
+		a.serve(p)
 	}
 }
 
