@@ -3,8 +3,9 @@
 //
 // A [Handler] is an http.Handler that upgrades requests to WebSockets
 // (github.com/coder/websocket) and serves each connection with an unchanged
-// *rpc.Server through a [codec.ServerCodec], running each quick method on
-// the goroutine that read its request. [Dial] returns a [Client] whose Call
+// *rpc.Server through a [codec.ServerCodec]: one goroutine reads the
+// connection, each method runs on a goroutine of its own, and one
+// [codec.Outbox] writes replies and events in order. [Dial] returns a [Client] whose Call
 // and Go behave as the stock *rpc.Client's (which it embeds, for code that
 // wants one) a goroutine hand-off faster, and which adds
 // [Client.CallContext], notifications and pushed events.
@@ -57,7 +58,9 @@
 // Zero in an options field means the documented default, a negative value
 // none. See the README's "Limits and defaults".
 //
-// Under the WebSocket, on both ends, writes go through a connection that
-// sends the frames written while a send is under way together in the next
-// one: many calls on one connection cost far fewer system calls.
+// A server connection's replies and events that complete while its outbox
+// writes leave together in its next send: many calls on one connection
+// cost far fewer system calls. One address that opens many connections
+// gets its share of the server (HandlerOptions.MaxInFlightPerClient): a
+// client that floods is slowed, not its neighbours.
 package rpcws
