@@ -12,6 +12,7 @@
 // Usage:
 //
 //	go run . [-duration 1s] [-reps 3] [-idle 1000] [-peers a,b] [-json | -markdown]
+//	go run . -server-only [-duration 2s] [-reps 3] [-json]
 //
 // Run with -h for every flag.
 package main
@@ -70,13 +71,22 @@ type config struct {
 
 	// CPUProfile, if set, is where the run's CPU profile goes.
 	CPUProfile string `json:"-"`
+
+	// ServerOnly runs the server-only cells instead of the workloads.
+	ServerOnly bool `json:"-"`
 }
 
 func main() {
+	if name, ok := childPeer(os.Args[1:]); ok {
+		os.Exit(serveChild(name))
+	}
 	cfg, format, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
 		os.Exit(2)
+	}
+	if cfg.ServerOnly {
+		os.Exit(runServerOnly(cfg, format, os.Stdout, os.Stderr))
 	}
 	if slices.Contains(cfg.Workloads, "idle") {
 		// Both ends of every idle connection are in this process.
@@ -126,6 +136,7 @@ func parseFlags(args []string) (config, string, error) {
 	fs.IntVar(&cfg.MaxCalls, "max-calls", 2_000_000, "most calls in one cell, whatever the duration")
 	peers := fs.String("peers", "", "comma-separated peers to run (default all): "+strings.Join(peerNames(allPeers()), ","))
 	wls := fs.String("workloads", "", "comma-separated workloads to run (default all): "+strings.Join(workloadKeys(), ","))
+	fs.BoolVar(&cfg.ServerOnly, "server-only", false, "measure the servers of rpcws, classic-xnet and ceiling-coder alone, each in a child process, loaded with raw frames from this one (see README)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	asMarkdown := fs.Bool("markdown", false, "print the report as Markdown")
 	if err := fs.Parse(args); err != nil {

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// The server-only cells (-server-only) measure what the server alone pays:
+// each peer's server runs in a child process of its own, pinned to CPU 0,
+// and this process, pinned to CPU 1, loads it with raw frames (see
+// rawConn). The server's CPU time comes from /proc/<pid>/stat.
+
+// soReport is the report of -server-only.
+type soReport struct {
+	Machine    machine     `json:"machine"`
+	Pinning    string      `json:"pinning"`
+	Duration   string      `json:"duration"`
+	Warmup     string      `json:"warmup"`
+	Reps       int         `json:"reps"`
+	MaxCalls   int         `json:"max_calls_per_cell"`
+	Payload    int         `json:"payload_bytes"`
+	LoadBefore float64     `json:"load1_before"`
+	LoadAfter  float64     `json:"load1_after"`
+	Rows       []soRow     `json:"rows"`
+	Ratios     []soRatio   `json:"rpcws_ratios"`
+	Errors     []cellError `json:"errors,omitempty"`
+}
+
+// soRow is one peer in one cell: the medians over the repetitions.
+type soRow struct {
+	soCell
+	Peer       string     `json:"peer"`
+	CPUPerCall float64    `json:"server_cpu_us_per_call"`
+	Rate       float64    `json:"calls_per_sec"`
+	P50        float64    `json:"p50_us"`
+	P99        float64    `json:"p99_us"`
+	Samples    []soResult `json:"samples"`
+}
+
+// soRatio is rpcws's figures in one cell divided by a reference's.
+type soRatio struct {
+	Cell       string  `json:"cell"`
+	Versus     string  `json:"versus"`
+	CPUPerCall float64 `json:"server_cpu_per_call"`
+	Rate       float64 `json:"calls_per_sec"`
+	P50        float64 `json:"p50"`
+	P99        float64 `json:"p99"`
+}
+
+// runServerOnly runs the server-only cells and prints the report; it
+// returns the exit status.
+func runServerOnly(cfg config, format string, out, progress io.Writer) int {
+	var names []string
+	for _, n := range cfg.Peers {
+		if serverOnlyPeers[n] != nil {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(progress, "peers: -server-only runs rpcws, classic-xnet and ceiling-coder; -peers names none of them")
+		return 2
+	}
+	raiseFileLimit(8192)
+	r := &soReport{Machine: describeMachine(), Duration: cfg.Duration.String(), Warmup: cfg.Warmup.String(),
+		Reps: cfg.Reps, MaxCalls: cfg.MaxCalls, Payload: cfg.Payload}
+	pin := pinSelf()
+	r.Pinning = "server on CPU 0, load generator on CPU 1 (taskset)"
+	if pin != nil {
+		r.Pinning = "none (" + pin.Error() + "): server and load generator share the CPUs"
+		fmt.Fprintln(progress, "peers: unpinned:", pin)
+	}
+	o := soOptions{Warmup: cfg.Warmup, Duration: cfg.Duration, MaxCalls: cfg.MaxCalls, Payload: cfg.Payload, Pin: pin == nil}
+	r.LoadBefore = loadAverage()
+	samples := map[[2]string][]soResult{}
+	for rep := range cfg.Reps {
+		for _, c := range serverOnlyCells {
+			// Rotate the order of the peers at each repetition.
+			k := rep % len(names)
+			for _, name := range slices.Concat(names[k:], names[:k]) {
+				res, err := measureCell(name, c, o)
+				fmt.Fprintf(progress, "rep %d/%d  %-14s %-14s ", rep+1, cfg.Reps, c.Key, name)
+				if err != nil {
+					fmt.Fprintf(progress, "error: %v\n", err)
+					r.Errors = append(r.Errors, cellError{Rep: rep + 1, Workload: c.Key, Peer: name, Err: err.Error()})
+					continue
+				}
+				fmt.Fprintf(progress, "%d calls  cpu %.1f µs/call  %.0f calls/s  p50 %.0f µs  p99 %.0f µs\n",
+					res.Calls, res.cpuPerCall(), res.rate(), us(res.P50), us(res.P99))
+				k := [2]string{c.Key, name}
+				samples[k] = append(samples[k], res)
+			}
+		}
+	}
+	r.LoadAfter = loadAverage()
+	r.Rows, r.Ratios = soTabulate(names, samples)
+	var err error
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(r)
+	} else {
+		err = writeServerOnly(out, r)
+	}
+	if err != nil {
+		fmt.Fprintln(progress, "peers:", err)
+		return 1
+	}
+	return 0
+}
+
+// pinSelf pins every thread of this process to CPU 1, for the load
+// generator, and runs its goroutines on one thread at a time; it returns
+// why it could not.
+func pinSelf() error {
+	if runtime.NumCPU() < 2 {
+		return fmt.Errorf("%d CPU", runtime.NumCPU())
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return fmt.Errorf("no taskset (util-linux)")
+	}
+	cmd := exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid()))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("taskset: %v: %s", err, b)
+	}
+	runtime.GOMAXPROCS(1)
+	return nil
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// soTabulate takes the medians of the samples and rpcws's ratios.
+func soTabulate(names []string, samples map[[2]string][]soResult) ([]soRow, []soRatio) {
+	var rows []soRow
+	byKey := map[[2]string]soRow{}
+	for _, c := range serverOnlyCells {
+		for _, n := range names {
+			s := samples[[2]string{c.Key, n}]
+			if len(s) == 0 {
+				continue
+			}
+			med := func(f func(soResult) float64) float64 {
+				v := make([]float64, len(s))
+				for i, r := range s {
+					v[i] = f(r)
+				}
+				return summarize(v).Median
+			}
+			row := soRow{soCell: c, Peer: n, Samples: s,
+				CPUPerCall: med(soResult.cpuPerCall), Rate: med(soResult.rate),
+				P50: med(func(r soResult) float64 { return us(r.P50) }),
+				P99: med(func(r soResult) float64 { return us(r.P99) })}
+			rows = append(rows, row)
+			byKey[[2]string{c.Key, n}] = row
+		}
+	}
+	var ratios []soRatio
+	for _, c := range serverOnlyCells {
+		mine, ok := byKey[[2]string{c.Key, "rpcws"}]
+		if !ok {
+			continue
+		}
+		for _, ref := range []string{classicPeer, ceilingPeer} {
+			if o, ok := byKey[[2]string{c.Key, ref}]; ok {
+				ratios = append(ratios, soRatio{Cell: c.Key, Versus: ref, CPUPerCall: mine.CPUPerCall / o.CPUPerCall,
+					Rate: mine.Rate / o.Rate, P50: mine.P50 / o.P50, P99: mine.P99 / o.P99})
+			}
+		}
+	}
+	return rows, ratios
+}
+
+// writeServerOnly prints the report as plain tables.
+func writeServerOnly(w io.Writer, r *soReport) error {
+	ew := &errWriter{w: w}
+	ew.printf("Server-only cells: %s\n", r.Pinning)
+	ew.printf("median of %d reps of %s each (warm-up %s, at most %d calls); 1 request outstanding per connection; echo payload %d B\n",
+		r.Reps, r.Duration, r.Warmup, r.MaxCalls, r.Payload)
+	ew.printf("load average %.2f before, %.2f after; %s\n\n", r.LoadBefore, r.LoadAfter, orUnknown(r.Machine.CPU))
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "cell\tpeer\tserver CPU µs/call\tcalls/s\tp50 µs\tp99 µs\t")
+	for _, row := range r.Rows {
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.0f\t%.0f\t%.0f\t\n", row.Key, row.Peer, row.CPUPerCall, row.Rate, row.P50, row.P99)
+	}
+	tw.Flush()
+	if len(r.Ratios) > 0 {
+		ew.printf("\nrpcws ÷ reference (CPU and latency: lower is better; calls/s: higher is better)\n\n")
+		tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "cell\tversus\tserver CPU/call\tcalls/s\tp50\tp99\t")
+		for _, q := range r.Ratios {
+			fmt.Fprintf(tw, "%s\t%s\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t\n", q.Cell, q.Versus, q.CPUPerCall, q.Rate, q.P50, q.P99)
+		}
+		tw.Flush()
+	}
+	for _, e := range r.Errors {
+		ew.printf("error: rep %d %s %s: %s\n", e.Rep, e.Workload, e.Peer, e.Err)
+	}
+	return ew.err
+}
