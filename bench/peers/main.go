@@ -12,7 +12,7 @@
 // Usage:
 //
 //	go run . [-duration 1s] [-reps 3] [-idle 1000] [-peers a,b] [-json | -markdown]
-//	go run . -server-only [-duration 2s] [-reps 3] [-json]
+//	go run . -server-only [-duration 2s] [-reps 3] [-old-server PATH] [-json]
 //
 // Run with -h for every flag.
 package main
@@ -74,6 +74,9 @@ type config struct {
 
 	// ServerOnly runs the server-only cells instead of the workloads.
 	ServerOnly bool `json:"-"`
+	// OldServer is a binary of this command built against other rpcws
+	// code, whose rpcws server the server-only cells measure too.
+	OldServer string `json:"-"`
 }
 
 func main() {
@@ -125,7 +128,7 @@ func main() {
 func parseFlags(args []string) (config, string, error) {
 	fs := flag.NewFlagSet("peers", flag.ContinueOnError)
 	var cfg config
-	fs.DurationVar(&cfg.Duration, "duration", time.Second, "measured time of each cell (one workload against one peer)")
+	fs.DurationVar(&cfg.Duration, "duration", time.Second, "measured time of each cell (one workload against one peer; 2s with -server-only)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 100*time.Millisecond, "unmeasured calls before each cell")
 	fs.IntVar(&cfg.Reps, "reps", 3, "repetitions of every cell; each runs the peers in a rotated order")
 	fs.IntVar(&cfg.Callers, "callers", 64, "concurrent callers of the shared, echo and conns workloads")
@@ -137,6 +140,7 @@ func parseFlags(args []string) (config, string, error) {
 	peers := fs.String("peers", "", "comma-separated peers to run (default all): "+strings.Join(peerNames(allPeers()), ","))
 	wls := fs.String("workloads", "", "comma-separated workloads to run (default all): "+strings.Join(workloadKeys(), ","))
 	fs.BoolVar(&cfg.ServerOnly, "server-only", false, "measure the servers of rpcws, classic-xnet and ceiling-coder alone, each in a child process, loaded with raw frames from this one (see README)")
+	fs.StringVar(&cfg.OldServer, "old-server", "", "with -server-only, also measure the rpcws server of this binary of the command, built against other rpcws code, as "+oldLabel)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	asMarkdown := fs.Bool("markdown", false, "print the report as Markdown")
 	if err := fs.Parse(args); err != nil {
@@ -144,6 +148,9 @@ func parseFlags(args []string) (config, string, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, "", fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.ServerOnly && !isSet(fs, "duration") {
+		cfg.Duration = serverOnlyDuration
 	}
 	format := "text"
 	switch {
@@ -186,6 +193,13 @@ func pick(list string, known []string) ([]string, error) {
 		}
 	}
 	return picked, nil
+}
+
+// isSet tells whether the command line set the flag name.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func peerNames(ps []peer) []string {

@@ -18,6 +18,11 @@ import (
 // and this process, pinned to CPU 1, loads it with raw frames (see
 // rawConn). The server's CPU time comes from /proc/<pid>/stat.
 
+// serverOnlyDuration is the measured time of a server-only cell unless
+// -duration says otherwise: 200 ticks of the 10 ms clock of /proc at one
+// CPU's worth of server time.
+const serverOnlyDuration = 2 * time.Second
+
 // soReport is the report of -server-only.
 type soReport struct {
 	Machine    machine     `json:"machine"`
@@ -25,6 +30,7 @@ type soReport struct {
 	Duration   string      `json:"duration"`
 	Warmup     string      `json:"warmup"`
 	Reps       int         `json:"reps"`
+	OldServer  string      `json:"old_server,omitempty"`
 	MaxCalls   int         `json:"max_calls_per_cell"`
 	Payload    int         `json:"payload_bytes"`
 	LoadBefore float64     `json:"load1_before"`
@@ -39,15 +45,18 @@ type soRow struct {
 	soCell
 	Peer       string     `json:"peer"`
 	CPUPerCall float64    `json:"server_cpu_us_per_call"`
+	CPUCV      float64    `json:"server_cpu_cv"` // across the repetitions
 	Rate       float64    `json:"calls_per_sec"`
 	P50        float64    `json:"p50_us"`
 	P99        float64    `json:"p99_us"`
 	Samples    []soResult `json:"samples"`
 }
 
-// soRatio is rpcws's figures in one cell divided by a reference's.
+// soRatio is rpcws's figures (or the old server's) in one cell divided by
+// a reference's.
 type soRatio struct {
 	Cell       string  `json:"cell"`
+	Peer       string  `json:"peer"`
 	Versus     string  `json:"versus"`
 	CPUPerCall float64 `json:"server_cpu_per_call"`
 	Rate       float64 `json:"calls_per_sec"`
@@ -55,22 +64,32 @@ type soRatio struct {
 	P99        float64 `json:"p99"`
 }
 
+// oldLabel is the label of the rpcws server of -old-server.
+const oldLabel = "rpcws-old"
+
 // runServerOnly runs the server-only cells and prints the report; it
 // returns the exit status.
 func runServerOnly(cfg config, format string, out, progress io.Writer) int {
-	var names []string
+	var targets []soTarget
 	for _, n := range cfg.Peers {
 		if serverOnlyPeers[n] != nil {
-			names = append(names, n)
+			targets = append(targets, soTarget{Label: n, Peer: n})
 		}
 	}
-	if len(names) == 0 {
+	if len(targets) == 0 {
 		fmt.Fprintln(progress, "peers: -server-only runs rpcws, classic-xnet and ceiling-coder; -peers names none of them")
 		return 2
 	}
+	if cfg.OldServer != "" {
+		if _, err := os.Stat(cfg.OldServer); err != nil {
+			fmt.Fprintln(progress, "peers: -old-server:", err)
+			return 2
+		}
+		targets = append(targets, soTarget{Label: oldLabel, Peer: "rpcws", Exe: cfg.OldServer})
+	}
 	raiseFileLimit(8192)
 	r := &soReport{Machine: describeMachine(), Duration: cfg.Duration.String(), Warmup: cfg.Warmup.String(),
-		Reps: cfg.Reps, MaxCalls: cfg.MaxCalls, Payload: cfg.Payload}
+		Reps: cfg.Reps, OldServer: cfg.OldServer, MaxCalls: cfg.MaxCalls, Payload: cfg.Payload}
 	pin := pinSelf()
 	r.Pinning = "server on CPU 0, load generator on CPU 1 (taskset)"
 	if pin != nil {
@@ -83,9 +102,10 @@ func runServerOnly(cfg config, format string, out, progress io.Writer) int {
 	for rep := range cfg.Reps {
 		for _, c := range serverOnlyCells {
 			// Rotate the order of the peers at each repetition.
-			k := rep % len(names)
-			for _, name := range slices.Concat(names[k:], names[:k]) {
-				res, err := measureCell(name, c, o)
+			k := rep % len(targets)
+			for _, t := range slices.Concat(targets[k:], targets[:k]) {
+				name := t.Label
+				res, err := measureCell(t, c, o)
 				fmt.Fprintf(progress, "rep %d/%d  %-14s %-14s ", rep+1, cfg.Reps, c.Key, name)
 				if err != nil {
 					fmt.Fprintf(progress, "error: %v\n", err)
@@ -100,6 +120,10 @@ func runServerOnly(cfg config, format string, out, progress io.Writer) int {
 		}
 	}
 	r.LoadAfter = loadAverage()
+	var names []string
+	for _, t := range targets {
+		names = append(names, t.Label)
+	}
 	r.Rows, r.Ratios = soTabulate(names, samples)
 	var err error
 	if format == "json" {
@@ -146,14 +170,15 @@ func soTabulate(names []string, samples map[[2]string][]soResult) ([]soRow, []so
 			if len(s) == 0 {
 				continue
 			}
-			med := func(f func(soResult) float64) float64 {
+			stat := func(f func(soResult) float64) summary {
 				v := make([]float64, len(s))
 				for i, r := range s {
 					v[i] = f(r)
 				}
-				return summarize(v).Median
+				return summarize(v)
 			}
-			row := soRow{soCell: c, Peer: n, Samples: s,
+			med := func(f func(soResult) float64) float64 { return stat(f).Median }
+			row := soRow{soCell: c, Peer: n, Samples: s, CPUCV: stat(soResult.cpuPerCall).CV,
 				CPUPerCall: med(soResult.cpuPerCall), Rate: med(soResult.rate),
 				P50: med(func(r soResult) float64 { return us(r.P50) }),
 				P99: med(func(r soResult) float64 { return us(r.P99) })}
@@ -163,13 +188,11 @@ func soTabulate(names []string, samples map[[2]string][]soResult) ([]soRow, []so
 	}
 	var ratios []soRatio
 	for _, c := range serverOnlyCells {
-		mine, ok := byKey[[2]string{c.Key, "rpcws"}]
-		if !ok {
-			continue
-		}
-		for _, ref := range []string{classicPeer, ceilingPeer} {
-			if o, ok := byKey[[2]string{c.Key, ref}]; ok {
-				ratios = append(ratios, soRatio{Cell: c.Key, Versus: ref, CPUPerCall: mine.CPUPerCall / o.CPUPerCall,
+		for _, q := range [][2]string{{"rpcws", classicPeer}, {"rpcws", ceilingPeer}, {oldLabel, classicPeer}, {oldLabel, ceilingPeer}, {"rpcws", oldLabel}} {
+			mine, ok1 := byKey[[2]string{c.Key, q[0]}]
+			o, ok2 := byKey[[2]string{c.Key, q[1]}]
+			if ok1 && ok2 {
+				ratios = append(ratios, soRatio{Cell: c.Key, Peer: q[0], Versus: q[1], CPUPerCall: mine.CPUPerCall / o.CPUPerCall,
 					Rate: mine.Rate / o.Rate, P50: mine.P50 / o.P50, P99: mine.P99 / o.P99})
 			}
 		}
@@ -185,17 +208,17 @@ func writeServerOnly(w io.Writer, r *soReport) error {
 		r.Reps, r.Duration, r.Warmup, r.MaxCalls, r.Payload)
 	ew.printf("load average %.2f before, %.2f after; %s\n\n", r.LoadBefore, r.LoadAfter, orUnknown(r.Machine.CPU))
 	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "cell\tpeer\tserver CPU µs/call\tcalls/s\tp50 µs\tp99 µs\t")
+	fmt.Fprintln(tw, "cell\tpeer\tserver CPU µs/call\tCV\tcalls/s\tp50 µs\tp99 µs\t")
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.0f\t%.0f\t%.0f\t\n", row.Key, row.Peer, row.CPUPerCall, row.Rate, row.P50, row.P99)
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.0f%%\t%.0f\t%.0f\t%.0f\t\n", row.Key, row.Peer, row.CPUPerCall, 100*row.CPUCV, row.Rate, row.P50, row.P99)
 	}
 	tw.Flush()
 	if len(r.Ratios) > 0 {
-		ew.printf("\nrpcws ÷ reference (CPU and latency: lower is better; calls/s: higher is better)\n\n")
+		ew.printf("\nratios of medians (CPU and latency: lower is better; calls/s: higher is better)\n\n")
 		tw = tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "cell\tversus\tserver CPU/call\tcalls/s\tp50\tp99\t")
+		fmt.Fprintln(tw, "cell\tpeer\tversus\tserver CPU/call\tcalls/s\tp50\tp99\t")
 		for _, q := range r.Ratios {
-			fmt.Fprintf(tw, "%s\t%s\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t\n", q.Cell, q.Versus, q.CPUPerCall, q.Rate, q.P50, q.P99)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f×\t%.2f×\t%.2f×\t%.2f×\t\n", q.Cell, q.Peer, q.Versus, q.CPUPerCall, q.Rate, q.P50, q.P99)
 		}
 		tw.Flush()
 	}

@@ -77,14 +77,14 @@ func soFrame(name string, c soCell, payloadLen int) (prefix, suffix, want string
 	return uuidHead, suffix, want
 }
 
-// measureCell runs cell c against a fresh server child of peer name.
-func measureCell(name string, c soCell, o soOptions) (soResult, error) {
-	srv, err := startServer(name, o.Pin)
+// measureCell runs cell c against a fresh server child of t.
+func measureCell(t soTarget, c soCell, o soOptions) (soResult, error) {
+	srv, err := startServer(t, o.Pin)
 	if err != nil {
 		return soResult{}, err
 	}
 	defer srv.stop()
-	prefix, suffix, want := soFrame(name, c, o.Payload)
+	prefix, suffix, want := soFrame(t.Peer, c, o.Payload)
 	conns, err := dialRawConns(srv.addr, c.Conns, prefix, suffix)
 	defer func() {
 		for _, rc := range conns {

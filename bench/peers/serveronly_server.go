@@ -82,12 +82,21 @@ type serverProc struct {
 	addr  string
 }
 
-// startServer starts a server child for peer name, pinned to CPU 0 by
-// taskset if pin is set, and waits for its address.
-func startServer(name string, pin bool) (*serverProc, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+// A soTarget is a server of the server-only cells: peer Peer served by the
+// binary Exe (this one if empty), labelled Label in the report.
+type soTarget struct {
+	Label, Peer, Exe string
+}
+
+// startServer starts a server child for t, pinned to CPU 0 by taskset if
+// pin is set, and waits for its address.
+func startServer(t soTarget, pin bool) (*serverProc, error) {
+	exe, name := t.Exe, t.Peer
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
 	}
 	args := []string{exe, serveFlag, name}
 	if pin {
@@ -119,7 +128,7 @@ func startServer(name string, pin bool) (*serverProc, error) {
 	}
 	if !strings.HasPrefix(p.addr, "127.0.0.1:") {
 		p.stop()
-		return nil, fmt.Errorf("server child of %s gave no address", name)
+		return nil, fmt.Errorf("server child %s %s %s gave no address", exe, serveFlag, name)
 	}
 	return p, nil
 }

@@ -27,7 +27,7 @@ func TestServerOnlyCell(t *testing.T) {
 	// 3,000 calls of some tens of µs each are far above the 10 ms
 	// resolution of the CPU times of /proc.
 	o := soOptions{Warmup: 20 * time.Millisecond, Duration: 20 * time.Second, MaxCalls: 3000, Payload: 1024}
-	res, err := measureCell("rpcws", soCell{Key: "multiply/64", Conns: 64}, o)
+	res, err := measureCell(soTarget{Label: "rpcws", Peer: "rpcws"}, soCell{Key: "multiply/64", Conns: 64}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
