@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -167,7 +168,7 @@ func (rc *rawConn) readMessage() ([]byte, error) {
 			return nil, fmt.Errorf("%w: message over %d bytes", errRawProtocol, maxRawMessage)
 		}
 		start := len(rc.in)
-		rc.in = append(rc.in, make([]byte, n)...)
+		rc.in = slices.Grow(rc.in, n)[:start+n]
 		if _, err := io.ReadFull(rc.r, rc.in[start:]); err != nil {
 			return nil, err
 		}
@@ -208,7 +209,7 @@ func (rc *rawConn) control(op byte, n int) error {
 	if n > 125 {
 		return fmt.Errorf("%w: control frame of %d bytes", errRawProtocol, n)
 	}
-	rc.ctl = append(rc.ctl[:0], make([]byte, n)...)
+	rc.ctl = slices.Grow(rc.ctl[:0], n)[:n]
 	if _, err := io.ReadFull(rc.r, rc.ctl); err != nil {
 		return err
 	}
