@@ -112,8 +112,8 @@ func runServerOnly(cfg config, format string, out, progress io.Writer) int {
 					r.Errors = append(r.Errors, cellError{Rep: rep + 1, Workload: c.Key, Peer: name, Err: err.Error()})
 					continue
 				}
-				fmt.Fprintf(progress, "%d calls  cpu %.1f µs/call  %.0f calls/s  p50 %.0f µs  p99 %.0f µs\n",
-					res.Calls, res.cpuPerCall(), res.rate(), us(res.P50), us(res.P99))
+				fmt.Fprintf(progress, "%d calls  cpu %.1f µs/call  %.0f calls/s  p50 %.0f µs  p99 %.0f µs  max %.0f µs\n",
+					res.Calls, res.cpuPerCall(), res.rate(), us(res.P50), us(res.P99), us(res.Max))
 				k := [2]string{c.Key, name}
 				samples[k] = append(samples[k], res)
 			}

@@ -36,6 +36,9 @@ type soResult struct {
 	Wall time.Duration `json:"wall_ns"`
 	P50  time.Duration `json:"p50_ns"`
 	P99  time.Duration `json:"p99_ns"`
+	// Max is the slowest call: with few calls, a stall of the machine
+	// shows here and in calls/s rather than in the p99.
+	Max time.Duration `json:"max_ns"`
 }
 
 // cpuPerCall is the server's CPU time per call, in µs.
@@ -200,10 +203,10 @@ func runLoad(srv *serverProc, conns []*rawConn, want []byte, o soOptions) (soRes
 		return soResult{}, err
 	default:
 	}
-	if calls == 0 {
+	all := slices.Concat(lats...)
+	if calls == 0 || len(all) == 0 {
 		return soResult{}, errors.New("no call completed in the measured interval")
 	}
-	all := slices.Concat(lats...)
 	slices.Sort(all)
-	return soResult{Calls: calls, CPU: cpu1 - cpu0, Wall: wall, P50: percentile(all, 50), P99: percentile(all, 99)}, nil
+	return soResult{Calls: calls, CPU: cpu1 - cpu0, Wall: wall, P50: percentile(all, 50), P99: percentile(all, 99), Max: all[len(all)-1]}, nil
 }
