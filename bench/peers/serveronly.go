@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -70,27 +71,15 @@ const oldLabel = "rpcws-old"
 // runServerOnly runs the server-only cells and prints the report; it
 // returns the exit status.
 func runServerOnly(cfg config, format string, out, progress io.Writer) int {
-	var targets []soTarget
-	for _, n := range cfg.Peers {
-		if serverOnlyPeers[n] != nil {
-			targets = append(targets, soTarget{Label: n, Peer: n})
-		}
-	}
-	if len(targets) == 0 {
-		fmt.Fprintln(progress, "peers: -server-only runs rpcws, classic-xnet and ceiling-coder; -peers names none of them")
+	targets, err := soTargets(cfg)
+	if err != nil {
+		fmt.Fprintln(progress, "peers:", err)
 		return 2
 	}
-	if cfg.OldServer != "" {
-		if _, err := os.Stat(cfg.OldServer); err != nil {
-			fmt.Fprintln(progress, "peers: -old-server:", err)
-			return 2
-		}
-		targets = append(targets, soTarget{Label: oldLabel, Peer: "rpcws", Exe: cfg.OldServer})
-	}
 	raiseFileLimit(8192)
+	pin := pinSelf()
 	r := &soReport{Machine: describeMachine(), Duration: cfg.Duration.String(), Warmup: cfg.Warmup.String(),
 		Reps: cfg.Reps, OldServer: cfg.OldServer, MaxCalls: cfg.MaxCalls, Payload: cfg.Payload}
-	pin := pinSelf()
 	r.Pinning = "server on CPU 0, load generator on CPU 1 (taskset)"
 	if pin != nil {
 		r.Pinning = "none (" + pin.Error() + "): server and load generator share the CPUs"
@@ -98,34 +87,13 @@ func runServerOnly(cfg config, format string, out, progress io.Writer) int {
 	}
 	o := soOptions{Warmup: cfg.Warmup, Duration: cfg.Duration, MaxCalls: cfg.MaxCalls, Payload: cfg.Payload, Pin: pin == nil}
 	r.LoadBefore = loadAverage()
-	samples := map[[2]string][]soResult{}
-	for rep := range cfg.Reps {
-		for _, c := range serverOnlyCells {
-			// Rotate the order of the peers at each repetition.
-			k := rep % len(targets)
-			for _, t := range slices.Concat(targets[k:], targets[:k]) {
-				name := t.Label
-				res, err := measureCell(t, c, o)
-				fmt.Fprintf(progress, "rep %d/%d  %-14s %-14s ", rep+1, cfg.Reps, c.Key, name)
-				if err != nil {
-					fmt.Fprintf(progress, "error: %v\n", err)
-					r.Errors = append(r.Errors, cellError{Rep: rep + 1, Workload: c.Key, Peer: name, Err: err.Error()})
-					continue
-				}
-				fmt.Fprintf(progress, "%d calls  cpu %.1f µs/call  %.0f calls/s  p50 %.0f µs  p99 %.0f µs  max %.0f µs\n",
-					res.Calls, res.cpuPerCall(), res.rate(), us(res.P50), us(res.P99), us(res.Max))
-				k := [2]string{c.Key, name}
-				samples[k] = append(samples[k], res)
-			}
-		}
-	}
+	samples := soMeasure(r, targets, cfg.Reps, o, progress)
 	r.LoadAfter = loadAverage()
 	var names []string
 	for _, t := range targets {
 		names = append(names, t.Label)
 	}
 	r.Rows, r.Ratios = soTabulate(names, samples)
-	var err error
 	if format == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -138,6 +106,52 @@ func runServerOnly(cfg config, format string, out, progress io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// soTargets returns the servers that cfg asks for.
+func soTargets(cfg config) ([]soTarget, error) {
+	var targets []soTarget
+	for _, n := range cfg.Peers {
+		if serverOnlyPeers[n] != nil {
+			targets = append(targets, soTarget{Label: n, Peer: n})
+		}
+	}
+	if len(targets) == 0 {
+		return nil, errors.New("-server-only runs rpcws, classic-xnet and ceiling-coder; -peers names none of them")
+	}
+	if cfg.OldServer != "" {
+		if _, err := os.Stat(cfg.OldServer); err != nil {
+			return nil, fmt.Errorf("-old-server: %w", err)
+		}
+		targets = append(targets, soTarget{Label: oldLabel, Peer: "rpcws", Exe: cfg.OldServer})
+	}
+	return targets, nil
+}
+
+// soMeasure runs every cell against every target reps times, the targets
+// in a rotated order at each repetition, and returns the results by cell
+// and label; a cell that fails goes to r.Errors.
+func soMeasure(r *soReport, targets []soTarget, reps int, o soOptions, progress io.Writer) map[[2]string][]soResult {
+	samples := map[[2]string][]soResult{}
+	for rep := range reps {
+		for _, c := range serverOnlyCells {
+			k := rep % len(targets)
+			for _, t := range slices.Concat(targets[k:], targets[:k]) {
+				res, err := measureCell(t, c, o)
+				fmt.Fprintf(progress, "rep %d/%d  %-14s %-14s ", rep+1, reps, c.Key, t.Label)
+				if err != nil {
+					fmt.Fprintf(progress, "error: %v\n", err)
+					r.Errors = append(r.Errors, cellError{Rep: rep + 1, Workload: c.Key, Peer: t.Label, Err: err.Error()})
+					continue
+				}
+				fmt.Fprintf(progress, "%d calls  cpu %.1f µs/call  %.0f calls/s  p50 %.0f µs  p99 %.0f µs  max %.0f µs\n",
+					res.Calls, res.cpuPerCall(), res.rate(), us(res.P50), us(res.P99), us(res.Max))
+				key := [2]string{c.Key, t.Label}
+				samples[key] = append(samples[key], res)
+			}
+		}
+	}
+	return samples
 }
 
 // pinSelf pins every thread of this process to CPU 1, for the load
