@@ -12,6 +12,7 @@
 // Usage:
 //
 //	go run . [-duration 1s] [-reps 3] [-idle 1000] [-peers a,b] [-json | -markdown]
+//	go run . -server-only [-duration 2s] [-reps 3] [-old-server PATH] [-json]
 //
 // Run with -h for every flag.
 package main
@@ -70,13 +71,25 @@ type config struct {
 
 	// CPUProfile, if set, is where the run's CPU profile goes.
 	CPUProfile string `json:"-"`
+
+	// ServerOnly runs the server-only cells instead of the workloads.
+	ServerOnly bool `json:"-"`
+	// OldServer is a binary of this command built against other rpcws
+	// code, whose rpcws server the server-only cells measure too.
+	OldServer string `json:"-"`
 }
 
 func main() {
+	if name, ok := childPeer(os.Args[1:]); ok {
+		os.Exit(serveChild(name))
+	}
 	cfg, format, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
 		os.Exit(2)
+	}
+	if cfg.ServerOnly {
+		os.Exit(runServerOnly(cfg, format, os.Stdout, os.Stderr))
 	}
 	if slices.Contains(cfg.Workloads, "idle") {
 		// Both ends of every idle connection are in this process.
@@ -115,7 +128,7 @@ func main() {
 func parseFlags(args []string) (config, string, error) {
 	fs := flag.NewFlagSet("peers", flag.ContinueOnError)
 	var cfg config
-	fs.DurationVar(&cfg.Duration, "duration", time.Second, "measured time of each cell (one workload against one peer)")
+	fs.DurationVar(&cfg.Duration, "duration", time.Second, "measured time of each cell (one workload against one peer; 2s with -server-only)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 100*time.Millisecond, "unmeasured calls before each cell")
 	fs.IntVar(&cfg.Reps, "reps", 3, "repetitions of every cell; each runs the peers in a rotated order")
 	fs.IntVar(&cfg.Callers, "callers", 64, "concurrent callers of the shared, echo and conns workloads")
@@ -126,6 +139,8 @@ func parseFlags(args []string) (config, string, error) {
 	fs.IntVar(&cfg.MaxCalls, "max-calls", 2_000_000, "most calls in one cell, whatever the duration")
 	peers := fs.String("peers", "", "comma-separated peers to run (default all): "+strings.Join(peerNames(allPeers()), ","))
 	wls := fs.String("workloads", "", "comma-separated workloads to run (default all): "+strings.Join(workloadKeys(), ","))
+	fs.BoolVar(&cfg.ServerOnly, "server-only", false, "measure the servers of rpcws, classic-xnet and ceiling-coder alone, each in a child process, loaded with raw frames from this one (see README)")
+	fs.StringVar(&cfg.OldServer, "old-server", "", "with -server-only, also measure the rpcws server of this binary of the command, built against other rpcws code, as "+oldLabel)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	asMarkdown := fs.Bool("markdown", false, "print the report as Markdown")
 	if err := fs.Parse(args); err != nil {
@@ -133,6 +148,9 @@ func parseFlags(args []string) (config, string, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, "", fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.ServerOnly && !isSet(fs, "duration") {
+		cfg.Duration = serverOnlyDuration
 	}
 	format := "text"
 	switch {
@@ -175,6 +193,13 @@ func pick(list string, known []string) ([]string, error) {
 		}
 	}
 	return picked, nil
+}
+
+// isSet tells whether the command line set the flag name.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func peerNames(ps []peer) []string {
