@@ -89,8 +89,8 @@ func TestLessonExercise(t *testing.T) {
 			}
 		}
 		<-calls[2].Done
-		if got := time.Since(start); got != codec.DefaultTimeout {
-			t.Errorf("held call ended after %v, want %v", got, codec.DefaultTimeout)
+		if got := time.Since(start); got != codec.DefaultCallTimeout {
+			t.Errorf("held call ended after %v, want %v", got, codec.DefaultCallTimeout)
 		}
 		if err := calls[2].Error; err == nil || err.Error() != "timeout: demo.echo" {
 			t.Errorf("held call: got %v, want timeout: demo.echo", err)
@@ -218,53 +218,43 @@ func TestCallContextCancel(t *testing.T) {
 	})
 }
 
-// The codec's timeout and a context deadline are told apart.
-func TestCallTimeoutVersusDeadline(t *testing.T) {
+// The client's timeout and a context's deadline are one verdict: both
+// errors match ErrTimeout and context.DeadlineExceeded, with code Timeout and
+// the lesson's text. (They were told apart while a timeout could come in a
+// context value.)
+func TestCallTimeoutAndDeadlineAlike(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		_, cc, srv := newClient(t, &codec.ClientOptions{Timeout: time.Second})
 		defer cc.Close()
-		go func() {
-			for {
-				if _, err := srv.conn.ReadFrame(context.Background(), nil); err != nil {
-					return
-				}
-			}
-		}()
+		go drain(srv.conn)
 		err := cc.Call(context.Background(), "User.Get", "x", nil)
-		if !errors.Is(err, codec.ErrTimeout) || err.Error() != "timeout: user.get" {
-			t.Fatalf("got %v, want ErrTimeout", err)
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second/2)
 		defer cancel()
-		err = cc.Call(ctx, "User.Get", "x", nil)
-		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, codec.ErrTimeout) {
-			t.Fatalf("got %v, want context.DeadlineExceeded only", err)
+		err2 := cc.Call(ctx, "User.Get", "x", nil)
+		for _, err := range []error{err, err2} {
+			if !errors.Is(err, codec.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) ||
+				codec.ErrorCode(err) != codec.CodeTimeout || err.Error() != "timeout: user.get" {
+				t.Errorf("got %v, want a timeout matching ErrTimeout and context.DeadlineExceeded", err)
+			}
 		}
 	})
 }
 
 // A context's deadline bounds a call in place of the client's timeout,
-// whether it is later or earlier; WithTimeout gives a call a timeout of its
-// own, which fails it as the client's timeout would. Each call ends exactly
-// when its own limit passes.
+// whether it is later or earlier. Each call ends exactly when its own limit
+// passes, with a timeout.
 func TestCallDeadlines(t *testing.T) {
 	const clientTimeout = 300 * time.Millisecond
 	tests := []struct {
 		name     string
 		deadline time.Duration // of the call's context; 0: none
-		own      time.Duration // given with WithTimeout; 0: none
 		want     time.Duration // when the call ends
-		wantErr  error
 	}{
-		{name: "client's timeout", want: clientTimeout, wantErr: codec.ErrTimeout},
-		{name: "later deadline", deadline: 3 * time.Second, want: 3 * time.Second, wantErr: context.DeadlineExceeded},
-		{name: "earlier deadline", deadline: 100 * time.Millisecond, want: 100 * time.Millisecond, wantErr: context.DeadlineExceeded},
-		{name: "longer own timeout", own: 3 * time.Second, want: 3 * time.Second, wantErr: codec.ErrTimeout},
-		{name: "shorter own timeout", own: 100 * time.Millisecond, want: 100 * time.Millisecond, wantErr: codec.ErrTimeout},
-		{name: "own timeout, earlier deadline", own: 5 * time.Second, deadline: 2 * time.Second, want: 2 * time.Second, wantErr: context.DeadlineExceeded},
-		{name: "own timeout, later deadline", own: time.Second, deadline: 2 * time.Second, want: time.Second, wantErr: codec.ErrTimeout},
-		{name: "own timeout equal to the client's", own: clientTimeout, want: clientTimeout, wantErr: codec.ErrTimeout},
-		{name: "no timeout but the deadline", own: -1, deadline: time.Hour, want: time.Hour, wantErr: context.DeadlineExceeded},
+		{name: "client's timeout", want: clientTimeout},
+		{name: "later deadline", deadline: 3 * time.Second, want: 3 * time.Second},
+		{name: "earlier deadline", deadline: 100 * time.Millisecond, want: 100 * time.Millisecond},
+		{name: "deadline equal to the client's timeout", deadline: clientTimeout, want: clientTimeout},
+		{name: "far deadline", deadline: time.Hour, want: time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,31 +268,28 @@ func TestCallDeadlines(t *testing.T) {
 					ctx, cancel = context.WithTimeout(ctx, tt.deadline)
 					defer cancel()
 				}
-				if tt.own != 0 {
-					ctx = codec.WithTimeout(ctx, tt.own)
-				}
 				start := time.Now()
 				err := cc.Call(ctx, "User.Get", "x", nil)
 				if got := time.Since(start); got != tt.want {
 					t.Errorf("the call ended after %v, want %v", got, tt.want)
 				}
-				if !errors.Is(err, tt.wantErr) {
-					t.Errorf("got %v, want %v", err, tt.wantErr)
+				if !errors.Is(err, codec.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("got %v, want a timeout", err)
 				}
 			})
 		})
 	}
 }
 
-// A negative WithTimeout leaves a call without a timeout: it waits for its
-// reply however long that takes.
+// A client without a timeout leaves a call without a deadline waiting for
+// its reply however long that takes.
 func TestCallWithoutTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, cc, srv := newClient(t, &codec.ClientOptions{Timeout: time.Second})
+		_, cc, srv := newClient(t, &codec.ClientOptions{Timeout: -1})
 		defer cc.Close()
 		done := make(chan error, 1)
 		var reply string
-		go func() { done <- cc.Call(codec.WithTimeout(context.Background(), -1), "User.Get", "x", &reply) }()
+		go func() { done <- cc.Call(context.Background(), "User.Get", "x", &reply) }()
 		r := srv.next()
 		time.Sleep(24 * time.Hour)
 		synctest.Wait()
@@ -318,7 +305,7 @@ func TestCallWithoutTimeout(t *testing.T) {
 	})
 }
 
-// Calls with timeouts of their own, sent in any order and mixed with calls
+// Calls with deadlines of their own, sent in any order and mixed with calls
 // of the client's timeout and of the stock client, each end exactly at
 // their own time; those answered in time are not timed out.
 func TestCallTimeoutsMixed(t *testing.T) {
@@ -354,7 +341,9 @@ func TestCallTimeoutsMixed(t *testing.T) {
 				if i%4 == 3 {
 					data = "answer"
 				}
-				err := cc.Call(codec.WithTimeout(context.Background(), d), "User.Get", data, nil)
+				ctx, cancel := context.WithTimeout(context.Background(), d)
+				defer cancel()
+				err := cc.Call(ctx, "User.Get", data, nil)
 				results <- result{d, time.Since(start), err}
 			}()
 		}
@@ -411,7 +400,7 @@ func TestCancelRacesReply(t *testing.T) {
 			}
 			var r request
 			json.Unmarshal(frame, &r)
-			srv.conn.WriteFrame(context.Background(), fmt.Appendf(nil, `{"id":%s,"type":"x.response","data":%s}`, r.ID, r.Data))
+			srv.conn.WriteFrame(context.Background(), fmt.Appendf(nil, `{"id":%s,"type":%q,"data":%s}`, r.ID, r.Type+".response", r.Data))
 		}
 	}()
 	var wg sync.WaitGroup
