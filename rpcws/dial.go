@@ -49,8 +49,9 @@ type DialOptions struct {
 	// subprotocols of the handshake.
 	WebSocket *websocket.DialOptions
 
-	// Timeout bounds every call whose context has no deadline (see
-	// [Client]). Zero means [DefaultCallTimeout] (10 s); negative means none.
+	// Timeout bounds every call whose context has no deadline (see "Time"
+	// in the package comment). Zero means [DefaultCallTimeout] (10 s);
+	// negative means none.
 	Timeout time.Duration
 
 	// OnEvent, if set, receives the server's pushed events, one call at a
@@ -91,34 +92,11 @@ type DialOptions struct {
 // Client is a client of an rpcws server (or of any server that speaks the
 // protocol). Call, Go and CallContext take one path: each call waits in the
 // client's table of pending calls until the client's reading goroutine
-// completes it with its reply, or the client fails it.
-//
-// # Errors
-//
-// Every error a call, a notification or [Dial] returns is an [*Error] (a
-// [codec.Error]), whatever the API: [AsError] finds it and [ErrorCode]
-// gives its code. A server's error reply carries the server's code
-// (NotFound, MethodNotFound, ServerError, ...); the client's own verdicts
-// have codes a server never sends:
-//
-//	Timeout       no reply in time: DialOptions.Timeout, or the context's deadline;
-//	              the text is "timeout: <type>"; matches ErrTimeout and context.DeadlineExceeded
-//	Canceled      the call's context was cancelled; matches context.Canceled
-//	Disconnected  the connection ended, or Close was called (then it also
-//	              matches rpc.ErrShutdown), before the reply; matches ErrDisconnected
-//	BadReply      the reply broke the protocol, or its data did not decode
-//	              into reply; matches ErrBadReply; that call alone fails
-//	BadArgs       args could not be encoded as JSON; nothing was sent
-//	DialFailed    Dial made no connection; matches ErrDialFailed and the cause
-//
-// # Time
-//
-// Every call ends. A call whose context has a deadline is bounded by that
-// deadline, later or earlier than [DialOptions.Timeout]; every other call,
-// Call's and Go's among them, by DialOptions.Timeout. When the connection
-// closes, every pending call fails at once, and none is sent again. A call's
-// context never reaches the socket, and a call that ended early never
-// writes into its reply afterwards.
+// completes it with its reply, or the client fails it: with an [*Error]
+// whose code tells the client's verdicts (Timeout, Canceled, Disconnected,
+// BadReply, ...) from the server's, as package codec's "Errors" tells
+// ([codec]). A call's context never reaches the socket, and a call that
+// ended early never writes into its reply afterwards.
 //
 // Close fails the pending calls at once and closes the connection with a
 // closing handshake of at most a second: a server that reads nothing does
@@ -131,7 +109,7 @@ type Client struct {
 
 // Dial connects to the WebSocket server at url ("ws://host/rpc" or wss://).
 // ctx bounds the dial only: the connection lives until Close. A failed dial
-// is a DialFailed [*Error] that wraps its cause.
+// is a DialFailed [*Error].
 func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	cc, err := DialCodec(ctx, url, opts)
 	if err != nil {
@@ -246,22 +224,21 @@ func recordingClient(base *http.Client) (*http.Client, *netConns) {
 }
 
 // Call calls serviceMethod and waits for its reply, which it decodes into
-// reply, as [rpc.Client.Call] does. It has [DialOptions.Timeout]; its
-// errors are those of [Client].
+// reply, as [rpc.Client.Call] does, bounded by [DialOptions.Timeout].
 func (c *Client) Call(serviceMethod string, args, reply any) error {
 	return c.codec.Call(context.Background(), serviceMethod, args, reply)
 }
 
 // Go starts a call of serviceMethod and returns its *rpc.Call, which is sent
-// on done when it completes, as [rpc.Client.Go] does, with the errors of
-// [Client]. done must be buffered; nil means a new channel.
+// on done when it completes, as [rpc.Client.Go] does, bounded by
+// [DialOptions.Timeout]. done must be buffered; nil means a new channel.
 func (c *Client) Go(serviceMethod string, args, reply any, done chan *rpc.Call) *rpc.Call {
 	return c.codec.Go(serviceMethod, args, reply, done)
 }
 
 // CallContext calls serviceMethod and waits for its reply, which it decodes
 // into reply. ctx bounds the call: its deadline, if any, in place of
-// [DialOptions.Timeout] (see [Client] for the errors).
+// [DialOptions.Timeout].
 func (c *Client) CallContext(ctx context.Context, serviceMethod string, args, reply any) error {
 	return c.codec.Call(ctx, serviceMethod, args, reply)
 }
