@@ -565,3 +565,83 @@ func TestErrorRepliesAndBadFrames(t *testing.T) {
 		}
 	})
 }
+
+// A reply that breaks the protocol fails its call with BadReply, never
+// with success, and is counted; the connection serves on. (A reply whose
+// type was a number or another request's was taken as success, with an
+// empty result.)
+func TestMalformedReplies(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply string // %[1]s is the request's id
+	}{
+		{"type is a number", `{"id":%[1]s,"type":5}`},
+		{"type missing", `{"id":%[1]s,"data":7}`},
+		{"type null", `{"id":%[1]s,"type":null,"data":7}`},
+		{"another request's type", `{"id":%[1]s,"type":"user.put.response","data":7}`},
+		{"type in another case", `{"id":%[1]s,"type":"User.Get.response","data":7}`},
+		{"request's type, no suffix", `{"id":%[1]s,"type":"user.get","data":7}`},
+		{"an event's shape", `{"id":%[1]s,"type":"user.get.responsex","data":7}`},
+		{"error code an object", `{"id":%[1]s,"type":"error","code":{"x":1},"message":"m"}`},
+		{"error code a bool", `{"id":%[1]s,"type":"error","code":true,"message":"m"}`},
+		{"error message a number", `{"id":%[1]s,"type":"error","code":"NotFound","message":5}`},
+		{"error with data, message an array", `{"id":%[1]s,"type":"error","data":{},"code":"X","message":[]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				client, cc, srv := newClient(t, nil)
+				defer client.Close()
+				reply := 0
+				done := make(chan error, 1)
+				go func() { done <- cc.Call(context.Background(), "User.Get", "x", &reply) }()
+				srv.send(tt.reply, srv.next().ID)
+				err := <-done
+				if !errors.Is(err, codec.ErrBadReply) || codec.ErrorCode(err) != codec.CodeBadReply || reply != 0 {
+					t.Errorf("got %d, %v; want a BadReply error", reply, err)
+				}
+				stock := client.Go("User.Get", "x", &reply, nil)
+				srv.send(tt.reply, srv.next().ID)
+				if err := (<-stock.Done).Error; codec.ErrorCode(err) != codec.CodeBadReply {
+					t.Errorf("net/rpc's client: got %v, want a BadReply error", err)
+				}
+				if got := cc.Stats().BadReplies; got != 2 {
+					t.Errorf("bad replies: got %d, want 2", got)
+				}
+				go func() { done <- cc.Call(context.Background(), "User.Get", "x", &reply) }()
+				srv.reply(srv.next(), "42")
+				if err := <-done; err != nil || reply != 42 {
+					t.Errorf("the next call: got %d, %v; want 42, nil", reply, err)
+				}
+			})
+		})
+	}
+}
+
+// A reply whose id is not a string names no call of this client: it is
+// counted, and the call waits for its own reply.
+func TestReplyIDNotAString(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, cc, srv := newClient(t, nil)
+		defer cc.Close()
+		var reply int
+		done := make(chan error, 1)
+		go func() { done <- cc.Call(context.Background(), "User.Get", "x", &reply) }()
+		r := srv.next()
+		srv.send(`{"id":5,"type":"user.get.response","data":1}`)
+		srv.send(`{"id":{"id":%s},"type":"user.get.response","data":2}`, r.ID)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("the call ended: %v", err)
+		default:
+		}
+		srv.reply(r, "3")
+		if err := <-done; err != nil || reply != 3 {
+			t.Fatalf("got %d, %v; want 3, nil", reply, err)
+		}
+		if got := cc.Stats(); got.BadReplies != 2 || got.LateReplies != 0 {
+			t.Fatalf("stats: got %+v, want 2 bad replies", got)
+		}
+	})
+}
