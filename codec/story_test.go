@@ -58,9 +58,13 @@ var storyCases = []storyCase{
 	{name: "context deadline", ctx: true, timeout: time.Hour, code: codec.CodeTimeout, took: 2 * time.Second,
 		is: []error{codec.ErrTimeout, context.DeadlineExceeded}},
 	{name: "context cancel", ctx: true, code: codec.CodeCanceled, is: []error{context.Canceled},
-		act: func(_ fakeServer, _ request, _ *rpc.Client, _ *codec.ClientCodec, cancel context.CancelFunc) { cancel() }},
+		act: func(_ fakeServer, _ request, _ *rpc.Client, _ *codec.ClientCodec, cancel context.CancelFunc) {
+			cancel()
+		}},
 	{name: "disconnect", code: codec.CodeDisconnected, is: []error{codec.ErrDisconnected},
-		act: func(srv fakeServer, _ request, _ *rpc.Client, _ *codec.ClientCodec, _ context.CancelFunc) { srv.conn.Close() }},
+		act: func(srv fakeServer, _ request, _ *rpc.Client, _ *codec.ClientCodec, _ context.CancelFunc) {
+			srv.conn.Close()
+		}},
 	{name: "Close", code: codec.CodeDisconnected, is: []error{codec.ErrDisconnected, rpc.ErrShutdown},
 		act: func(_ fakeServer, _ request, client *rpc.Client, cc *codec.ClientCodec, _ context.CancelFunc) {
 			client.Close() // closes cc, as rpcws.Client.Close does
