@@ -308,7 +308,7 @@ func (c *ClientCodec) complete(call *clientCall, err error, data []byte) {
 	rc, typ := call.rc, call.typ
 	c.freeCall(call)
 	if err == nil && rc.Reply != nil && data != nil && !isNull(data) {
-		if derr := unmarshalData(data, rc.Reply, false); derr != nil {
+		if derr := decodeReply(data, rc.Reply); derr != nil {
 			c.badReplies.Add(1)
 			err = &Error{Code: CodeBadReply, Message: "cannot decode the reply to " + typ + ": " + derr.Error(), Err: derr}
 		}

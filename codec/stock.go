@@ -17,24 +17,48 @@ import (
 // stockQueue holds the finished calls of net/rpc's client until its reading
 // goroutine takes them. It holds at most the calls net/rpc has in flight.
 type stockQueue struct {
-	mu    sync.Mutex // guards calls
-	calls []*rpc.Call
+	mu    sync.Mutex // guards calls and head
+	calls []*rpc.Call // calls[head:] wait, oldest first
+	head  int
 	ready chan struct{} // holds a token while calls may not be empty
 	cur   *stockCall    // the reply net/rpc is reading; its reading goroutine's only
+	free  sync.Pool     // of *stockCall that net/rpc has read
 }
 
-// stockCall is a call of net/rpc's client: its sequence number, and its
-// reply's data, which complete decodes into it.
+// stockCall is a call of net/rpc's client: its sequence number, and a copy
+// of its reply's data (see decodeReply), which net/rpc decodes itself in
+// ReadResponseBody. It is its own Reply.
 type stockCall struct {
 	rpc.Call
 	seq  uint64
 	data []byte
 }
 
-// UnmarshalJSON keeps a copy of the reply's data, for ReadResponseBody.
-func (s *stockCall) UnmarshalJSON(data []byte) error {
-	s.data = append([]byte(nil), data...)
-	return nil
+// decodeReply decodes a reply's data into reply, or, for a call of net/rpc's
+// own client, which decodes its replies itself, keeps a copy of it.
+func decodeReply(data []byte, reply any) error {
+	if sc, ok := reply.(*stockCall); ok {
+		sc.data = append(sc.data[:0], data...)
+		return nil
+	}
+	return unmarshalData(data, reply, false)
+}
+
+// newStockCall returns an empty stockCall, from the pool when it can.
+func (q *stockQueue) newStockCall() *stockCall {
+	sc, _ := q.free.Get().(*stockCall)
+	if sc == nil {
+		sc = new(stockCall)
+	}
+	sc.Reply = sc
+	return sc
+}
+
+// freeStockCall puts sc back in the pool once net/rpc is done with it,
+// without a buffer too large to keep.
+func (q *stockQueue) freeStockCall(sc *stockCall) {
+	*sc = stockCall{data: reusable(sc.data)[:0]}
+	q.free.Put(sc)
 }
 
 func (q *stockQueue) push(rc *rpc.Call) {
@@ -50,13 +74,15 @@ func (q *stockQueue) push(rc *rpc.Call) {
 func (q *stockQueue) pop() *stockCall {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.calls) == 0 {
+	if q.head == len(q.calls) {
 		return nil
 	}
-	rc := q.calls[0]
-	q.calls[0] = nil
-	q.calls = q.calls[1:]
-	if len(q.calls) > 0 {
+	rc := q.calls[q.head]
+	q.calls[q.head] = nil
+	q.head++
+	if q.head == len(q.calls) { // empty: reuse the array from its start
+		q.calls, q.head = q.calls[:0], 0
+	} else {
 		select {
 		case q.ready <- struct{}{}:
 		default:
@@ -68,9 +94,12 @@ func (q *stockQueue) pop() *stockCall {
 // WriteRequest sends a request for net/rpc. The call has the client's
 // timeout: net/rpc gives it no context.
 func (c *ClientCodec) WriteRequest(r *rpc.Request, body any) error {
-	sc := &stockCall{seq: r.Seq}
-	sc.ServiceMethod, sc.Args, sc.Reply = r.ServiceMethod, body, sc
+	sc := c.stock.newStockCall()
+	sc.ServiceMethod, sc.Args, sc.seq = r.ServiceMethod, body, r.Seq
 	_, _, err := c.start(context.Background(), &sc.Call, true)
+	if err != nil {
+		c.stock.freeStockCall(sc)
+	}
 	return err
 }
 
@@ -106,8 +135,12 @@ func (c *ClientCodec) ReadResponseHeader(r *rpc.Response) error {
 // reply value fails every pending call of that client.
 func (c *ClientCodec) ReadResponseBody(x any) error {
 	sc := c.stock.cur
+	if sc == nil {
+		return nil
+	}
 	c.stock.cur = nil
-	if x == nil || sc == nil || sc.data == nil {
+	defer c.stock.freeStockCall(sc)
+	if x == nil || len(sc.data) == 0 {
 		return nil
 	}
 	return unmarshalData(sc.data, x, false)
