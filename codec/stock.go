@@ -17,7 +17,7 @@ import (
 // stockQueue holds the finished calls of net/rpc's client until its reading
 // goroutine takes them. It holds at most the calls net/rpc has in flight.
 type stockQueue struct {
-	mu    sync.Mutex // guards calls and head
+	mu    sync.Mutex  // guards calls and head
 	calls []*rpc.Call // calls[head:] wait, oldest first
 	head  int
 	ready chan struct{} // holds a token while calls may not be empty
