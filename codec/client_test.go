@@ -314,19 +314,7 @@ func TestCallTimeoutsMixed(t *testing.T) {
 		client, cc, srv := newClient(t, &codec.ClientOptions{Timeout: clientTimeout})
 		defer client.Close()
 		answered := make(chan request, 100)
-		go func() { // the server answers the calls whose data is "answer"
-			for {
-				frame, err := srv.conn.ReadFrame(context.Background(), nil)
-				if err != nil {
-					return
-				}
-				var r request
-				json.Unmarshal(frame, &r)
-				if string(r.Data) == `"answer"` {
-					answered <- r
-				}
-			}
-		}()
+		go collectAnswered(srv, answered)
 		start := time.Now()
 		type result struct {
 			timeout, took time.Duration
@@ -374,6 +362,22 @@ func TestCallTimeoutsMixed(t *testing.T) {
 			t.Errorf("last call ended after %v, want 9s", got)
 		}
 	})
+}
+
+// collectAnswered reads every request until the connection closes, and
+// sends those whose data is "answer" on answered, for the test to answer.
+func collectAnswered(srv fakeServer, answered chan<- request) {
+	for {
+		frame, err := srv.conn.ReadFrame(context.Background(), nil)
+		if err != nil {
+			return
+		}
+		var r request
+		json.Unmarshal(frame, &r)
+		if string(r.Data) == `"answer"` {
+			answered <- r
+		}
+	}
 }
 
 // drain reads and drops every frame from conn until it closes: a server that

@@ -59,76 +59,86 @@ func storyServer(t *testing.T) *websocket.DialOptions {
 	return &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: ln.Dial}}}
 }
 
+// clientAPI makes one call through one of rpcws.Client's APIs.
+type clientAPI struct {
+	name string
+	ctx  bool // takes a context
+	call func(c *rpcws.Client, ctx context.Context, data string) error
+}
+
+var clientAPIs = []clientAPI{
+	{"Call", false, func(c *rpcws.Client, _ context.Context, data string) error {
+		return c.Call("User.Get", data, new(int))
+	}},
+	{"Go", false, func(c *rpcws.Client, _ context.Context, data string) error {
+		return (<-c.Go("User.Get", data, new(int), nil).Done).Error
+	}},
+	{"CallContext", true, func(c *rpcws.Client, ctx context.Context, data string) error {
+		return c.CallContext(ctx, "User.Get", data, new(int))
+	}},
+}
+
+// clientCase is one way a call ends, against storyServer.
+type clientCase struct {
+	name  string
+	data  string // what storyServer does
+	ctx   string // "deadline" (2 s), "cancel" (after 1 s), or none
+	close bool   // Close the client after 1 s
+	code  string
+	is    []error
+	took  time.Duration
+}
+
+var clientCases = []clientCase{
+	{name: "server error", data: "error", code: "NotFound"},
+	{name: "client timeout", code: rpcws.CodeTimeout, took: 3 * time.Second, is: []error{rpcws.ErrTimeout, context.DeadlineExceeded}},
+	{name: "context deadline", ctx: "deadline", code: rpcws.CodeTimeout, took: 2 * time.Second, is: []error{rpcws.ErrTimeout, context.DeadlineExceeded}},
+	{name: "context cancel", ctx: "cancel", code: rpcws.CodeCanceled, took: time.Second, is: []error{context.Canceled}},
+	{name: "disconnect", data: "close", code: rpcws.CodeDisconnected, is: []error{rpcws.ErrDisconnected}},
+	{name: "Close", close: true, code: rpcws.CodeDisconnected, took: time.Second, is: []error{rpcws.ErrDisconnected, rpc.ErrShutdown}},
+	{name: "bad reply", data: "bad", code: rpcws.CodeBadReply, is: []error{rpcws.ErrBadReply}},
+	{name: "decode failure", data: "string", code: rpcws.CodeBadReply, is: []error{rpcws.ErrBadReply}},
+}
+
 // Each API of rpcws.Client, each way a call ends: the error is an
 // *rpcws.Error with the code of that way, and errors.Is matches the
 // sentinels and the context's errors, in the bubble's time.
 func TestClientErrorStory(t *testing.T) {
-	apis := []struct {
-		name string
-		ctx  bool
-		call func(c *rpcws.Client, ctx context.Context, data string) error
-	}{
-		{"Call", false, func(c *rpcws.Client, _ context.Context, data string) error {
-			return c.Call("User.Get", data, new(int))
-		}},
-		{"Go", false, func(c *rpcws.Client, _ context.Context, data string) error {
-			return (<-c.Go("User.Get", data, new(int), nil).Done).Error
-		}},
-		{"CallContext", true, func(c *rpcws.Client, ctx context.Context, data string) error {
-			return c.CallContext(ctx, "User.Get", data, new(int))
-		}},
-	}
-	cases := []struct {
-		name  string
-		data  string
-		ctx   string // "deadline" (2 s), "cancel" (after 1 s), or none
-		close bool   // Close the client after 1 s
-		code  string
-		is    []error
-		took  time.Duration
-	}{
-		{name: "server error", data: "error", code: "NotFound"},
-		{name: "client timeout", code: rpcws.CodeTimeout, took: 3 * time.Second, is: []error{rpcws.ErrTimeout, context.DeadlineExceeded}},
-		{name: "context deadline", ctx: "deadline", code: rpcws.CodeTimeout, took: 2 * time.Second, is: []error{rpcws.ErrTimeout, context.DeadlineExceeded}},
-		{name: "context cancel", ctx: "cancel", code: rpcws.CodeCanceled, took: time.Second, is: []error{context.Canceled}},
-		{name: "disconnect", data: "close", code: rpcws.CodeDisconnected, is: []error{rpcws.ErrDisconnected}},
-		{name: "Close", close: true, code: rpcws.CodeDisconnected, took: time.Second, is: []error{rpcws.ErrDisconnected, rpc.ErrShutdown}},
-		{name: "bad reply", data: "bad", code: rpcws.CodeBadReply, is: []error{rpcws.ErrBadReply}},
-		{name: "decode failure", data: "string", code: rpcws.CodeBadReply, is: []error{rpcws.ErrBadReply}},
-	}
-	for _, tc := range cases {
-		for _, api := range apis {
+	for _, tc := range clientCases {
+		for _, api := range clientAPIs {
 			if tc.ctx != "" && !api.ctx {
 				continue
 			}
 			t.Run(tc.name+"/"+api.name, func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) {
-					c, err := rpcws.Dial(context.Background(), "ws://mem/rpc", &rpcws.DialOptions{WebSocket: storyServer(t), Timeout: 3 * time.Second})
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer c.Close()
-					ctx, cancel := context.WithCancel(context.Background())
-					switch tc.ctx {
-					case "deadline":
-						ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
-					case "cancel":
-						time.AfterFunc(time.Second, cancel)
-					}
-					defer cancel()
-					if tc.close {
-						time.AfterFunc(time.Second, func() { c.Close() })
-					}
-					start := time.Now()
-					err = api.call(c, ctx, tc.data)
-					if got := time.Since(start); got != tc.took {
-						t.Errorf("the call ended after %v, want %v", got, tc.took)
-					}
-					checkError(t, err, tc.code, tc.is...)
-				})
+				synctest.Test(t, func(t *testing.T) { runClientStory(t, api, tc) })
 			})
 		}
 	}
+}
+
+func runClientStory(t *testing.T, api clientAPI, tc clientCase) {
+	c, err := rpcws.Dial(context.Background(), "ws://mem/rpc", &rpcws.DialOptions{WebSocket: storyServer(t), Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	switch tc.ctx {
+	case "deadline":
+		ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	case "cancel":
+		time.AfterFunc(time.Second, cancel)
+	}
+	defer cancel()
+	if tc.close {
+		time.AfterFunc(time.Second, func() { c.Close() })
+	}
+	start := time.Now()
+	err = api.call(c, ctx, tc.data)
+	if got := time.Since(start); got != tc.took {
+		t.Errorf("the call ended after %v, want %v", got, tc.took)
+	}
+	checkError(t, err, tc.code, tc.is...)
 }
 
 // checkError checks that err is an *rpcws.Error with code, which errors.Is
