@@ -46,9 +46,9 @@ var (
 //
 // A service method that returns an *Error, or an error that wraps one (as
 // fmt.Errorf's %w does; its text is then "context: [Code] Message"), fails
-// with that code on the wire. A client
-// gets an *Error back for every error reply, from [ClientCodec.Call] directly
-// and from the stock [rpc.Client] through [AsError].
+// with that code on the wire. A client gets an *Error for every error reply
+// and every verdict of its own (see "Errors" in the package comment); the
+// stock [rpc.Client] gets its text, which [AsError] reads back.
 //
 // net/rpc carries errors between a service and the codec, and between the codec
 // and the stock client, as strings. The text of an Error is therefore a frozen
