@@ -33,7 +33,18 @@ const (
 	// DefaultDialPingInterval is how long a connection may be idle before
 	// the client pings the server.
 	DefaultDialPingInterval = 30 * time.Second
+
+	// DefaultCallTimeout bounds a call whose context has no deadline: it is
+	// [codec.DefaultCallTimeout] (10 s).
+	DefaultCallTimeout = codec.DefaultCallTimeout
+
+	// DefaultMaxQueuedEventBytes caps the events waiting for OnEvent: it is
+	// [codec.DefaultMaxQueuedEventBytes] (1 MiB).
+	DefaultMaxQueuedEventBytes = codec.DefaultMaxQueuedEventBytes
 )
+
+// ClientStats counts what a client dropped or refused: [codec.ClientStats].
+type ClientStats = codec.ClientStats
 
 // dialCloseTimeout bounds the closing handshake of [Client.Close]: a server
 // that reads nothing would otherwise hold Close for the 5 s that

@@ -9,9 +9,6 @@ import "github.com/rpcws/rpcws/codec"
 // Error is an error with a protocol code: [codec.Error].
 type Error = codec.Error
 
-// ClientStats counts what a client dropped or refused: [codec.ClientStats].
-type ClientStats = codec.ClientStats
-
 // AsError finds the [*Error] in err: [codec.AsError].
 func AsError(err error) (*Error, bool) { return codec.AsError(err) }
 
@@ -42,11 +39,4 @@ var (
 	ErrDisconnected = codec.ErrDisconnected
 	ErrBadReply     = codec.ErrBadReply
 	ErrDialFailed   = codec.ErrDialFailed
-)
-
-// Defaults of the client's options that package codec applies: the same
-// values as codec's.
-const (
-	DefaultCallTimeout         = codec.DefaultCallTimeout
-	DefaultMaxQueuedEventBytes = codec.DefaultMaxQueuedEventBytes
 )
