@@ -55,7 +55,8 @@
 // net/rpc's own client over a ClientCodec ([rpc.NewClientWithCodec]) gets
 // the same codes, as an [rpc.ServerError] whose text [AsError] and
 // [ErrorCode] parse back (and Disconnected, or [rpc.ErrShutdown] after
-// Close, as it is).
+// Close, as it is); but it decodes its replies itself, and a reply that does
+// not fit its reply value ends that client with an error of net/rpc's.
 //
 // # Time
 //
@@ -70,5 +71,5 @@
 // answered by the server codec itself (ParseError, BadRequest) and the codec
 // reads on: net/rpc, which ends a connection on any read error, only ever
 // sees good requests. The client codec drops and counts frames it cannot
-// read.
+// read, and fails a call whose reply breaks the protocol with BadReply.
 package codec
