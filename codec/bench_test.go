@@ -64,7 +64,7 @@ func BenchmarkServerEcho1KiB(b *testing.B) {
 
 // Encode a reply.
 func BenchmarkServerWriteResponse(b *testing.B) {
-	sc := codec.NewServerCodec(frameSource{[]byte(`{"id":"3f0c8a52-6e0e-4f7a-9a53-1c2b3d4e5f60","type":"arith.multiply","data":{"A":6,"B":7}}`)}, &codec.ServerOptions{MaxInFlight: 1 << 30, MaxBytes: -1}) // all b.N requests held at once
+	sc := codec.NewServerCodec(frameSource{[]byte(`{"id":"3f0c8a52-6e0e-4f7a-9a53-1c2b3d4e5f60","type":"arith.multiply","data":{"A":6,"B":7}}`)}, &codec.ServerOptions{Admission: codec.NewAdmission(&codec.AdmissionOptions{MaxInFlight: -1, MaxConnBytes: -1})}) // all b.N requests held at once
 	var r rpc.Request
 	seqs := make([]uint64, b.N)
 	for i := range seqs {

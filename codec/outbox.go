@@ -7,22 +7,43 @@ import (
 	"sync"
 )
 
-// ErrQueueFull is the error of a frame that a connection's outbound queue
-// has no room for. [ServerCodec.Enqueue] returns it at once; a peer that
-// cannot take a frame is reading too slowly.
+// Default of [NewOutbox]'s bound.
+const DefaultMaxQueuedBytes = 64 << 10 // bytes queued per connection: 64 KiB
+
+// ErrQueueFull is the error of [Outbox.TryWrite] for a frame that the queue
+// has no room for: the peer reads too slowly.
 var ErrQueueFull = errors.New("codec: outbound queue full: peer reads too slowly")
 
-// outbox is the one path by which a server codec writes its connection:
-// replies, error replies and pushed events, in the order they were handed to
-// it. Whoever finds it idle writes on its own goroutine, and then writes
-// whatever others queued meanwhile, so a lone reply crosses no goroutine and
-// a connection keeps no writer goroutine while idle. Frames that arrive while
-// a write is under way wait in a queue bounded in bytes.
-type outbox struct {
-	conn   Conn
-	ctx    context.Context // bounds writes: the codec's life
-	max    int64           // queued bytes allowed; > 0
-	charge func(n int64)   // counts bytes held against the budgets; may be nil
+// ErrTooLarge is the error of an event larger than the peer's frame limit.
+var ErrTooLarge = errors.New("codec: frame larger than the peer's limit")
+
+// A BatchConn is a [Conn] that can write several frames with one send. The
+// [Outbox] hands it the frames that queued while it wrote the last ones, so
+// that the replies and events of a busy connection leave together: batching
+// follows from load, with no timer.
+type BatchConn interface {
+	Conn
+	// WriteFrames writes the frames, in order, as WriteFrame would each.
+	// It must not keep them after it returns.
+	WriteFrames(ctx context.Context, frames [][]byte) error
+}
+
+// Outbox is the one writer of a server connection: replies, error replies
+// and pushed events leave through it, in the order they were handed to it.
+// Whoever finds it idle writes on its own goroutine, then writes whatever
+// others queued meanwhile, all at once over a [BatchConn]; so a lone reply
+// crosses no goroutine and an idle connection keeps no writer goroutine.
+// Frames wait in a queue bounded in bytes; every byte queued or being
+// written is charged to the connection's [Admission] until the connection
+// has taken it. Once the admission closes, the outbox writes nothing more
+// and drops what is queued.
+//
+// It is safe for concurrent use.
+type Outbox struct {
+	conn  Conn
+	batch BatchConn // conn, when it is one
+	adm   *Admission
+	max   int64 // bytes queued; > 0
 
 	mu      sync.Mutex // guards the fields below
 	queue   [][]byte
@@ -30,55 +51,64 @@ type outbox struct {
 	writing bool          // a goroutine is writing
 	room    chan struct{} // closed when the queue shrinks or the outbox ends; nil if no one waits
 	idle    chan struct{} // closed when writing stops; nil if no one waits
-	sealed  bool          // no frame is taken any more
 	err     error         // after a write failed: every later write fails with it (it matches ErrClosed)
 }
 
-// write writes frame, or queues it behind the write under way. own means the
-// caller may reuse frame once write returns: a queued frame is then copied.
-// With wait, a caller that finds the outbox idle writes frame itself, and one
-// that finds the queue full waits for room until ctx ends. Without wait,
-// write never blocks: it queues frame and, if no one is writing, starts a
-// goroutine that does; on a full queue it returns [ErrQueueFull].
-func (o *outbox) write(ctx context.Context, frame []byte, own, wait bool) error {
+// NewOutbox returns the writer of conn, which charges adm with the bytes it
+// holds. maxQueued bounds the bytes queued behind the write under way: zero
+// means [DefaultMaxQueuedBytes], negative no bound (the transport's write
+// timeout still bounds a peer that stops reading).
+func NewOutbox(conn Conn, adm *Admission, maxQueued int) *Outbox {
+	o := &Outbox{conn: conn, adm: adm, max: int64(maxQueued)}
+	o.batch, _ = conn.(BatchConn)
+	switch {
+	case o.max == 0:
+		o.max = DefaultMaxQueuedBytes
+	case o.max < 0:
+		o.max = 1 << 62
+	}
+	return o
+}
+
+// Write writes frame after the frames handed over before it, waiting for
+// room in the queue until ctx ends (it then returns ctx's error). A frame
+// larger than the queue's bound waits for an empty queue. An idle outbox
+// writes frame on the calling goroutine. With own, the caller may reuse
+// frame once Write returns (a queued frame is copied); without, frame must
+// not change afterwards, and may be shared between connections. It returns
+// an error matching [ErrClosed] once the outbox writes no more.
+func (o *Outbox) Write(ctx context.Context, frame []byte, own bool) error {
+	return o.write(ctx, frame, own, true)
+}
+
+// Queue is [Outbox.Write], but an idle outbox starts a goroutine to write
+// frame rather than write it on the calling goroutine: a caller that knows
+// more frames are coming (replies to other requests in flight) returns at
+// once, and they join frame in one send.
+func (o *Outbox) Queue(ctx context.Context, frame []byte, own bool) error {
+	return o.write(ctx, frame, own, false)
+}
+
+func (o *Outbox) write(ctx context.Context, frame []byte, own, now bool) error {
 	n := int64(len(frame))
 	o.mu.Lock()
 	for {
-		if o.sealed {
-			o.mu.Unlock()
-			return ErrClosed
-		}
-		if o.err != nil {
-			err := o.err
+		if err := o.closedErr(); err != nil {
 			o.mu.Unlock()
 			return err
 		}
-		if !o.writing && wait {
-			break
+		if !o.writing && now {
+			return o.writeNow(frame) // unlocks
 		}
-		if o.queued == 0 || o.queued+n <= o.max {
+		if o.fits(n) {
 			if own {
 				frame = append([]byte(nil), frame...)
 			}
-			o.queue = append(o.queue, frame)
-			o.queued += n
-			start := !o.writing
-			o.writing = true
+			o.enqueue(frame)
 			o.mu.Unlock()
-			o.count(n)
-			if start {
-				go o.run()
-			}
 			return nil
 		}
-		if !wait {
-			o.mu.Unlock()
-			return ErrQueueFull
-		}
-		if o.room == nil {
-			o.room = make(chan struct{})
-		}
-		room := o.room
+		room := o.waitRoom()
 		o.mu.Unlock()
 		select {
 		case <-room:
@@ -87,23 +117,69 @@ func (o *outbox) write(ctx context.Context, frame []byte, own, wait bool) error 
 		}
 		o.mu.Lock()
 	}
-	// Idle: write on this goroutine, then whatever was queued meanwhile.
+}
+
+// TryWrite queues frame without waiting, and starts a goroutine to write it
+// when no one is writing; frame must not change afterwards. When the queue
+// has no room it returns [ErrQueueFull] at once. One frame always fits an
+// empty queue.
+func (o *Outbox) TryWrite(frame []byte) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.closedErr(); err != nil {
+		return err
+	}
+	if !o.fits(int64(len(frame))) {
+		return ErrQueueFull
+	}
+	o.enqueue(frame)
+	return nil
+}
+
+// fits reports whether n more bytes fit the queue. o.mu is held.
+func (o *Outbox) fits(n int64) bool { return o.queued == 0 || o.queued+n <= o.max }
+
+// enqueue queues frame and charges it, and starts a goroutine to write the
+// queue if no one is writing. o.mu is held.
+func (o *Outbox) enqueue(frame []byte) {
+	o.queue = append(o.queue, frame)
+	o.queued += int64(len(frame))
+	o.adm.Charge(int64(len(frame)))
+	if !o.writing {
+		o.writing = true
+		go o.run()
+	}
+}
+
+// closedErr returns why the outbox writes no more, or nil. o.mu is held.
+func (o *Outbox) closedErr() error {
+	if o.err != nil {
+		return o.err
+	}
+	if o.adm.isClosed() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// writeNow writes frame on the calling goroutine, then the queue. o.mu is
+// held, and released.
+func (o *Outbox) writeNow(frame []byte) error {
 	o.writing = true
 	o.mu.Unlock()
-	o.count(n)
-	err := o.conn.WriteFrame(o.ctx, frame)
-	o.count(-n)
+	n := int64(len(frame))
+	o.adm.Charge(n)
+	err := o.conn.WriteFrame(o.adm.Context(), frame)
+	o.adm.Charge(-n)
 	o.mu.Lock()
 	o.drain(err)
-	if err != nil {
-		err = o.err
-	}
+	err = o.err
 	o.mu.Unlock()
 	return err
 }
 
 // run writes the queue on a goroutine of its own until it is empty.
-func (o *outbox) run() {
+func (o *Outbox) run() {
 	o.mu.Lock()
 	o.drain(nil)
 	o.mu.Unlock()
@@ -112,28 +188,29 @@ func (o *outbox) run() {
 // drain writes the queue until it is empty, then marks the outbox idle.
 // first is the result of the write the caller just made. o.mu is held, and
 // released while writing.
-func (o *outbox) drain(first error) {
+func (o *Outbox) drain(first error) {
 	err := first
 	for {
+		if err == nil && o.adm.isClosed() {
+			err = ErrClosed
+		}
 		if err != nil && o.err == nil {
 			o.err = fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+		if o.err != nil {
 			o.dropQueue()
 		}
-		if len(o.queue) == 0 || o.err != nil {
+		if len(o.queue) == 0 {
 			break
 		}
-		frame := o.queue[0]
-		o.queue[0] = nil
-		o.queue = o.queue[1:]
-		n := int64(len(frame))
-		o.queued -= n
+		frames, n := o.queue, o.queued
+		o.queue, o.queued = nil, 0
 		o.signalRoom()
 		o.mu.Unlock()
-		err = o.conn.WriteFrame(o.ctx, frame)
-		o.count(-n) // held until written
+		err = o.send(frames)
+		o.adm.Charge(-n) // held until written
 		o.mu.Lock()
 	}
-	o.queue = nil
 	o.writing = false
 	o.signalRoom()
 	if o.idle != nil {
@@ -142,30 +219,46 @@ func (o *outbox) drain(first error) {
 	}
 }
 
+// send writes frames: at once over a BatchConn, else one by one.
+func (o *Outbox) send(frames [][]byte) error {
+	ctx := o.adm.Context()
+	if o.batch != nil && len(frames) > 1 {
+		return o.batch.WriteFrames(ctx, frames)
+	}
+	for _, f := range frames {
+		if err := o.conn.WriteFrame(ctx, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // dropQueue forgets the frames queued. o.mu is held.
-func (o *outbox) dropQueue() {
+func (o *Outbox) dropQueue() {
 	if o.queued > 0 {
-		o.count(-o.queued)
+		o.adm.Charge(-o.queued)
 	}
 	o.queue, o.queued = nil, 0
 	o.signalRoom()
 }
 
-func (o *outbox) signalRoom() {
+// waitRoom returns a channel closed when the queue shrinks. o.mu is held.
+func (o *Outbox) waitRoom() chan struct{} {
+	if o.room == nil {
+		o.room = make(chan struct{})
+	}
+	return o.room
+}
+
+func (o *Outbox) signalRoom() {
 	if o.room != nil {
 		close(o.room)
 		o.room = nil
 	}
 }
 
-func (o *outbox) count(n int64) {
-	if o.charge != nil {
-		o.charge(n)
-	}
-}
-
-// flush waits until nothing is written or queued, or ctx ends.
-func (o *outbox) flush(ctx context.Context) error {
+// Flush waits until nothing is written or queued, or ctx ends.
+func (o *Outbox) Flush(ctx context.Context) error {
 	o.mu.Lock()
 	if !o.writing {
 		o.mu.Unlock()
@@ -182,14 +275,4 @@ func (o *outbox) flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// seal makes the outbox take no more frames and drops those queued; a write
-// under way finishes. It is what a connection that is being torn down does
-// first, so that no reply is written for work cut short.
-func (o *outbox) seal() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.sealed = true
-	o.dropQueue()
 }

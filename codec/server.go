@@ -1,27 +1,16 @@
 package codec
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/rpc"
-	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/sync/semaphore"
 )
-
-// DefaultMaxInFlight is how many requests one connection may have in flight
-// at once unless [ServerOptions.MaxInFlight] says otherwise.
-const DefaultMaxInFlight = 64
 
 // ServerOptions configures a [ServerCodec]. A nil *ServerOptions is valid and
 // means all defaults.
@@ -29,14 +18,6 @@ type ServerOptions struct {
 	// MethodName maps a request's type to a net/rpc "Service.Method" name.
 	// Nil means [MethodName]: "user.get" → "User.Get".
 	MethodName func(typ string) string
-
-	// MaxInFlight caps the requests of this connection being served at once,
-	// with the work they leave behind (see [ServerCodec.AfterReply]). At the
-	// cap the codec stops reading the connection until one is done, so a
-	// flood from one peer is held back by the transport rather than by
-	// memory. Zero means [DefaultMaxInFlight]; negative means no cap on the
-	// count, the byte budgets alone bounding what a connection holds.
-	MaxInFlight int
 
 	// Logger receives what cannot be told to the peer: failed notifications,
 	// replies that could not be written. Nil means silent.
@@ -51,37 +32,24 @@ type ServerOptions struct {
 
 	// MaxFrameSize is the largest frame the codec writes, in bytes: the
 	// peer's read limit. A reply that would be larger is replaced by an error
-	// reply with code TooLarge; a larger event is refused with [ErrTooLarge].
-	// Zero means [DefaultMaxFrameSize]; negative means no limit.
+	// reply with code TooLarge. Zero means [DefaultMaxFrameSize]; negative
+	// means no limit.
 	MaxFrameSize int
 
-	// MaxBytes bounds, in bytes, what this connection holds at once: its
-	// requests in flight (their frames, and a fixed cost for each request and
-	// for each function of [ServerCodec.AfterReply] still running), the
-	// reply being written and the frames queued to be written. While it is
-	// spent the codec stops reading, as at the in-flight cap. Zero means
-	// [DefaultMaxBytes]; negative means no bound of its own.
-	MaxBytes int64
+	// Admission decides when the codec takes another request, and counts
+	// the bytes the connection holds. Nil means a new [Admission] with the
+	// defaults.
+	Admission *Admission
 
-	// Budget, if set, is a budget shared with other connections, charged
-	// with the same bytes as MaxBytes: while it is spent, every codec that
-	// shares it stops reading.
-	Budget *Budget
-
-	// MaxQueuedBytes bounds the frames waiting to be written while another
-	// is written, in bytes. Replies wait for room; events wait or are refused
-	// (see [ServerCodec.SendEvent]). Zero means [DefaultMaxQueuedBytes];
-	// negative means no bound (the transport's write timeout still bounds a
-	// peer that stops reading).
-	MaxQueuedBytes int
+	// Outbox writes the codec's replies, in order with whatever else is
+	// written to the connection (pushed events). Nil means a new [Outbox]
+	// of the connection, with the default bound.
+	Outbox *Outbox
 }
 
-// Defaults of [ServerOptions].
-const (
-	DefaultMaxFrameSize   = 1 << 20  // bytes: 1 MiB, the read limit of rpcws
-	DefaultMaxBytes       = 4 << 20  // bytes held per connection: 4 MiB
-	DefaultMaxQueuedBytes = 64 << 10 // bytes queued per connection: 64 KiB
-)
+// DefaultMaxFrameSize is the largest frame written or read, in bytes, unless
+// an option says otherwise: 1 MiB.
+const DefaultMaxFrameSize = 1 << 20
 
 // Limits on the fields of a request. A request over them gets BadRequest,
 // and nothing of it is kept.
@@ -89,17 +57,6 @@ const (
 	MaxTypeLength = 256  // bytes of a request's type
 	MaxIDLength   = 1024 // bytes of a request's id, as raw JSON text
 )
-
-// What a request costs against a budget beyond its frame: the goroutine that
-// net/rpc runs it on and the codec's record of it; and for each function
-// given to [ServerCodec.AfterReply], the goroutine it runs on.
-const (
-	requestCost    = 4 << 10
-	afterReplyCost = 4 << 10
-)
-
-// ErrTooLarge is the error of an event larger than the peer's frame limit.
-var ErrTooLarge = errors.New("codec: frame larger than the peer's limit")
 
 // CallInfo describes one served request, for metrics.
 type CallInfo struct {
@@ -115,19 +72,16 @@ type CallInfo struct {
 // It answers bad frames itself (ParseError, BadRequest) and reads on, so that
 // net/rpc, which drops a connection on any read error, only ever sees good
 // requests. It maps net/rpc's uint64 Seq to the peer's ids and back, and the
-// error strings of net/rpc and of services to protocol codes.
+// error strings of net/rpc and of services to protocol codes. It asks its
+// [Admission] before it serves each request, and writes through its
+// [Outbox].
 type ServerCodec struct {
 	conn     Conn
-	ctx      context.Context // ends when the codec closes
-	cancel   context.CancelFunc
+	adm      *Admission
+	out      *Outbox
 	logger   *slog.Logger
 	onCall   func(CallInfo)
-	maxSlots int64
-	slots    *semaphore.Weighted // one per request in flight
-	maxFrame int                 // <= 0: none
-	own      Budget              // this connection's bytes
-	shared   *Budget             // the server's; may be nil
-	out      outbox              // the one writer of conn
+	maxFrame int // <= 0: none
 
 	// Owned by the reading goroutine (net/rpc reads requests on one).
 	names nameCache
@@ -135,10 +89,8 @@ type ServerCodec struct {
 	data  []byte // the current request's data; aliases buf
 	seq   uint64
 
-	mu       sync.Mutex // guards pending
-	pending  requestTable
-	draining atomic.Bool
-	paused   atomic.Bool // the reader waits for a slot or for budget
+	mu      sync.Mutex // guards pending
+	pending requestTable
 
 	wmu sync.Mutex // guards enc; held while a reply or error is written
 	enc *encoder
@@ -147,199 +99,39 @@ type ServerCodec struct {
 	closeErr  error
 }
 
-// serverRequest is what the codec remembers of a request until its reply.
-// It is kept small (at most 128 bytes), so that the pending map holds it in
-// place and remembering a request costs no allocation.
-type serverRequest struct {
-	typ   string
-	start time.Time // zero unless OnCall is set
-	cost  int32     // bytes charged against the budgets until done
-	after *[]func() // to run once the reply is written; nil for most
-
-	// The id, raw JSON as the peer sent it: in idBuf when it fits, as a
-	// quoted UUID does, so that remembering it costs no allocation, else in
-	// idBig. idLen is -1 for a notification.
-	idLen int32
-	idBuf [40]byte
-	idBig []byte
-}
-
-// requestTable holds the requests in flight by seq. The first is kept in
-// a record of its own, made on the connection's first request and reused,
-// and only the others in a map, made when first needed: a connection that
-// has one call in flight at a time, as most do, never makes the map, which
-// would hold a kilobyte for the rest of the connection's life once it had
-// held one request (a map keeps its storage when emptied).
-type requestTable struct {
-	oneSeq uint64         // of the request in one; 0: none (seqs start at 1)
-	one    *serverRequest // nil until the first request
-	more   map[uint64]serverRequest
-}
-
-func (t *requestTable) put(seq uint64, r serverRequest) {
-	if t.oneSeq == 0 {
-		if t.one == nil {
-			t.one = new(serverRequest)
-		}
-		t.oneSeq, *t.one = seq, r
-		return
-	}
-	if t.more == nil {
-		t.more = make(map[uint64]serverRequest)
-	}
-	t.more[seq] = r
-}
-
-// update runs f on the request numbered seq, in place, and reports whether
-// there is one.
-func (t *requestTable) update(seq uint64, f func(*serverRequest)) bool {
-	if seq != 0 && seq == t.oneSeq {
-		f(t.one)
-		return true
-	}
-	r, ok := t.more[seq]
-	if ok {
-		f(&r)
-		t.more[seq] = r
-	}
-	return ok
-}
-
-// take moves the request numbered seq into r and reports whether there was
-// one. It is not inlined: its temporaries would stay in the caller's stack
-// frame while the reply is written, which, on the goroutine net/rpc starts
-// for a request, costs a stack growth on every call.
-//
-//go:noinline
-func (t *requestTable) take(seq uint64, r *serverRequest) bool {
-	if seq != 0 && seq == t.oneSeq {
-		*r = *t.one
-		t.oneSeq, *t.one = 0, serverRequest{}
-		return true
-	}
-	m, ok := t.more[seq]
-	if ok {
-		*r = m
-		delete(t.more, seq)
-	}
-	return ok
-}
-
-func (t *requestTable) len() int {
-	n := len(t.more)
-	if t.oneSeq != 0 {
-		n++
-	}
-	return n
-}
-
-func newServerRequest(typ string, id []byte) serverRequest {
-	r := serverRequest{typ: typ, idLen: int32(len(id))}
-	switch {
-	case id == nil:
-		r.idLen = -1
-	case len(id) <= len(r.idBuf):
-		copy(r.idBuf[:], id)
-	default:
-		r.idBig = append([]byte(nil), id...)
-	}
-	return r
-}
-
-// id returns the request's id, nil for a notification.
-func (r *serverRequest) id() []byte {
-	switch {
-	case r.idLen < 0:
-		return nil
-	case r.idBig != nil:
-		return r.idBig
-	}
-	return r.idBuf[:r.idLen]
-}
-
 var _ rpc.ServerCodec = (*ServerCodec)(nil)
 
 // NewServerCodec returns a server codec that serves requests read from conn.
 // The codec owns conn from then on and closes it in [ServerCodec.Close].
 func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
-	if opts == nil {
-		opts = &ServerOptions{}
+	var o ServerOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Admission == nil {
+		o.Admission = NewAdmission(nil)
+	}
+	if o.Outbox == nil {
+		o.Outbox = NewOutbox(conn, o.Admission, 0)
 	}
 	c := &ServerCodec{
 		conn:     conn,
-		logger:   opts.Logger,
-		onCall:   opts.OnCall,
-		maxSlots: int64(opts.MaxInFlight),
-		maxFrame: opts.MaxFrameSize,
-		shared:   opts.Budget,
+		adm:      o.Admission,
+		out:      o.Outbox,
+		logger:   o.Logger,
+		onCall:   o.OnCall,
+		maxFrame: o.MaxFrameSize,
 		enc:      newEncoder(),
-	}
-	switch {
-	case c.maxSlots == 0:
-		c.maxSlots = DefaultMaxInFlight
-	case c.maxSlots < 0:
-		c.maxSlots = math.MaxInt32 // no cap on the count
 	}
 	if c.maxFrame == 0 {
 		c.maxFrame = DefaultMaxFrameSize
 	}
-	switch {
-	case opts.MaxBytes == 0:
-		c.own.max = DefaultMaxBytes
-	case opts.MaxBytes > 0:
-		c.own.max = opts.MaxBytes
-	}
-	c.out.conn = conn
-	c.out.max = int64(opts.MaxQueuedBytes)
-	switch {
-	case c.out.max == 0:
-		c.out.max = DefaultMaxQueuedBytes
-	case c.out.max < 0:
-		c.out.max = math.MaxInt64
-	}
-	c.out.charge = c.charge
-	c.slots = semaphore.NewWeighted(c.maxSlots)
-	c.names.fn = opts.MethodName
+	c.names.fn = o.MethodName
 	if c.names.fn == nil {
 		c.names.fn = MethodName
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.out.ctx = c.ctx
 	return c
 }
-
-// charge adds n bytes (negative: frees) to this connection's budget and to
-// the shared one.
-func (c *ServerCodec) charge(n int64) {
-	c.own.add(n)
-	c.shared.add(n)
-}
-
-// waitRoom returns once a request may be read: a slot is free and neither
-// budget is spent. It holds the slot it took.
-func (c *ServerCodec) waitRoom() error {
-	c.paused.Store(true)
-	defer c.paused.Store(false)
-	if err := c.own.wait(c.ctx); err != nil {
-		return err
-	}
-	if err := c.shared.wait(c.ctx); err != nil {
-		return err
-	}
-	if c.ctx.Err() == nil && c.slots.TryAcquire(1) {
-		// Acquire would ask ctx for its Done channel, which a context
-		// makes on first asking and keeps: 100 bytes on every connection
-		// that ever made a call.
-		return nil
-	}
-	return c.slots.Acquire(c.ctx, 1)
-}
-
-// ReadPaused reports whether the codec has stopped reading its connection
-// for now: at the in-flight cap, or while a budget is spent. A transport
-// whose keepalive needs reads (pongs arrive with them) learns here not to
-// count on them.
-func (c *ServerCodec) ReadPaused() bool { return c.paused.Load() }
 
 // ReadRequestHeader reads frames until one is a request or notification for
 // net/rpc to serve. Frames that are not answer themselves with an error reply
@@ -347,92 +139,55 @@ func (c *ServerCodec) ReadPaused() bool { return c.paused.Load() }
 func (c *ServerCodec) ReadRequestHeader(r *rpc.Request) error {
 	// This loop is all that is on the stack while the connection waits for
 	// its next frame, which is most of its life: what the frame takes to
-	// handle is in handleFrame's stack frame, not in this one. (The reading
-	// goroutine's stack stays at 4 KB while the wait is shallow enough.)
+	// handle is in handleFrame's stack frame, not in this one.
 	for {
-		frame, err := c.conn.ReadFrame(c.ctx, reusable(c.buf))
+		frame, err := c.conn.ReadFrame(c.adm.Context(), reusable(c.buf))
 		binary := errors.Is(err, ErrBinaryFrame)
 		if err != nil && !binary {
-			if c.ctx.Err() != nil {
+			if c.adm.isClosed() {
 				return io.EOF // closed by us: net/rpc ends quietly
 			}
 			return err
 		}
+		c.buf = frame
 		if ok, err := c.handleFrame(frame, binary, r); ok {
 			return err
 		}
+		c.buf = reusable(frame) // a large frame is not kept while idle
 	}
 }
 
-// handleFrame handles a frame that ReadRequestHeader read. It reports true when
-// ReadRequestHeader returns err: the frame is a request or notification for
-// net/rpc to serve (err nil), or the codec is closing. It reports false when
-// the frame answered itself (with an error reply, or a log line) and the
-// codec reads on.
+// handleFrame handles a frame that ReadRequestHeader read. It reports true
+// when ReadRequestHeader returns err: the frame is a request or notification
+// for net/rpc to serve (err nil), or the codec is closing. It reports false
+// when the frame answered itself (with an error reply, or a log line) and
+// the codec reads on.
 func (c *ServerCodec) handleFrame(frame []byte, binary bool, r *rpc.Request) (bool, error) {
-	if binary {
-		c.replyError(nil, CodeParseError, "binary frames are not supported")
-		return false, nil
-	}
-	c.buf = frame
-	if !utf8.Valid(frame) {
-		// A text frame must be UTF-8 (RFC 6455): nothing of it can be
-		// echoed, not even its id.
-		c.replyError(nil, CodeParseError, "frame is not valid UTF-8")
-		return false, nil
-	}
-	env, err := parseEnvelope(frame)
-	if err != nil {
-		c.replyError(nil, CodeParseError, err.Error())
-		return false, nil
-	}
-	hasID := env.hasID()
-	if len(env.id) > MaxIDLength {
-		c.replyError(nil, CodeBadRequest, fmt.Sprintf("id is longer than %d bytes", MaxIDLength))
-		return false, nil
-	}
-	var id []byte
-	if hasID {
-		id = env.id
-	}
-	typ, ok := stringValue(env.typ)
-	msg := ""
+	env, id, bad := parseRequest(frame, binary)
 	switch {
-	case env.typ == nil:
-		msg = "type is missing"
-	case !ok || len(typ) == 0:
-		msg = "type must be a non-empty string"
-	case len(typ) > MaxTypeLength:
-		msg = fmt.Sprintf("type is longer than %d bytes", MaxTypeLength)
-	}
-	if msg != "" {
-		if hasID {
-			c.replyError(id, CodeBadRequest, msg)
-		} else {
-			c.log("dropped a notification", "code", CodeBadRequest, "error", msg)
-		}
+	case bad.quiet:
+		c.log("dropped a notification", "code", bad.code, "error", bad.msg)
+		return false, nil
+	case bad.code != "":
+		c.replyError(id, bad.code, bad.msg)
 		return false, nil
 	}
+	typ, _ := stringValue(env.typ)
 	typStr, method := c.names.lookup(typ)
 	req := newServerRequest(typStr, id)
-
-	// Drain waits for all slots: check before queueing behind it, and
-	// again once a slot is had.
-	if c.refuse(id) {
+	req.cost = int32(len(frame)) + requestCost // frames are far below 2 GiB
+	switch err := c.adm.Acquire(int64(req.cost)); {
+	case errors.Is(err, ErrDraining):
+		if id != nil {
+			c.replyError(id, CodeUnavailable, "server is shutting down")
+		}
 		return false, nil
-	}
-	if err := c.waitRoom(); err != nil {
+	case err != nil:
 		return true, io.EOF
 	}
 	if c.onCall != nil {
 		req.start = time.Now()
 	}
-	if c.refuse(id) { // before the slot goes back, which lets Drain end
-		c.slots.Release(1)
-		return false, nil
-	}
-	req.cost = int32(len(frame)) + requestCost // frames are far below 2 GiB
-	c.charge(int64(req.cost))
 	c.mu.Lock()
 	c.seq++
 	c.pending.put(c.seq, req)
@@ -444,14 +199,47 @@ func (c *ServerCodec) handleFrame(frame []byte, binary bool, r *rpc.Request) (bo
 	return true, nil
 }
 
-// refuse answers the request with the given id (nil: a notification) with
-// Unavailable if the codec is draining, and reports whether it did.
-func (c *ServerCodec) refuse(id []byte) bool {
-	draining := c.draining.Load()
-	if draining && id != nil {
-		c.replyError(id, CodeUnavailable, "server is shutting down")
+// badFrame is why a frame is no request: the code and message of its error
+// reply, or, quiet, of the log line of a notification that gets none.
+type badFrame struct {
+	code, msg string
+	quiet     bool
+}
+
+// parseRequest reads a frame as a request. It returns the envelope and the
+// request's id (nil: none), and, when the frame is no request, why.
+func parseRequest(frame []byte, binary bool) (env envelope, id []byte, bad badFrame) {
+	switch {
+	case binary:
+		return env, nil, badFrame{code: CodeParseError, msg: "binary frames are not supported"}
+	case !utf8.Valid(frame):
+		// A text frame must be UTF-8 (RFC 6455): nothing of it can be
+		// echoed, not even its id.
+		return env, nil, badFrame{code: CodeParseError, msg: "frame is not valid UTF-8"}
 	}
-	return draining
+	env, err := parseEnvelope(frame)
+	if err != nil {
+		return env, nil, badFrame{code: CodeParseError, msg: err.Error()}
+	}
+	if len(env.id) > MaxIDLength {
+		return env, nil, badFrame{code: CodeBadRequest, msg: fmt.Sprintf("id is longer than %d bytes", MaxIDLength)}
+	}
+	if env.hasID() {
+		id = env.id
+	}
+	typ, ok := stringValue(env.typ)
+	bad = badFrame{code: CodeBadRequest, quiet: id == nil}
+	switch {
+	case env.typ == nil:
+		bad.msg = "type is missing"
+	case !ok || len(typ) == 0:
+		bad.msg = "type must be a non-empty string"
+	case len(typ) > MaxTypeLength:
+		bad.msg = fmt.Sprintf("type is longer than %d bytes", MaxTypeLength)
+	default:
+		return env, id, badFrame{}
+	}
+	return env, id, bad
 }
 
 // ReadRequestBody decodes the current request's data into x. Absent or null
@@ -459,6 +247,7 @@ func (c *ServerCodec) refuse(id []byte) bool {
 func (c *ServerCodec) ReadRequestBody(x any) error {
 	data := c.data
 	c.data = nil
+	defer func() { c.buf = reusable(c.buf) }() // a large frame is not kept while its method runs
 	if x == nil || data == nil || isNull(data) {
 		return nil
 	}
@@ -470,68 +259,16 @@ func (c *ServerCodec) ReadRequestBody(x any) error {
 	return nil
 }
 
-// invalidData says what in a request's data did not fit, in the words of
-// the JSON the peer sent rather than of the Go types it missed: "data.id
-// must be a string, not a number".
-func invalidData(err error) string {
-	var te *json.UnmarshalTypeError
-	if !errors.As(err, &te) {
-		return "invalid data: " + strings.TrimPrefix(err.Error(), "json: ")
-	}
-	where := "data"
-	if te.Field != "" {
-		where += "." + te.Field
-	}
-	return fmt.Sprintf("%s must be %s, not %s", where, jsonKind(te.Type), article(te.Value))
-}
-
-// jsonKind names the JSON values that decode into t.
-func jsonKind(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return "an integer"
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return "a non-negative integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	}
-	return "another kind of value"
-}
-
-// article puts "a" or "an" before what encoding/json calls the value it
-// found: "string", "number", "number 1.5", "bool", "array", "object".
-func article(v string) string {
-	switch {
-	case v == "bool":
-		return "a boolean"
-	case strings.HasPrefix(v, "number "):
-		return strings.TrimPrefix(v, "number ") // the number found: "-1"
-	case v == "array" || v == "object":
-		return "an " + v
-	}
-	return "a " + v
-}
-
 // WriteResponse writes the reply to the request numbered r.Seq: its result,
 // or an error reply with the code that r.Error carries. Nothing is written
-// for a notification, nor once [ServerCodec.StopWrites] was called. Then the
+// for a notification, nor once the connection's [Admission] closed. Then the
 // functions given to [ServerCodec.AfterReply] start; the request counts as
 // in flight until they have returned.
 func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	c.mu.Lock()
 	var req serverRequest
 	ok := c.pending.take(r.Seq, &req)
+	more := c.pending.len() > 0 // replies to come, which may join this one
 	c.mu.Unlock()
 	if !ok {
 		return nil // never read by this codec; nothing to answer
@@ -551,19 +288,7 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	case code != "":
 		err = c.replyError(id, code, message)
 	default:
-		c.wmu.Lock()
-		c.enc.start(id, req.typ, ".response")
-		if encErr := c.enc.data(body); encErr != nil {
-			code, message = CodeServerError, "cannot encode the result: "+encErr.Error()
-			c.enc.errorFrame(id, code, message)
-		} else if c.maxFrame > 0 && c.enc.buf.Len() > c.maxFrame {
-			code = CodeTooLarge
-			message = fmt.Sprintf("the reply to %s would be %d bytes, over the frame limit of %d", req.typ, c.enc.buf.Len(), c.maxFrame)
-			c.enc.errorFrame(id, code, message)
-		}
-		err = c.out.write(c.ctx, c.enc.buf.Bytes(), true, true)
-		c.enc.trim()
-		c.wmu.Unlock()
+		code, message, err = c.reply(id, req.typ, body, more)
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {
 		c.debug("cannot write a reply", "type", req.typ, "error", err)
@@ -573,6 +298,34 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	}
 	c.runAfter(&req)
 	return err
+}
+
+// reply writes the result of the request with the given id and type. It
+// returns the code and message of the error reply written in its place when
+// the result cannot be sent. With more requests in flight, the reply is
+// queued for the outbox's own goroutine, and the replies that complete
+// while it writes leave together with it: net/rpc writes one reply at a
+// time, so a reply written on its method's goroutine would make the others
+// wait for its send, and each would leave alone (BenchmarkShared64Small).
+func (c *ServerCodec) reply(id []byte, typ string, body any, more bool) (code, message string, err error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.enc.start(id, typ, ".response")
+	if encErr := c.enc.data(body); encErr != nil {
+		code, message = CodeServerError, "cannot encode the result: "+encErr.Error()
+		c.enc.errorFrame(id, code, message)
+	} else if c.maxFrame > 0 && c.enc.buf.Len() > c.maxFrame {
+		code = CodeTooLarge
+		message = fmt.Sprintf("the reply to %s would be %d bytes, over the frame limit of %d", typ, c.enc.buf.Len(), c.maxFrame)
+		c.enc.errorFrame(id, code, message)
+	}
+	if more {
+		err = c.out.Queue(c.adm.Context(), c.enc.buf.Bytes(), true)
+	} else {
+		err = c.out.Write(c.adm.Context(), c.enc.buf.Bytes(), true)
+	}
+	c.enc.trim()
+	return code, message, err
 }
 
 // AfterReply arranges for f to run on a goroutine of its own once the reply
@@ -596,19 +349,19 @@ func (c *ServerCodec) AfterReply(seq uint64, f func()) bool {
 // and bytes once they have all returned.
 func (c *ServerCodec) runAfter(req *serverRequest) {
 	if req.after == nil {
-		c.done(int64(req.cost))
+		c.adm.Done(int64(req.cost))
 		return
 	}
 	after := *req.after
 	cost := int64(req.cost) + int64(len(after))*afterReplyCost
-	c.charge(cost - int64(req.cost))
+	c.adm.Charge(cost - int64(req.cost))
 	var left atomic.Int32
 	left.Store(int32(len(after)))
 	for _, f := range after {
 		go func() {
 			defer func() {
 				if left.Add(-1) == 0 {
-					c.done(cost)
+					c.adm.Done(cost)
 				}
 			}()
 			f()
@@ -616,129 +369,22 @@ func (c *ServerCodec) runAfter(req *serverRequest) {
 	}
 }
 
-// done frees a finished request's slot and bytes.
-func (c *ServerCodec) done(cost int64) {
-	c.charge(-cost)
-	c.slots.Release(1)
-}
-
 // replyError writes an error reply; id nil means an error that belongs to no
 // request.
 func (c *ServerCodec) replyError(id []byte, code, message string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	err := c.out.write(c.ctx, c.enc.errorFrame(id, code, message), true, true)
+	err := c.out.Write(c.adm.Context(), c.enc.errorFrame(id, code, message), true)
 	if err != nil && !errors.Is(err, ErrClosed) {
 		c.debug("cannot write an error reply", "code", code, "error", err)
 	}
 	return err
 }
 
-// SendEvent writes an encoded event frame (see [EncodeEvent]) after the
-// frames handed to the codec before it. When the connection's queue is
-// full it waits for room until ctx ends, and then returns ctx's error; the
-// connection is left as it is. It returns [ErrTooLarge] for a frame over
-// the peer's limit and [ErrClosed] once the codec writes no more. frame
-// must not change afterwards; it may be shared between connections.
-func (c *ServerCodec) SendEvent(ctx context.Context, frame []byte) error {
-	if c.maxFrame > 0 && len(frame) > c.maxFrame {
-		return ErrTooLarge
-	}
-	return c.out.write(ctx, frame, false, true)
-}
-
-// TrySendEvent is [ServerCodec.SendEvent] without waiting: when the queue
-// is full it returns [ErrQueueFull] at once.
-func (c *ServerCodec) TrySendEvent(frame []byte) error {
-	if c.maxFrame > 0 && len(frame) > c.maxFrame {
-		return ErrTooLarge
-	}
-	return c.out.write(c.ctx, frame, false, false)
-}
-
-// Flush waits until every frame handed to the codec has been written, or
-// ctx ends.
-func (c *ServerCodec) Flush(ctx context.Context) error { return c.out.flush(ctx) }
-
-// StopWrites makes the codec write nothing more: frames queued are dropped,
-// replies of requests still running are not written, and the codec reads no
-// further request (net/rpc then ends, and closes the codec). A transport
-// that tears a connection down calls it before it ends the contexts that
-// methods watch, so that a method cut short never has a success reply
-// written.
-func (c *ServerCodec) StopWrites() {
-	c.out.seal()
-	c.cancel()
-}
-
-// Hold reserves n bytes against this connection's budget and the shared
-// one, for a transport that reads a large frame: it reports false, and
-// reserves nothing, when the shared budget has no room for them. (The
-// connection's own budget may run over by a frame: the codec stops reading
-// the connection before the next one.) Give them back with
-// [ServerCodec.Release] once the frame is read.
-func (c *ServerCodec) Hold(n int64) bool {
-	if !c.shared.room(n) {
-		return false
-	}
-	c.charge(n)
-	return true
-}
-
-// Release gives back n bytes reserved with [ServerCodec.Hold].
-func (c *ServerCodec) Release(n int64) { c.charge(-n) }
-
-// classify maps the error text that net/rpc hands to WriteResponse to a code
-// and message: the frozen "[Code] Message" of an *Error, net/rpc's own
-// lookup failures, or else a plain error.
-func classify(text, typ string) (code, message string) {
-	if e, ok := parseError(text); ok && ValidCode(e.Code) && e.Code != CodeTimeout {
-		return e.Code, e.Message
-	}
-	// An error that wraps an *Error, as fmt.Errorf("…: %w", err) does, reads
-	// "context: [Code] message": it carries that code, and its whole context.
-	for i := strings.Index(text, ": ["); i >= 0; {
-		if e, ok := parseError(text[i+2:]); ok && ValidCode(e.Code) && e.Code != CodeTimeout {
-			return e.Code, text[:i+2] + e.Message
-		}
-		j := strings.Index(text[i+3:], ": [")
-		if j < 0 {
-			break
-		}
-		i += 3 + j
-	}
-	for _, p := range [...]string{"rpc: can't find service ", "rpc: can't find method ", "rpc: service/method request ill-formed: "} {
-		if strings.HasPrefix(text, p) {
-			return CodeMethodNotFound, "method not found: " + typ
-		}
-	}
-	return CodeServerError, text
-}
-
-// InFlight returns the number of requests read but not yet answered.
-func (c *ServerCodec) InFlight() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.pending.len()
-}
-
-// Drain stops the codec taking new requests and waits until every request in
-// flight has been answered, or ctx ends. Requests read after Drain began are
-// answered at once with code Unavailable. Drain does not close the
-// connection.
-func (c *ServerCodec) Drain(ctx context.Context) error {
-	c.draining.Store(true)
-	if err := c.slots.Acquire(ctx, c.maxSlots); err != nil {
-		return err
-	}
-	c.slots.Release(c.maxSlots)
-	return nil
-}
-
 // Close closes the connection. net/rpc calls it when it stops serving.
 func (c *ServerCodec) Close() error {
 	c.closeOnce.Do(func() {
-		c.StopWrites()
+		c.adm.Close()
 		c.closeErr = c.conn.Close()
 	})
 	return c.closeErr

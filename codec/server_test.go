@@ -92,7 +92,8 @@ func TestNotificationsRun(t *testing.T) {
 // At MaxInFlight the codec stops reading; one reply frees one place.
 func TestMaxInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		svc, sc, c := serve(t, &codec.ServerOptions{MaxInFlight: 2})
+		adm := codec.NewAdmission(&codec.AdmissionOptions{MaxInFlight: 2})
+		svc, sc, c := serve(t, &codec.ServerOptions{Admission: adm})
 		defer sc.Close()
 		for i := range 3 {
 			c.send(`{"id":%d,"type":"svc.wait","data":%d}`, i, i)
@@ -101,7 +102,7 @@ func TestMaxInFlight(t *testing.T) {
 		if got := len(svc.started); got != 2 {
 			t.Fatalf("methods running: got %d, want 2", got)
 		}
-		if got := sc.InFlight(); got != 2 {
+		if got := adm.InFlight(); got != 2 {
 			t.Fatalf("InFlight: got %d, want 2", got)
 		}
 		close(svc.release)
@@ -116,12 +117,13 @@ func TestMaxInFlight(t *testing.T) {
 // and lets the replies be written.
 func TestDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		svc, sc, c := serve(t, nil)
+		adm := codec.NewAdmission(nil)
+		svc, sc, c := serve(t, &codec.ServerOptions{Admission: adm})
 		defer sc.Close()
 		c.send(`{"id":1,"type":"svc.wait","data":1}`)
 		<-svc.started
 		drained := make(chan error, 1)
-		go func() { drained <- sc.Drain(context.Background()) }()
+		go func() { drained <- adm.Drain(context.Background()) }()
 		synctest.Wait()
 		c.send(`{"id":2,"type":"svc.wait","data":2}`)
 		c.expect(`{"id":2,"type":"error","code":"Unavailable","message":"server is shutting down"}`)
@@ -138,7 +140,7 @@ func TestDrain(t *testing.T) {
 
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		if err := sc.Drain(ctx); err != nil {
+		if err := adm.Drain(ctx); err != nil {
 			t.Fatalf("second Drain: %v", err)
 		}
 	})
@@ -147,12 +149,13 @@ func TestDrain(t *testing.T) {
 // Drain gives up when its context ends.
 func TestDrainDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		svc, sc, c := serve(t, nil)
+		adm := codec.NewAdmission(nil)
+		svc, sc, c := serve(t, &codec.ServerOptions{Admission: adm})
 		c.send(`{"id":1,"type":"svc.wait","data":1}`)
 		<-svc.started
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		if err := sc.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		if err := adm.Drain(ctx); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("got %v, want context.DeadlineExceeded", err)
 		}
 		close(svc.release)

@@ -22,81 +22,92 @@ func validJSON(p []byte) bool {
 func scanValue(p []byte, i, depth int) int {
 	var small [32]byte
 	open := small[:0] // '{' or '[' of each container around i, within the value
-value:
 	for {
 		if i >= len(p) {
 			return -1
 		}
-		switch c := p[i]; c {
-		case '{', '[':
+		if c := p[i]; c == '{' || c == '[' {
 			if depth+len(open) >= maxNestingDepth {
 				return -1
 			}
-			end := byte('}')
-			if c == '[' {
-				end = ']'
-			}
-			i = skipSpace(p, i+1)
-			if i < len(p) && p[i] == end {
-				i++
-				break
-			}
-			open = append(open, c)
-			if c == '{' {
-				if _, i = scanKey(p, i); i < 0 {
-					return -1
-				}
-			}
-			continue value
-		case '"':
-			if i = scanString(p, i); i < 0 {
+			var empty bool
+			if i, empty = scanOpen(p, i); i < 0 {
 				return -1
 			}
-		case 't':
-			if i = scanLiteral(p, i, "true"); i < 0 {
-				return -1
+			if !empty {
+				open = append(open, c)
+				continue // to the first member's value
 			}
-		case 'f':
-			if i = scanLiteral(p, i, "false"); i < 0 {
-				return -1
-			}
-		case 'n':
-			if i = scanLiteral(p, i, "null"); i < 0 {
-				return -1
-			}
-		default:
-			if i = scanNumber(p, i); i < 0 {
-				return -1
-			}
+		} else if i = scanScalar(p, i); i < 0 {
+			return -1
 		}
-		// After a value: the end of the whole, or a comma and the next
-		// value, or the ends of containers.
-		for {
-			if len(open) == 0 {
-				return i
-			}
-			i = skipSpace(p, i)
-			if i >= len(p) {
-				return -1
-			}
-			top := open[len(open)-1]
-			switch {
-			case p[i] == ',':
-				i = skipSpace(p, i+1)
-				if top == '{' {
-					if _, i = scanKey(p, i); i < 0 {
-						return -1
-					}
-				}
-				continue value
-			case top == '{' && p[i] == '}', top == '[' && p[i] == ']':
-				open = open[:len(open)-1]
-				i++
-			default:
-				return -1
-			}
+		var more bool
+		if i, open, more = scanAfter(p, i, open); !more {
+			return i
 		}
 	}
+}
+
+// scanOpen scans the opening of the container at p[i]: its bracket, and an
+// object's first key. It returns the index of the first member's value, or
+// of what follows an empty container, which it reports; -1 if invalid.
+func scanOpen(p []byte, i int) (int, bool) {
+	c, end := p[i], byte('}')
+	if c == '[' {
+		end = ']'
+	}
+	i = skipSpace(p, i+1)
+	if i < len(p) && p[i] == end {
+		return i + 1, true
+	}
+	if c == '{' {
+		_, i = scanKey(p, i)
+	}
+	return i, false
+}
+
+// scanScalar scans the string, literal or number at p[i] and returns the
+// index after it, or -1.
+func scanScalar(p []byte, i int) int {
+	switch p[i] {
+	case '"':
+		return scanString(p, i)
+	case 't':
+		return scanLiteral(p, i, "true")
+	case 'f':
+		return scanLiteral(p, i, "false")
+	case 'n':
+		return scanLiteral(p, i, "null")
+	}
+	return scanNumber(p, i)
+}
+
+// scanAfter scans what follows a value that ends at i, within the
+// containers open: the ends of those that close there, then a comma and,
+// in an object, the next key. It reports more, with the index of the next
+// member's value; or it returns the end of the whole value (-1 if invalid).
+func scanAfter(p []byte, i int, open []byte) (int, []byte, bool) {
+	for len(open) > 0 {
+		i = skipSpace(p, i)
+		if i >= len(p) {
+			return -1, open, false
+		}
+		top := open[len(open)-1]
+		switch {
+		case p[i] == ',':
+			i = skipSpace(p, i+1)
+			if top == '{' {
+				_, i = scanKey(p, i)
+			}
+			return i, open, i >= 0
+		case top == '{' && p[i] == '}', top == '[' && p[i] == ']':
+			open = open[:len(open)-1]
+			i++
+		default:
+			return -1, open, false
+		}
+	}
+	return i, open, false
 }
 
 // scanKey scans an object's key and its colon at p[i], and the space after

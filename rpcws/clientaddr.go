@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/rpcws/rpcws/codec"
 )
 
 // Per-client fairness: [HandlerOptions.MaxConnsPerClient] caps the
@@ -135,29 +137,44 @@ func parseForwarded(s string) (netip.Addr, bool) {
 }
 
 // clientCounts counts the places, reserved or connected, that each client
-// address holds, for MaxConnsPerClient. An address has an entry only while
-// it holds a place, so there are never more entries than places. The
+// address holds, for MaxConnsPerClient, and holds each address's share of
+// requests in flight (MaxInFlightPerClient). An address has an entry only
+// while it holds a place, so there are never more entries than places. The
 // handler's mutex guards it.
 type clientCounts struct {
-	max int            // MaxConnsPerClient; < 0: no cap, nothing counted
-	n   map[string]int // places held, per client address
+	max      int // MaxConnsPerClient; < 0: no cap, nothing counted
+	inFlight int // MaxInFlightPerClient; <= 0: no share
+	n        map[string]*clientEntry
 }
 
-// add takes a place for client and reports whether it was under its cap.
-// The empty address (ServeConn's, or a ClientAddr that knows none) is not
-// capped.
-func (c *clientCounts) add(client string) bool {
+// clientEntry is what one client address holds.
+type clientEntry struct {
+	places int
+	share  *codec.Share // nil: none
+}
+
+// add takes a place for client and reports whether it was under its cap,
+// with the address's share. The empty address (ServeConn's, or a
+// ClientAddr that knows none) is not capped and has no share.
+func (c *clientCounts) add(client string) (*codec.Share, bool) {
 	if c.max < 0 || client == "" {
-		return true
+		return nil, true
 	}
-	if c.n[client] >= c.max {
-		return false
+	e := c.n[client]
+	if e == nil {
+		if c.max == 0 {
+			return nil, false
+		}
+		e = &clientEntry{share: codec.NewShare(c.inFlight)}
+		if c.n == nil {
+			c.n = make(map[string]*clientEntry)
+		}
+		c.n[client] = e
+	} else if e.places >= c.max {
+		return nil, false
 	}
-	if c.n == nil {
-		c.n = make(map[string]int)
-	}
-	c.n[client]++
-	return true
+	e.places++
+	return e.share, true
 }
 
 // remove gives back a place that add took.
@@ -165,11 +182,15 @@ func (c *clientCounts) remove(client string) {
 	if c.max < 0 || client == "" {
 		return
 	}
-	if c.n[client] <= 1 {
+	e := c.n[client]
+	if e == nil {
+		return
+	}
+	if e.places <= 1 {
 		delete(c.n, client)
 		return
 	}
-	c.n[client]--
+	e.places--
 }
 
 // releaseClient gives back the place of a connection of client that has

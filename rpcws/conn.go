@@ -21,41 +21,30 @@ type transport interface {
 	closeWith(code websocket.StatusCode, reason string) error
 	// context ends once the connection can no longer be read.
 	context() context.Context
-	// input returns the lazyReader the connection is read through, which
-	// tells when the next frame has begun to arrive; nil if it has none,
-	// and is then served by ServeCodec throughout (inline.go).
-	input() *lazyReader
-	// onClose arranges for f to run first whenever the connection closes
-	// or breaks, before its context ends.
-	onClose(f func())
+	// admission is the connection's, which it closes first when it closes.
+	admission() *codec.Admission
 }
 
-// wsConn adapts a *websocket.Conn to a [transport], and adds what the codecs
-// leave to it: a write timeout per frame and keepalive pings. It keeps no
-// goroutine of its own while idle: pings run on a timer, and the batchConn
-// under a batched connection flushes only while it has something to send.
+// wsConn adapts a *websocket.Conn to a [transport] and a [codec.BatchConn],
+// and adds what the codecs leave to it: a write timeout per send and
+// keepalive pings. It keeps no goroutine of its own: pings run on a timer.
 type wsConn struct {
-	ws           *websocket.Conn // set once, before the connection is used
-	writeTimeout time.Duration   // <= 0: none
+	ws           *websocket.Conn
+	cork         *corkConn     // under ws; nil when the connection could not be wrapped
+	corkAbove    int           // frames larger are written corked: the write buffer of ws, less a header
+	writeTimeout time.Duration // <= 0: none
+	heard        *heard        // the peer was heard from since the last keepalive tick
 
-	// batch is the batchConn under ws, which bounds writes itself; nil if
-	// there is none. Set once, before the connection is used.
-	batch atomic.Pointer[batchConn]
+	// adm is the server connection's admission: it holds the bytes of a
+	// large frame being read, and closes first when the connection does,
+	// so that nothing more is written once the contexts that methods watch
+	// end. Nil for a client.
+	adm *codec.Admission
 
-	// hold reserves bytes of a frame being read against the budgets, and
-	// release gives them back; nil: frames are not budgeted (a client).
-	hold    func(n int64) bool
-	release func(n int64)
-
-	mu      sync.Mutex // guards closed, pingTimer's reset and closing
-	closed  bool
-	closing func() // runs first when the connection closes; may be nil
-
-	// Keepalive.
+	mu           sync.Mutex // guards closed and pingTimer's reset
+	closed       bool
 	pingInterval time.Duration
 	pingTimer    *time.Timer
-	paused       func() bool // reports that reads have stopped for now, so pongs cannot be read; may be nil
-	active       atomic.Bool // the peer was heard from since the last keepalive tick
 
 	// ctx ends when the connection can no longer be read: closed by either
 	// side or broken.
@@ -65,27 +54,39 @@ type wsConn struct {
 	closeOnce sync.Once
 }
 
-// newWSConn returns a wsConn whose ws is still to be set: the hooks of
-// [wsConn.controlHooks] must be handed to the handshake first.
-func newWSConn(writeTimeout time.Duration) *wsConn {
-	c := &wsConn{writeTimeout: writeTimeout}
+// newWSConn returns the connection over ws. cork, the connection under ws,
+// may be nil; writeBuffer is the size of the buffer ws writes through.
+func newWSConn(ws *websocket.Conn, cork *corkConn, writeBuffer int, writeTimeout time.Duration, h *heard, adm *codec.Admission) *wsConn {
+	c := &wsConn{ws: ws, cork: cork, corkAbove: writeBuffer - maxFrameHeader, writeTimeout: writeTimeout, heard: h, adm: adm}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
 
+// maxFrameHeader is the largest WebSocket frame header: 2 bytes, 8 of
+// length and 4 of mask.
+const maxFrameHeader = 14
+
+// heard records that the peer was heard from: every frame, ping or pong
+// shows it alive.
+type heard struct{ atomic.Bool }
+
 // controlHooks returns the OnPingReceived and OnPongReceived callbacks for
-// the handshake's options: every control frame from the peer shows it is
-// alive. onPing and onPong, the caller's own, may be nil; they run too.
-func (c *wsConn) controlHooks(onPing func(context.Context, []byte) bool, onPong func(context.Context, []byte)) (func(context.Context, []byte) bool, func(context.Context, []byte)) {
+// the handshake's options. turn, if set, runs before a ping is answered (a
+// ping waits for its turn in the client's share, as a request does). onPing
+// and onPong, the caller's own, may be nil; they run too.
+func (h *heard) controlHooks(turn func(context.Context), onPing func(context.Context, []byte) bool, onPong func(context.Context, []byte)) (func(context.Context, []byte) bool, func(context.Context, []byte)) {
 	ping := func(ctx context.Context, payload []byte) bool {
-		c.active.Store(true)
+		h.Store(true)
+		if turn != nil {
+			turn(ctx)
+		}
 		if onPing != nil {
 			return onPing(ctx, payload)
 		}
 		return true
 	}
 	pong := func(ctx context.Context, payload []byte) {
-		c.active.Store(true)
+		h.Store(true)
 		if onPong != nil {
 			onPong(ctx, payload)
 		}
@@ -93,31 +94,25 @@ func (c *wsConn) controlHooks(onPing func(context.Context, []byte) bool, onPong 
 	return ping, pong
 }
 
-// onClose arranges for f to run first whenever the connection closes, by
-// either side: before its context ends.
-func (c *wsConn) onClose(f func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closing = f
-}
-
 // startKeepalive starts pinging the peer whenever nothing was heard from it
-// for interval (<= 0: never). paused, if not nil, reports that the
-// connection is not being read for now (a server at its in-flight cap or
-// byte budget): no pong could be read then, so the connection is pinged
+// for interval (<= 0: never). A server connection whose admission is paused
+// is not being read for now: no pong could be read then, so it is pinged
 // every interval, for the peer and any proxy to see it alive, and is not
 // dropped for want of a pong.
-func (c *wsConn) startKeepalive(interval time.Duration, paused func() bool) {
+func (c *wsConn) startKeepalive(interval time.Duration) {
 	if interval <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pingInterval, c.paused = interval, paused
+	c.pingInterval = interval
 	if !c.closed {
 		c.pingTimer = time.AfterFunc(interval, c.keepalive)
 	}
 }
+
+// paused reports whether the connection is not being read for now.
+func (c *wsConn) paused() bool { return c.adm != nil && c.adm.Paused() }
 
 // ReadFrame reads one message into buf. The connection's own lifetime bounds
 // the read, not ctx: a context that ends during a read would close the whole
@@ -136,7 +131,7 @@ func (c *wsConn) readMessage(typ websocket.MessageType, r io.Reader, err error, 
 		buf, held, err = c.readAll(r, buf[:0])
 	}
 	if held > 0 {
-		c.release(held)
+		c.adm.Charge(-held)
 	}
 	if errors.Is(err, errBusy) {
 		// Before the codec learns of it and closes normally.
@@ -147,7 +142,7 @@ func (c *wsConn) readMessage(typ websocket.MessageType, r io.Reader, err error, 
 		c.stop()
 		return buf, err
 	}
-	c.active.Store(true)
+	c.heard.Store(true)
 	if typ != websocket.MessageText {
 		return buf, codec.ErrBinaryFrame
 	}
@@ -167,15 +162,15 @@ const busyReason = "rpcws: server busy, try again later"
 
 // readAll reads r to the end into buf, growing it as needed. Beyond
 // freeRead, growth is held against the budgets (c.hold) until the caller
-// releases what it returns; when they have no room it fails with errBusy.
+// gives back what it returns; when they have no room it fails with errBusy.
 func (c *wsConn) readAll(r io.Reader, buf []byte) ([]byte, int64, error) {
 	var held int64
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
-			if c.hold != nil && cap(buf) > freeRead {
+			if c.adm != nil && cap(buf) > freeRead {
 				need := int64(cap(buf)-freeRead) - held
-				if !c.hold(need) {
+				if !c.adm.Hold(need) {
 					return buf, held, errBusy
 				}
 				held += need
@@ -193,21 +188,52 @@ func (c *wsConn) readAll(r io.Reader, buf []byte) ([]byte, int64, error) {
 }
 
 // WriteFrame writes one text message, bounded by the write timeout and not
-// by ctx, which must never reach the socket (see ReadFrame). On a batched
-// connection the batchConn underneath bounds every send; otherwise each
-// write gets a context with the timeout, which coder/websocket watches at a
-// cost of a few allocations.
+// by ctx, which must never reach the socket (see ReadFrame). A frame larger
+// than the buffer coder/websocket writes through is written corked, so that
+// it leaves in one send rather than two.
 func (c *wsConn) WriteFrame(_ context.Context, p []byte) error {
-	b := c.batch.Load()
-	if b != nil && b.holds(len(p)) {
-		b.hold()
-		err := c.ws.Write(context.Background(), websocket.MessageText, p)
-		if rerr := b.release(); err == nil {
-			err = rerr
-		}
-		return err
+	if c.cork == nil {
+		return c.writeTimed(p)
 	}
-	if b != nil || c.writeTimeout <= 0 {
+	if len(p) <= c.corkAbove {
+		return c.ws.Write(context.Background(), websocket.MessageText, p)
+	}
+	c.cork.cork()
+	err := c.ws.Write(context.Background(), websocket.MessageText, p)
+	if uerr := c.cork.uncork(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// WriteFrames writes frames as one send: the [codec.Outbox] hands it those
+// that queued while it wrote.
+func (c *wsConn) WriteFrames(_ context.Context, frames [][]byte) error {
+	if c.cork == nil {
+		for _, p := range frames {
+			if err := c.writeTimed(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	c.cork.cork()
+	var err error
+	for _, p := range frames {
+		if err = c.ws.Write(context.Background(), websocket.MessageText, p); err != nil {
+			break
+		}
+	}
+	if uerr := c.cork.uncork(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// writeTimed writes a frame where no corkConn bounds sends: the write gets a
+// context with the timeout, which coder/websocket watches.
+func (c *wsConn) writeTimed(p []byte) error {
+	if c.writeTimeout <= 0 {
 		return c.ws.Write(context.Background(), websocket.MessageText, p)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.writeTimeout)
@@ -222,8 +248,8 @@ func (c *wsConn) WriteFrame(_ context.Context, p []byte) error {
 // which it could not read: its writes, bounded by the write timeout, tell
 // whether the peer still takes data.
 func (c *wsConn) keepalive() {
-	paused := c.paused != nil && c.paused()
-	if c.active.Swap(false) && !paused {
+	paused := c.paused()
+	if c.heard.Swap(false) && !paused {
 		c.resetPing()
 		return
 	}
@@ -234,7 +260,7 @@ func (c *wsConn) keepalive() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.pingInterval)
 	err := c.ws.Ping(ctx)
 	cancel()
-	if err != nil && !paused && !c.active.Load() && !(c.paused != nil && c.paused()) {
+	if err != nil && !paused && !c.heard.Load() && !c.paused() {
 		// A peer that answers nothing reads nothing, so it would read no
 		// close frame either: close at once rather than wait out a closing
 		// handshake, so that pending calls fail now.
@@ -256,12 +282,7 @@ func (c *wsConn) resetPing() {
 
 func (c *wsConn) context() context.Context { return c.ctx }
 
-func (c *wsConn) input() *lazyReader {
-	if b := c.batch.Load(); b != nil {
-		return b.lazy
-	}
-	return nil
-}
+func (c *wsConn) admission() *codec.Admission { return c.adm }
 
 // Close closes the connection normally (status 1000).
 func (c *wsConn) Close() error {
@@ -274,9 +295,6 @@ func (c *wsConn) closeWith(code websocket.StatusCode, reason string) error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.stop()
-		if in := c.input(); in != nil {
-			in.stopAwait() // coder/websocket reads for the peer's close frame on this goroutine
-		}
 		err = c.ws.Close(code, reason)
 		if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || websocket.CloseStatus(err) != -1 {
 			err = nil // closed already, or by the peer first: nothing to report
@@ -289,24 +307,21 @@ func (c *wsConn) closeWith(code websocket.StatusCode, reason string) error {
 func (c *wsConn) closeNow() {
 	c.closeOnce.Do(func() {
 		c.stop()
-		if c.ws != nil { // nil only when the handshake failed
-			c.ws.CloseNow()
-		}
+		c.ws.CloseNow()
 	})
 }
 
-// stop stops the keepalive, runs the closing hook and ends the connection's
-// context, in that order, as it closes.
+// stop stops the keepalive, closes the admission (nothing more is written)
+// and ends the connection's context, in that order, as it closes.
 func (c *wsConn) stop() {
 	c.mu.Lock()
 	c.closed = true
 	if c.pingTimer != nil {
 		c.pingTimer.Stop()
 	}
-	closing := c.closing
 	c.mu.Unlock()
-	if closing != nil {
-		closing()
+	if c.adm != nil {
+		c.adm.Close()
 	}
 	c.cancel()
 }

@@ -46,6 +46,11 @@ const (
 // ClientStats counts what a client dropped or refused: [codec.ClientStats].
 type ClientStats = codec.ClientStats
 
+// clientWriteBuffer is the size of the buffer a client's coder/websocket
+// connection writes its frames through, which coder/websocket makes itself
+// (bufio's default).
+const clientWriteBuffer = 4096
+
 // dialCloseTimeout bounds the closing handshake of [Client.Close]: a server
 // that reads nothing would otherwise hold Close for the 5 s that
 // coder/websocket waits for its close frame. A server that reads answers
@@ -144,23 +149,18 @@ func DialCodec(ctx context.Context, url string, opts *DialOptions) (*codec.Clien
 	writeTimeout := orDefault(o.WriteTimeout, DefaultDialWriteTimeout)
 	var conns *netConns
 	wopts.HTTPClient, conns = recordingClient(wopts.HTTPClient)
-	conn := newWSConn(writeTimeout)
-	wopts.HTTPClient = batchingClient(wopts.HTTPClient, writeTimeout, conn.batch.Store)
-	wopts.OnPingReceived, wopts.OnPongReceived = conn.controlHooks(wopts.OnPingReceived, wopts.OnPongReceived)
+	var cork *corkConn
+	wopts.HTTPClient = corkingClient(wopts.HTTPClient, writeTimeout, func(c *corkConn) { cork = c })
+	hd := new(heard)
+	wopts.OnPingReceived, wopts.OnPongReceived = hd.controlHooks(nil, wopts.OnPingReceived, wopts.OnPongReceived)
 	ws, _, err := websocket.Dial(ctx, url, &wopts)
 	if err != nil {
 		conns.close()
 		return nil, dialError(ctx, url, err)
 	}
-	switch readLimit := orDefault(o.ReadLimit, DefaultDialReadLimit); {
-	case readLimit > 0:
-		ws.SetReadLimit(readLimit)
-	default:
-		ws.SetReadLimit(-1)
-	}
-	conn.ws = ws
-	dc := &dialedConn{wsConn: conn, net: conns}
-	dc.startKeepalive(orDefault(o.PingInterval, DefaultDialPingInterval), nil)
+	ws.SetReadLimit(max(orDefault(o.ReadLimit, DefaultDialReadLimit), -1))
+	dc := &dialedConn{wsConn: newWSConn(ws, cork, clientWriteBuffer, writeTimeout, hd, nil), net: conns}
+	dc.startKeepalive(orDefault(o.PingInterval, DefaultDialPingInterval))
 	return codec.NewClientCodec(dc, &codec.ClientOptions{
 		TypeName:            o.TypeName,
 		Timeout:             o.Timeout,

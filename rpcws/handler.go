@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/rpc"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,16 @@ type HandlerOptions struct {
 	// connection holds.
 	MaxInFlight int
 
+	// MaxInFlightPerClient caps the requests in flight of all the
+	// connections of one client address (see ClientAddr) together, with
+	// their AfterReply work, so that an address that opens many
+	// connections and floods them gets its share of the server and no
+	// more: its connections are read in turn, and it is slowed, not its
+	// neighbours. Pings from its connections wait their turn too. Zero
+	// means four times MaxInFlight (256 by default); negative means no
+	// share, as does a negative MaxConnsPerClient.
+	MaxInFlightPerClient int
+
 	// MaxConns caps the open connections; an upgrade beyond it is refused
 	// with 503. Zero means [DefaultMaxConns].
 	MaxConns int
@@ -77,9 +88,10 @@ type HandlerOptions struct {
 	// MaxConnBytes bounds, in bytes, what one connection holds at once: its
 	// requests in flight (their frames, plus 4 KiB for each, and 4 KiB for
 	// each AfterReply function still running), the reply being written and
-	// the frames queued to be written. While it is spent the handler stops
-	// reading that connection, as at MaxInFlight. Zero means
-	// [codec.DefaultMaxBytes] (4 MiB); negative means no bound of its own.
+	// the frames queued or being written. While it is spent the handler
+	// stops reading that connection, as at MaxInFlight. Zero means
+	// [codec.DefaultMaxConnBytes] (4 MiB); negative means no bound of its
+	// own.
 	MaxConnBytes int64
 
 	// MaxBytes bounds the same bytes summed over every connection of the
@@ -145,9 +157,10 @@ type HandlerOptions struct {
 }
 
 // Handler is an http.Handler that serves an *rpc.Server to WebSocket clients
-// in the wire protocol. Each connection is served with a [codec.ServerCodec],
-// as [rpc.Server.ServeCodec] would serve it, but running each method on the
-// goroutine that read its request until it has run for about a millisecond.
+// in the wire protocol. Each connection is served by [rpc.Server.ServeCodec]
+// with a [codec.ServerCodec]: one goroutine reads its requests, each method
+// runs on a goroutine of its own, and one [codec.Outbox] writes its replies
+// and events.
 type Handler struct {
 	srv  *rpc.Server
 	opts HandlerOptions // defaults filled in
@@ -165,8 +178,7 @@ type Handler struct {
 	clients clientCounts // places per client address, reserved or connected; guarded by mu
 	cluster *cluster     // publishing across replicas: topics.go
 
-	reads sync.Pool // read buffers lent to connections while they have bytes to read (batch.go)
-	watch watch     // hands reading on from methods that run long (inline.go)
+	corks sync.Pool // gather buffers, lent to connections while they write a batch (cork.go)
 }
 
 // NewHandler returns a Handler that serves srv; nil means [rpc.DefaultServer].
@@ -189,6 +201,7 @@ func NewHandler(srv *rpc.Server, opts *HandlerOptions) *Handler {
 	if o.ClientAddr == nil {
 		o.ClientAddr = RemoteHost
 	}
+	o.MaxInFlightPerClient = orDefault(o.MaxInFlightPerClient, 4*cmp.Or(max(o.MaxInFlight, 0), codec.DefaultMaxInFlight))
 	o.WriteTimeout = orDefault(o.WriteTimeout, DefaultWriteTimeout)
 	o.PingInterval = orDefault(o.PingInterval, DefaultPingInterval)
 	h := &Handler{
@@ -196,7 +209,7 @@ func NewHandler(srv *rpc.Server, opts *HandlerOptions) *Handler {
 		opts:    o,
 		budget:  codec.NewBudget(o.MaxBytes),
 		conns:   make(map[*Peer]struct{}),
-		clients: clientCounts{max: o.MaxConnsPerClient},
+		clients: clientCounts{max: o.MaxConnsPerClient, inFlight: o.MaxInFlightPerClient},
 	}
 	h.names.srv = srv
 	h.startCluster()
@@ -221,183 +234,190 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.cancel() // unless it is served
-
-	var identity any
-	if h.opts.Authorize != nil {
-		var err error
-		if identity, err = h.opts.Authorize(r); err != nil {
-			h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
-			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
-			return
-		}
+	identity, ok := h.authorize(w, r)
+	if !ok {
+		return
 	}
-	upgraded := false // counted in h.upgraded
-	defer func() {
-		if upgraded {
-			h.mu.Lock()
-			h.upgraded--
-			h.mu.Unlock()
-		}
-	}()
-	conn := newWSConn(h.opts.WriteTimeout)
-	bw := batchWriter{ResponseWriter: w, timeout: h.opts.WriteTimeout, broken: conn.closeNow, hijacked: func() {
-		// From the moment the client can see the connection, count it.
-		h.mu.Lock()
-		h.upgraded++
-		h.mu.Unlock()
-		upgraded = true
-	}}
-	bw.reads = &h.reads
-	bw.batch = conn.batch.Store
+	conn := h.accept(w, r, a)
+	if conn == nil {
+		return
+	}
+	if sc := a.start(conn, identity, r.RemoteAddr); sc != nil {
+		conn.startKeepalive(h.opts.PingInterval)
+		// Serve on a goroutine of its own and let the HTTP server's
+		// goroutine end: that frees what net/http keeps for the request
+		// (its buffered writer, the request and its headers) for as long
+		// as the connection lives.
+		go a.serve(sc)
+	}
+}
+
+// authorize runs Authorize, if set, and refuses the upgrade with 403 when
+// it fails.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) (identity any, ok bool) {
+	if h.opts.Authorize == nil {
+		return nil, true
+	}
+	identity, err := h.opts.Authorize(r)
+	if err != nil {
+		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
+		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+		return nil, false
+	}
+	return identity, true
+}
+
+// accept completes the WebSocket handshake of the admitted connection a,
+// or refuses it; it returns nil when there is no connection.
+func (h *Handler) accept(w http.ResponseWriter, r *http.Request, a *admission) *wsConn {
+	r, ok := narrowSubprotocols(w, r, h.opts.AcceptOptions)
+	if !ok {
+		return nil
+	}
+	adm := h.newAdmission(a.share)
 	var ao websocket.AcceptOptions
 	if h.opts.AcceptOptions != nil {
 		ao = *h.opts.AcceptOptions
 	}
-	ao.OnPingReceived, ao.OnPongReceived = conn.controlHooks(ao.OnPingReceived, ao.OnPongReceived)
-	ws, err := websocket.Accept(bw, r, &ao)
+	hd := new(heard)
+	turn := func(context.Context) { a.share.Turn(adm.Context()) }
+	ao.OnPingReceived, ao.OnPongReceived = hd.controlHooks(turn, ao.OnPingReceived, ao.OnPongReceived)
+	var cork *corkConn
+	cw := corkingWriter{ResponseWriter: w, timeout: h.opts.WriteTimeout, pool: &h.corks,
+		hijacked: a.upgrading, broken: adm.Close, conn: func(c *corkConn) { cork = c }}
+	ws, err := websocket.Accept(cw, r, &ao)
 	if err != nil {
 		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
-		return // Accept has written the response
+		return nil // Accept has written the response
 	}
 	// r.Context() must not be used from here on.
-	if h.opts.ReadLimit > 0 {
-		ws.SetReadLimit(h.opts.ReadLimit)
-	} else {
-		ws.SetReadLimit(-1)
-	}
+	ws.SetReadLimit(max(h.opts.ReadLimit, -1))
+	return newWSConn(ws, cork, serverWriteBuffer, h.opts.WriteTimeout, hd, adm)
+}
 
-	conn.ws = ws
-	sc := a.start(conn, identity, r.RemoteAddr, upgraded)
-	if sc == nil {
-		return
-	}
-	upgraded = false // counted by NumConns as registered now
-	conn.hold, conn.release = sc.Hold, sc.Release
-	conn.startKeepalive(h.opts.PingInterval, sc.ReadPaused)
-	// Serve on a goroutine of its own and let the HTTP server's goroutine
-	// end: that frees what net/http keeps for the request (its buffered
-	// writer, the request and its headers) for as long as the handler runs,
-	// a third of an idle connection's memory.
-	go a.serveThen(sc, nil)
+// newAdmission returns the admission of a new connection, within share.
+func (h *Handler) newAdmission(share *codec.Share) *codec.Admission {
+	return codec.NewAdmission(&codec.AdmissionOptions{
+		MaxInFlight:  h.opts.MaxInFlight,
+		MaxConnBytes: h.opts.MaxConnBytes,
+		Budget:       h.budget,
+		Share:        share,
+	})
 }
 
 // admission is the place of one connection in the handler, from its arrival
 // to its end: the one path by which ServeHTTP and ServeConn admit
 // connections, under MaxConns, MaxConnsPerClient and Shutdown.
 type admission struct {
-	h       *Handler
-	client  string // "": not capped per client
-	started bool
-	then    func() // runs after the connection's end; may be nil
+	h        *Handler
+	client   string       // "": not capped per client
+	share    *codec.Share // the client's; nil: none
+	upgraded bool         // counted in h.upgraded: its client learns of the upgrade
+	started  bool
 }
 
 // admit reserves a place for a connection of client, or returns the HTTP
 // status of its refusal (see [Handler.reserveFor]).
 func (h *Handler) admit(client string) (*admission, int) {
-	if status := h.reserveFor(client); status != 0 {
+	share, status := h.reserveFor(client)
+	if status != 0 {
 		return nil, status
 	}
-	return &admission{h: h, client: client}, 0
+	return &admission{h: h, client: client, share: share}, 0
+}
+
+// upgrading counts the connection from the moment its client can see it
+// upgraded.
+func (a *admission) upgrading() {
+	a.h.mu.Lock()
+	a.h.upgraded++
+	a.h.mu.Unlock()
+	a.upgraded = true
 }
 
 // start makes the codec and Peer of the admitted connection t and counts it
-// among the open ones; upgraded says that NumConns counts it already. It
-// returns nil, closing t, when the handler began shutting down meanwhile.
-func (a *admission) start(t transport, identity any, remoteAddr string, upgraded bool) *serverCodec {
+// among the open ones. It returns nil, closing t, when the handler began
+// shutting down meanwhile.
+func (a *admission) start(t transport, identity any, remoteAddr string) *serverCodec {
 	sc := a.h.newCodec(t, identity, remoteAddr)
-	if !a.h.register(sc.peer, upgraded) {
+	if !a.h.register(sc.peer, a.upgraded) {
 		t.closeWith(websocket.StatusGoingAway, "server shutting down")
 		return nil
 	}
-	a.started = true
+	a.started, a.upgraded = true, false
 	return sc
 }
 
 // serve serves the started connection until it ends, then frees its place.
 func (a *admission) serve(sc *serverCodec) {
-	done := make(chan struct{})
-	a.serveThen(sc, func() { close(done) })
-	<-done
-}
-
-// serveThen serves the started connection on the calling goroutine, and on
-// more as methods run long (inline.go); once the connection has ended and
-// every method has returned, end frees the connection's place and runs
-// then, on whichever goroutine served last. It may return before that.
-func (a *admission) serveThen(sc *serverCodec, then func()) {
-	a.then = then
 	a.h.attach(sc.peer) // its user address, before its first request
-	sc.run.a = a
-	sc.serveRequests()
-}
-
-// end frees the place of the connection served by sc, once it has ended.
-func (a *admission) end(sc *serverCodec) {
+	a.h.srv.ServeCodec(sc)
 	a.h.unregister(sc.peer)
 	a.h.releaseClient(a.client)
-	if a.then != nil {
-		a.then()
-	}
 }
 
 // cancel frees the place of a connection that was never started.
 func (a *admission) cancel() {
-	if !a.started {
-		a.h.unreserveFor(a.client)
+	if a.started {
+		return
 	}
+	if a.upgraded {
+		a.h.mu.Lock()
+		a.h.upgraded--
+		a.h.mu.Unlock()
+	}
+	a.h.unreserveFor(a.client)
 }
 
 // newCodec returns the codec that serves conn, with its Peer.
 func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *serverCodec {
-	maxFrame := int(h.opts.ReadLimit) // the client's limit is taken to be the handler's
-	if h.opts.ReadLimit < 0 {
-		maxFrame = -1
-	}
+	maxFrame := int(max(h.opts.ReadLimit, -1)) // the client's limit is taken to be the handler's
 	methodName := h.opts.MethodName
 	if methodName == nil {
 		methodName = h.names.methodName
 	}
+	adm := conn.admission()
+	out := codec.NewOutbox(conn, adm, h.opts.MaxQueuedBytes)
 	sc := &serverCodec{ServerCodec: codec.NewServerCodec(conn, &codec.ServerOptions{
-		MethodName:     methodName,
-		MaxInFlight:    h.opts.MaxInFlight,
-		Logger:         h.opts.Logger,
-		OnCall:         h.opts.OnCall,
-		MaxFrameSize:   maxFrame,
-		MaxBytes:       h.opts.MaxConnBytes,
-		Budget:         h.budget,
-		MaxQueuedBytes: h.opts.MaxQueuedBytes,
+		MethodName:   methodName,
+		Logger:       h.opts.Logger,
+		OnCall:       h.opts.OnCall,
+		MaxFrameSize: maxFrame,
+		Admission:    adm,
+		Outbox:       out,
 	})}
 	sc.peer = &Peer{
 		conn:         conn,
 		codec:        sc.ServerCodec,
+		out:          out,
+		adm:          adm,
+		maxFrame:     maxFrame,
 		writeTimeout: h.opts.WriteTimeout,
 		identity:     identity,
 		remoteAddr:   remoteAddr,
 		h:            h,
 		id:           h.cluster.newPeerID(),
 	}
-	// However the connection ends, nothing more is written to it before the
-	// contexts that methods watch end.
-	conn.onClose(sc.StopWrites)
 	return sc
 }
 
 // reserveFor reserves a place for a connection of client ("": none, not
-// capped per client). It returns 0, or the HTTP status of the refusal: 503
-// at MaxConns or shutting down, 429 at MaxConnsPerClient. The client's
-// place is given back by unreserveFor, or by releaseClient once its
-// connection has ended.
-func (h *Handler) reserveFor(client string) int {
+// capped per client), and returns the client's share. Its status is 0, or
+// the HTTP status of the refusal: 503 at MaxConns or shutting down, 429 at
+// MaxConnsPerClient. The client's place is given back by unreserveFor, or
+// by releaseClient once its connection has ended.
+func (h *Handler) reserveFor(client string) (*codec.Share, int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing || (h.opts.MaxConns > 0 && len(h.conns)+h.reserved >= h.opts.MaxConns) {
-		return http.StatusServiceUnavailable
+		return nil, http.StatusServiceUnavailable
 	}
-	if !h.clients.add(client) {
-		return http.StatusTooManyRequests
+	share, ok := h.clients.add(client)
+	if !ok {
+		return nil, http.StatusTooManyRequests
 	}
 	h.reserved++
-	return 0
+	return share, 0
 }
 
 func (h *Handler) unreserveFor(client string) {
@@ -445,7 +465,7 @@ func (h *Handler) NumConns() int {
 func (h *Handler) InFlight() int {
 	n := 0
 	for _, p := range h.Peers() {
-		n += p.codec.InFlight()
+		n += p.adm.InFlight()
 	}
 	return n
 }
@@ -501,9 +521,9 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	var g errgroup.Group
 	for _, p := range h.Peers() {
 		g.Go(func() error {
-			err := p.codec.Drain(ctx)
+			err := p.adm.Drain(ctx)
 			if err == nil {
-				err = p.codec.Flush(ctx)
+				err = p.out.Flush(ctx)
 			}
 			// Closing writes nothing more but the close frame before it
 			// ends the contexts that methods watch (see newCodec): a method
@@ -540,6 +560,43 @@ func (h *Handler) log(msg string, args ...any) {
 	if h.opts.Logger != nil {
 		h.opts.Logger.Info("rpcws: "+msg, args...)
 	}
+}
+
+// maxSubprotocolHeader bounds the subprotocols an upgrade request may
+// offer, in bytes: room for a token or two, and no more.
+const maxSubprotocolHeader = 8 << 10
+
+// narrowSubprotocols returns r with only the subprotocols that the handler
+// accepts still offered, copied: coder/websocket keeps the one it selects
+// as a slice of the header for the connection's life, and the header may be
+// large (a token travels there). It refuses the upgrade (431) when the
+// offer is larger than maxSubprotocolHeader.
+func narrowSubprotocols(w http.ResponseWriter, r *http.Request, ao *websocket.AcceptOptions) (*http.Request, bool) {
+	values := r.Header.Values("Sec-WebSocket-Protocol")
+	if len(values) == 0 {
+		return r, true
+	}
+	size := 0
+	for _, v := range values {
+		size += len(v)
+	}
+	if size > maxSubprotocolHeader {
+		http.Error(w, "rpcws: Sec-WebSocket-Protocol too large", http.StatusRequestHeaderFieldsTooLarge)
+		return nil, false
+	}
+	var keep []string
+	for _, p := range Subprotocols(r) {
+		if ao != nil && slices.Contains(ao.Subprotocols, p) {
+			keep = append(keep, p)
+		}
+	}
+	r2 := *r
+	r2.Header = r.Header.Clone()
+	r2.Header.Del("Sec-WebSocket-Protocol")
+	if len(keep) > 0 {
+		r2.Header.Set("Sec-WebSocket-Protocol", strings.Clone(strings.Join(keep, ", ")))
+	}
+	return &r2, true
 }
 
 // Subprotocols returns the WebSocket subprotocols that an upgrade request

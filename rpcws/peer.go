@@ -18,7 +18,10 @@ import (
 // done.
 type Peer struct {
 	conn         transport
-	codec        *codec.ServerCodec
+	codec        *codec.ServerCodec // for AfterReply
+	out          *codec.Outbox
+	adm          *codec.Admission
+	maxFrame     int           // the client's frame limit; <= 0: none
 	writeTimeout time.Duration // <= 0: none
 	identity     any
 	remoteAddr   string
@@ -51,13 +54,16 @@ func (p *Peer) Notify(ctx context.Context, eventType string, data any) error {
 
 // send writes an encoded event frame, waiting for room as Notify does.
 func (p *Peer) send(ctx context.Context, frame []byte) error {
+	if p.maxFrame > 0 && len(frame) > p.maxFrame {
+		return codec.ErrTooLarge
+	}
 	wctx := ctx
 	if p.writeTimeout > 0 {
 		var cancel context.CancelFunc
 		wctx, cancel = context.WithTimeout(ctx, p.writeTimeout)
 		defer cancel()
 	}
-	err := p.codec.SendEvent(wctx, frame)
+	err := p.out.Write(wctx, frame, false)
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 		p.cutSlow()
 		return ErrSlowConsumer
@@ -70,7 +76,10 @@ func (p *Peer) send(ctx context.Context, frame []byte) error {
 // enqueue returns [ErrSlowConsumer]. frame must not change afterwards; it may
 // be shared between connections.
 func (p *Peer) enqueue(frame []byte) error {
-	err := p.codec.TrySendEvent(frame)
+	if p.maxFrame > 0 && len(frame) > p.maxFrame {
+		return codec.ErrTooLarge
+	}
+	err := p.out.TryWrite(frame)
 	if errors.Is(err, codec.ErrQueueFull) {
 		p.cutSlow()
 		return ErrSlowConsumer
@@ -167,36 +176,23 @@ type callerBinder interface {
 type serverCodec struct {
 	*codec.ServerCodec
 	peer *Peer
-	seq  uint64   // of the request being read; one goroutine reads at a time
-	run  runState // inline.go
+	seq  uint64 // of the request being read; net/rpc reads on one goroutine
 }
 
+// ReadRequestHeader reads the next request, and notes its number for
+// ReadRequestBody, which net/rpc calls next.
 func (s *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 	err := s.ServerCodec.ReadRequestHeader(r)
 	s.seq = r.Seq
-	if err != nil {
-		s.run.failed = true
-	}
 	return err
 }
 
-// Close is net/rpc's; it closes nothing while the connection is served by
-// ServeCodec, which would close it before the methods it did not start have
-// returned (inline.go).
-func (s *serverCodec) Close() error {
-	if s.run.pipelined {
-		return nil
-	}
-	return s.ServerCodec.Close()
-}
-
-// ReadRequestBody reads the request's data; net/rpc calls it after every
-// request header read, then runs the method or answers the error.
+// ReadRequestBody reads the request's data, and binds a Caller in it to the
+// connection.
 func (s *serverCodec) ReadRequestBody(x any) error {
 	err := s.ServerCodec.ReadRequestBody(x)
 	if b, ok := x.(callerBinder); ok && err == nil {
 		b.bindCaller(s.peer, s.seq)
 	}
-	s.lend()
 	return err
 }

@@ -23,9 +23,9 @@ func (h *Handler) ServeConn(conn codec.Conn) {
 		return
 	}
 	defer a.cancel() // unless it is served
-	t := &connTransport{Conn: conn}
+	t := &connTransport{Conn: conn, adm: h.newAdmission(nil)}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	if sc := a.start(t, nil, "", false); sc != nil {
+	if sc := a.start(t, nil, ""); sc != nil {
 		a.serve(sc)
 	}
 }
@@ -33,10 +33,10 @@ func (h *Handler) ServeConn(conn codec.Conn) {
 // connTransport makes a [transport] of a plain [codec.Conn].
 type connTransport struct {
 	codec.Conn
-	ctx     context.Context
-	cancel  context.CancelFunc
-	closing func() // set before the connection is served
-	once    sync.Once
+	adm    *codec.Admission
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
 }
 
 func (t *connTransport) ReadFrame(ctx context.Context, buf []byte) ([]byte, error) {
@@ -54,18 +54,14 @@ func (t *connTransport) Close() error {
 	return t.Conn.Close()
 }
 
-// end runs the closing hook, then ends the context, once.
+// end closes the admission, then ends the context, once.
 func (t *connTransport) end() {
 	t.once.Do(func() {
-		if t.closing != nil {
-			t.closing()
-		}
+		t.adm.Close()
 		t.cancel()
 	})
 }
 
-func (t *connTransport) onClose(f func()) { t.closing = f }
-
-func (t *connTransport) input() *lazyReader { return nil }
-
 func (t *connTransport) context() context.Context { return t.ctx }
+
+func (t *connTransport) admission() *codec.Admission { return t.adm }

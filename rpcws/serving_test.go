@@ -73,41 +73,9 @@ func whereClient(t *testing.T) (*Where, *rpcws.Client) {
 	return w, c
 }
 
-// A method that returns at once runs on the goroutine that read its
-// request: every call of a connection runs on the same one, and each
-// connection has its own.
-func TestQuickMethodsRunOnTheReader(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil, &Where{})
-		defer b.close()
-		readers := map[string]bool{}
-		for range 2 {
-			c := b.dialClient(t)
-			defer c.Close()
-			var first string
-			for i := range 20 {
-				var id string
-				if err := c.Call("Where.Here", i, &id); err != nil {
-					t.Fatal(err)
-				}
-				if i == 0 {
-					first = id
-				} else if id != first {
-					t.Fatalf("call %d ran on goroutine %s, call 0 on %s", i, id, first)
-				}
-			}
-			if readers[first] {
-				t.Errorf("two connections ran their calls on goroutine %s", first)
-			}
-			readers[first] = true
-		}
-	})
-}
-
-// A method that runs long holds up the requests behind it for two looks of
-// the watch at most: then another goroutine reads and serves them, and the
-// slow method ends on its own goroutine.
-func TestSlowMethodHandsOffReading(t *testing.T) {
+// A method that runs long holds up no request behind it: they are read and
+// served at once, each on a goroutine of its own, while it runs.
+func TestSlowMethodHoldsUpNoOne(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w, c := whereClient(t)
 
@@ -119,13 +87,13 @@ func TestSlowMethodHandsOffReading(t *testing.T) {
 		}
 		start := time.Now()
 		var quickID string
-		for i := range 3 { // the first waits for the hand-off; the next run on the new reader
+		for i := range 3 {
 			if err := c.Call("Where.Here", i, &quickID); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if took := time.Since(start); took <= rpcws.HandOffTick || took > 2*rpcws.HandOffTick {
-			t.Errorf("calls behind a slow method took %v; want more than one tick (%v), at most two", took, rpcws.HandOffTick)
+		if took := time.Since(start); took != 0 {
+			t.Errorf("calls behind a slow method took %v of bubble time, want none", took)
 		}
 		select {
 		case <-slow.Done:
@@ -138,11 +106,6 @@ func TestSlowMethodHandsOffReading(t *testing.T) {
 		}
 		if slowID == quickID {
 			t.Errorf("the slow method and the calls behind it all ran on goroutine %s", slowID)
-		}
-		// The new reader serves on inline.
-		var again string
-		if err := c.Call("Where.Here", 9, &again); err != nil || again != quickID {
-			t.Errorf("next call on goroutine %s (%v), want %s", again, err, quickID)
 		}
 	})
 }
@@ -157,15 +120,9 @@ func TestManySlowMethods(t *testing.T) {
 		for i := range calls {
 			calls[i] = c.Go("Where.Wait", i, new(string), nil)
 		}
-		// Each hand-off takes two looks at most.
-		for range 2 * len(calls) {
-			if w.waiting.Load() == int32(len(calls)) {
-				break
-			}
-			time.Sleep(rpcws.HandOffTick)
-		}
+		synctest.Wait()
 		if n := w.waiting.Load(); n != int32(len(calls)) {
-			t.Fatalf("%d of %d methods running after %v", n, len(calls), 2*len(calls)*int(rpcws.HandOffTick))
+			t.Fatalf("%d of %d methods running", n, len(calls))
 		}
 		for _, call := range calls {
 			select {
@@ -188,10 +145,10 @@ func TestManySlowMethods(t *testing.T) {
 	})
 }
 
-// Many calls in flight on one connection, over real sockets, with the
-// inline serving, its hand-offs and the switch to ServeCodec in play: 16
-// callers sharing the connection get every reply right, and a call behind a
-// slow method is then served.
+// Many calls in flight on one connection, over real sockets, with replies
+// that complete together leaving in batches: 16 callers sharing the
+// connection get every reply right, and a call behind a slow method is then
+// served.
 func TestPipelinedConnection(t *testing.T) {
 	w := &Where{gate: make(chan struct{}), started: make(chan struct{}, 1)}
 	s, _ := newServerWith(t, nil, w)
@@ -230,9 +187,8 @@ func TestPipelinedConnection(t *testing.T) {
 	}
 }
 
-// Over a transport that cannot tell whether more requests have arrived,
-// ServeConn serves as ServeCodec does: a call behind a blocked method is
-// served at once, not after the watch's look.
+// ServeConn serves a plain frame transport as ServeHTTP serves a WebSocket:
+// a call behind a blocked method is served at once.
 func TestServeConnServesLikeServeCodec(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := &Where{gate: make(chan struct{})}
@@ -288,45 +244,4 @@ func TestFrameWithTheUpgrade(t *testing.T) {
 	if want := `{"id":"1","type":"test.multiply.response","data":42}`; string(reply) != want {
 		t.Errorf("reply %s, want %s", reply, want)
 	}
-}
-
-// A connection that calls again soon stays in the watch between its calls,
-// rather than being listed anew, under the handler's lock, on each: the
-// watch lets it go once it has called nothing for QuietLooks looks, and
-// stops ticking WatchIdleTicks later.
-func TestWatchKeepsACallingConnection(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBubble(t, nil, &Where{})
-		defer b.close()
-		c := b.dialClient(t)
-		defer c.Close()
-		watched := func(when string, wantConns int, wantTicking bool) {
-			t.Helper()
-			synctest.Wait()
-			if n, ticking := b.h.Watched(); n != wantConns || ticking != wantTicking {
-				t.Fatalf("%s: the watch holds %d connections, ticking %v; want %d, %v", when, n, ticking, wantConns, wantTicking)
-			}
-		}
-		// The first call sets the watch ticking; the calls after it come
-		// half-way between ticks, so that no call or check meets a look.
-		var id string
-		if err := c.Call("Where.Here", 0, &id); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(rpcws.HandOffTick / 2)
-		for i := range 10 {
-			if err := c.Call("Where.Here", i, &id); err != nil {
-				t.Fatal(err)
-			}
-			// Two looks without a call: a watch that let go of a reading
-			// connection at once would hold none.
-			time.Sleep(2 * rpcws.HandOffTick)
-			watched(fmt.Sprintf("two looks after call %d", i), 1, true)
-		}
-		// The first look after a call sees it; QuietLooks more let go.
-		time.Sleep((rpcws.QuietLooks + 1 - 2) * rpcws.HandOffTick)
-		watched("QuietLooks looks without a call", 0, true)
-		time.Sleep(rpcws.WatchIdleTicks * rpcws.HandOffTick)
-		watched("WatchIdleTicks looks later", 0, false)
-	})
 }

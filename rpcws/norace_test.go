@@ -1,0 +1,5 @@
+//go:build !race
+
+package rpcws_test
+
+const raceEnabled = false
