@@ -3,9 +3,6 @@ package codec
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/rpc"
 	"sync"
@@ -13,9 +10,9 @@ import (
 	"time"
 )
 
-// DefaultTimeout is how long a client waits for a reply unless
+// DefaultCallTimeout is how long a client waits for a reply unless
 // [ClientOptions.Timeout] says otherwise.
-const DefaultTimeout = 10 * time.Second
+const DefaultCallTimeout = 10 * time.Second
 
 // ClientOptions configures a [ClientCodec]. A nil *ClientOptions is valid and
 // means all defaults. For every duration and limit, zero means the default
@@ -25,15 +22,9 @@ type ClientOptions struct {
 	// Nil means [TypeName]: "User.Get" → "user.get".
 	TypeName func(method string) string
 
-	// Timeout bounds every call that has no deadline of its own: when it
-	// passes without a reply the codec fails the call itself with the text
-	// "timeout: <type>" (code Timeout), so that even the stock
-	// (*rpc.Client).Call returns. From [ClientCodec.Call] that error is an
-	// [*Error] matching [ErrTimeout]; from the stock Call and Go it is an
-	// [rpc.ServerError], whose code [ErrorCode] and [AsError] recover. A call
-	// made with a context that has a deadline is bounded by that deadline
-	// instead, later or earlier, and one made with [WithTimeout] by its own
-	// timeout. Zero means [DefaultTimeout]; negative means none.
+	// Timeout bounds every call whose context has no deadline (see "Time" in
+	// the package comment). Zero means [DefaultCallTimeout]; negative means
+	// none.
 	Timeout time.Duration
 
 	// OnEvent, if set, receives every event (a frame without id) in arrival
@@ -55,20 +46,21 @@ type ClientOptions struct {
 	Logger *slog.Logger
 }
 
-// ClientStats counts what a client dropped.
+// ClientStats counts what a client dropped or refused.
 type ClientStats struct {
 	LateReplies   uint64 // replies whose call had already ended (timed out, cancelled) or was never made
 	DroppedEvents uint64 // events dropped because OnEvent fell behind
 	BadFrames     uint64 // frames that could not be read as a message
+	BadReplies    uint64 // replies that broke the protocol or did not decode: each failed its call with BadReply, or, with an id that is not a string, named none
 }
 
-// ClientCodec is an [rpc.ClientCodec] that speaks the wire protocol over a
-// [Conn]; hand it to [rpc.NewClientWithCodec]. Beyond what net/rpc asks of
-// it, it times calls out, cancels them with a context ([ClientCodec.Call]),
-// sends notifications and delivers events.
+// ClientCodec is the client end of the protocol over a [Conn]. Its Call, Go
+// and Notify are the client's API; it is also an [rpc.ClientCodec], for
+// net/rpc's own client ([rpc.NewClientWithCodec]).
 //
-// A goroutine of its own reads the connection, so that a timeout can complete
-// a call while no reply comes.
+// Every call, whichever method made it, takes one path: it is registered in
+// a table of pending calls, its request written, and the codec's reading
+// goroutine (or its timer, or the end of the connection) completes it, once.
 type ClientCodec struct {
 	conn        Conn
 	ctx         context.Context // ends when the codec closes
@@ -76,12 +68,10 @@ type ClientCodec struct {
 	logger      *slog.Logger
 	late        atomic.Uint64
 	badFrames   atomic.Uint64
+	badReplies  atomic.Uint64
 	readerDone  chan struct{}
-	responses   chan response // replies for net/rpc, in the order they complete
-	cur         response      // the reply net/rpc is reading; its goroutine only
-	free        chan []byte   // read buffers not in use
 	done        chan struct{} // closed once the connection is done
-	doneErr     error         // why; set before done closes
+	doneErr     *Error        // why: what pending and later calls get; set before done closes
 	closeCalled atomic.Bool
 
 	wmu   sync.Mutex // serialises writes; guards enc, names and ids
@@ -92,50 +82,24 @@ type ClientCodec struct {
 	mu      sync.Mutex // guards pending
 	pending pendingSet
 
-	calls sync.Pool // of *clientCall no longer in use, with their done channels
+	calls    sync.Pool // of *clientCall no longer pending
+	rpcCalls sync.Pool // of *rpc.Call with an empty Done channel of capacity 1, for Call
 
 	events eventQueue
+	stock  stockQueue // outcomes for net/rpc's own client
 }
 
-// clientCall is a call waiting for its reply. It goes back to the codec's
-// pool (freeCall) once its outcome is delivered: by the deliverer, or, for
-// [ClientCodec.Call], by the caller once it has taken the outcome.
+// clientCall is a call in the pending table. It goes back to the codec's pool
+// as soon as it leaves the table: its outcome travels in rc.
 type clientCall struct {
 	id    idKey
-	where uint8 // in the pending set: untimed, listed or inHeap
-	slot  int32 // in the pending set's heap
 	typ   string
+	rc    *rpc.Call // where the outcome goes: see complete
+	timed bool      // in the pending set's list, with the client's timeout
 
-	// deliver hands the call's outcome to whoever waits for it: net/rpc's
-	// reading goroutine ([deliverRPC]), [ClientCodec.Call] ([deliverDirect])
-	// or the done channel of [ClientCodec.Go] ([deliverGo]).
-	deliver func(c *ClientCodec, call *clientCall, out outcome) (reuse bool)
-	seq     uint64     // net/rpc's sequence number; for deliverRPC
-	reply   any        // where the reply's data goes, for deliverDirect; the *rpc.Call, for deliverGo
-	done    chan error // the call's outcome; for deliverDirect
-
-	// In the pending set's list or heap, by deadline: nanoseconds since the
-	// set's epoch, which keeps a call in 128 bytes.
+	// By deadline: nanoseconds since the set's epoch.
 	deadline   int64
 	prev, next *clientCall // in the list
-}
-
-// outcome is how a call ended: with a reply or an error reply from the
-// server, or with a verdict of the codec's own (a timeout, the end of the
-// connection).
-type outcome struct {
-	err    error           // an error reply or a verdict; nil for a reply
-	data   json.RawMessage // a reply's data, inside frame
-	frame  []byte          // the read buffer holding data; nil for a verdict
-	closed bool            // the connection is done: err says why
-}
-
-// response is a reply (or a verdict) on its way to net/rpc.
-type response struct {
-	seq   uint64
-	err   string
-	data  []byte
-	frame []byte // the buffer data lives in, returned to free once read
 }
 
 var _ rpc.ClientCodec = (*ClientCodec)(nil)
@@ -151,15 +115,14 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 		conn:       conn,
 		logger:     opts.Logger,
 		readerDone: make(chan struct{}),
-		responses:  make(chan response),
-		free:       make(chan []byte, 2),
 		done:       make(chan struct{}),
 		enc:        newEncoder(),
 		pending:    pendingSet{byID: make(map[idKey]*clientCall), epoch: time.Now()},
+		stock:      stockQueue{ready: make(chan struct{}, 1)},
 	}
 	c.pending.timeout = opts.Timeout
 	if c.pending.timeout == 0 {
-		c.pending.timeout = DefaultTimeout
+		c.pending.timeout = DefaultCallTimeout
 	}
 	c.pending.expire = c.expireDue
 	c.events.init(opts.OnEvent, opts.MaxQueuedEventBytes, c.logf)
@@ -167,131 +130,40 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 	if c.names.fn == nil {
 		c.names.fn = TypeName
 	}
-	c.free <- nil
-	c.free <- nil
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.read()
 	return c
 }
 
-// WriteRequest sends a request for net/rpc. The call has the client's
-// timeout: net/rpc gives it no context.
-func (c *ClientCodec) WriteRequest(r *rpc.Request, body any) error {
-	call := c.newCall(deliverRPC)
-	call.seq = r.Seq
-	err := c.send(call, r.ServiceMethod, body, 0)
-	if err != nil {
-		c.freeCall(call)
-	}
-	return err
-}
-
-// newCall returns a clientCall from the pool, for deliver.
-func (c *ClientCodec) newCall(deliver func(c *ClientCodec, call *clientCall, out outcome) bool) *clientCall {
-	call, _ := c.calls.Get().(*clientCall)
-	if call == nil {
-		call = new(clientCall)
-	}
-	call.deliver = deliver
-	return call
-}
-
-// freeCall puts call back in the pool. No one may refer to it any more: it
-// is out of the pending set and its outcome has been taken. Its done
-// channel, empty again, stays with it.
-func (c *ClientCodec) freeCall(call *clientCall) {
-	*call = clientCall{done: call.done}
-	c.calls.Put(call)
-}
-
-// ReadResponseHeader waits for the next reply or verdict for net/rpc.
-func (c *ClientCodec) ReadResponseHeader(r *rpc.Response) error {
-	select {
-	case resp := <-c.responses:
-		c.cur = resp
-		r.Seq = resp.seq
-		r.Error = resp.err
-		return nil
-	case <-c.done:
-		return c.closedErr()
-	}
-}
-
-// ReadResponseBody decodes the current reply's data into x; nil x discards it.
-//
-// net/rpc treats an error here as the end of the connection, as it does for
-// its own codecs: a reply that does not decode into the stock client's reply
-// value fails every pending call. [ClientCodec.Call] fails only its own call.
-func (c *ClientCodec) ReadResponseBody(x any) error {
-	resp := c.cur
-	c.cur = response{}
-	var err error
-	if x != nil && resp.data != nil && !isNull(resp.data) {
-		err = unmarshalData(resp.data, x, false)
-	}
-	if resp.frame != nil {
-		c.free <- reusable(resp.frame)
-	}
-	return err
-}
-
-// timeoutKey is the context key of [WithTimeout].
-type timeoutKey struct{}
-
-// WithTimeout returns a copy of ctx that gives the calls made with it by
-// [ClientCodec.Call] a timeout of their own, d, in place of the client's
-// [ClientOptions.Timeout]: the counterpart of the JavaScript client's
-// per-request timeoutMs. When d passes without a reply the call fails as it
-// would at the client's timeout, with an [*Error] matching [ErrTimeout].
-//
-// context.WithTimeout bounds a call too (its error then matches
-// context.DeadlineExceeded); WithTimeout differs in its error, and in its
-// cost: the codec times the call out with the one timer it keeps for all of
-// its calls. When ctx has a deadline as well, the call ends at whichever
-// comes first. Zero d means the client's timeout (for a context without a
-// deadline); negative d means no timeout but the context's.
-func WithTimeout(ctx context.Context, d time.Duration) context.Context {
-	return context.WithValue(ctx, timeoutKey{}, d)
-}
-
 // Call sends a request for serviceMethod and waits for its reply, which it
-// decodes into reply. It returns when the reply comes; when ctx ends (the
-// error then wraps ctx.Err()); or when the call's timeout passes (an [*Error]
-// matching [ErrTimeout]). The timeout is the one [WithTimeout] gave ctx, if
-// any; else, when ctx has a deadline, none: the deadline bounds the call,
-// whether it is later or earlier than the client's timeout; else the
-// client's [ClientOptions.Timeout]. An error reply is an [*Error]. A call
-// that ended early never writes into reply afterwards. ctx bounds the call
-// only: ending it never touches the connection.
+// decodes into reply. ctx bounds the call: with a deadline, the deadline is
+// the call's timeout; without, the client's [ClientOptions.Timeout] is.
+// Ending ctx never touches the connection, and a call that ended early never
+// writes into reply afterwards. Its errors are those of the package
+// comment's "Errors".
 func (c *ClientCodec) Call(ctx context.Context, serviceMethod string, args, reply any) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("codec: call %s: %w", serviceMethod, err)
+	rc, _ := c.rpcCalls.Get().(*rpc.Call)
+	if rc == nil {
+		rc = &rpc.Call{Done: make(chan *rpc.Call, 1)}
 	}
-	var timeout time.Duration // the client's
-	if d, ok := ctx.Value(timeoutKey{}).(time.Duration); ok && d != 0 {
-		timeout = d
-	} else if _, ok := ctx.Deadline(); ok {
-		timeout = -1 // the deadline bounds the call
-	}
-	call := c.newCall(deliverDirect)
-	call.reply = reply
-	if call.done == nil {
-		call.done = make(chan error, 1)
-	}
-	err := c.send(call, serviceMethod, args, timeout)
+	rc.ServiceMethod, rc.Args, rc.Reply = serviceMethod, args, reply
+	_, hasDeadline := ctx.Deadline()
+	id, typ, err := c.start(ctx, rc, !hasDeadline)
 	if err == nil {
 		select {
-		case err = <-call.done:
+		case <-rc.Done:
+			err = rc.Error
 		case <-ctx.Done():
-			if c.remove(call.id, call) {
-				err = fmt.Errorf("codec: call %s: %w", call.typ, ctx.Err())
-			} else {
-				// The reader took the reply first and is delivering it now.
-				err = <-call.done
+			if c.remove(id) {
+				err = contextError(ctx, typ)
+			} else { // the reply (or a verdict) is being delivered: take it
+				<-rc.Done
+				err = rc.Error
 			}
 		}
 	}
-	c.freeCall(call)
+	*rc = rpc.Call{Done: rc.Done} // empty: a call completes once
+	c.rpcCalls.Put(rc)
 	return err
 }
 
@@ -299,17 +171,8 @@ func (c *ClientCodec) Call(ctx context.Context, serviceMethod string, args, repl
 // its *rpc.Call, which is sent on done once the reply (decoded into reply)
 // or an error has come. done must be buffered; nil means a new channel with
 // room for 10 calls. As with net/rpc, a call whose done channel is full when
-// it completes is dropped, not waited for.
-//
-// The errors are those of the stock client: an error reply or a timeout is
-// an [rpc.ServerError] (see [ErrorCode] and [AsError]); after Close,
-// [rpc.ErrShutdown]; a lost connection, a Disconnected [*Error]. One thing
-// differs: a reply that does not decode into reply fails its own call only,
-// where net/rpc ends the client.
-//
-// The reply is decoded and the call completed by the codec's reading
-// goroutine: one goroutine hand-off fewer than a call through net/rpc, whose
-// own reading goroutine stands in between.
+// it completes is dropped, not waited for. The call has the client's
+// timeout; its errors are those of [ClientCodec.Call].
 func (c *ClientCodec) Go(serviceMethod string, args, reply any, done chan *rpc.Call) *rpc.Call {
 	if done == nil {
 		done = make(chan *rpc.Call, 10)
@@ -317,185 +180,113 @@ func (c *ClientCodec) Go(serviceMethod string, args, reply any, done chan *rpc.C
 		panic("codec: done channel is unbuffered")
 	}
 	rc := &rpc.Call{ServiceMethod: serviceMethod, Args: args, Reply: reply, Done: done}
-	call := c.newCall(deliverGo)
-	call.reply = rc
-	if err := c.send(call, serviceMethod, args, 0); err != nil {
-		c.freeCall(call)
+	if _, _, err := c.start(context.Background(), rc, true); err != nil {
 		rc.Error = err
-		completeGo(rc)
+		c.handOver(rc)
 	}
 	return rc
 }
 
-// deliverGo completes a call of [ClientCodec.Go], with the errors that
-// net/rpc would give it.
-func deliverGo(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
-	rc := call.reply.(*rpc.Call)
-	switch {
-	case out.closed:
-		rc.Error = out.err
-	case out.err != nil:
-		rc.Error = rpc.ServerError(out.err.Error())
-	case rc.Reply != nil && out.data != nil && !isNull(out.data):
-		if err := unmarshalData(out.data, rc.Reply, false); err != nil {
-			rc.Error = fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
-		}
-	}
-	c.freeCall(call)
-	completeGo(rc)
-	return true
-}
-
-// completeGo sends a finished call on its done channel, unless the channel
-// is full: the caller chose its capacity, as with net/rpc.
-func completeGo(rc *rpc.Call) {
-	select {
-	case rc.Done <- rc:
-	default:
-	}
-}
-
-// deliverRPC hands a call's outcome to net/rpc's reading goroutine, which
-// then reads the reply's data from frame and frees it.
-func deliverRPC(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
-	seq := call.seq
-	c.freeCall(call)
-	if out.closed {
-		// net/rpc learns of the end from ReadResponseHeader and fails
-		// every call it still has.
-		return true
-	}
-	resp := response{seq: seq}
-	if out.err != nil {
-		resp.err = out.err.Error()
-	} else {
-		resp.data, resp.frame = out.data, out.frame
-	}
-	select {
-	case c.responses <- resp:
-		return resp.frame == nil
-	case <-c.done:
-		return true
-	}
-}
-
-// deliverDirect decodes a reply into the call's reply value and tells
-// [ClientCodec.Call] the outcome; Call frees the call once it has it.
-func deliverDirect(c *ClientCodec, call *clientCall, out outcome) (reuse bool) {
-	switch {
-	case out.err != nil:
-		call.done <- out.err
-	case call.reply != nil && out.data != nil && !isNull(out.data):
-		if err := unmarshalData(out.data, call.reply, false); err != nil {
-			call.done <- fmt.Errorf("codec: cannot decode the reply to %s: %w", call.typ, err)
-		} else {
-			call.done <- nil
-		}
-	default:
-		call.done <- nil
-	}
-	return true
-}
-
 // Notify sends a notification: the server runs serviceMethod with args and
-// sends nothing back.
+// sends nothing back, not even an error.
 func (c *ClientCodec) Notify(ctx context.Context, serviceMethod string, args any) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_, typ := c.names.lookup([]byte(serviceMethod))
+	if ctx.Err() != nil {
+		return contextError(ctx, typ)
+	}
+	if c.isDone() {
+		return c.doneErr
+	}
 	c.enc.start(nil, typ, "")
 	if err := c.enc.data(args); err != nil {
-		return fmt.Errorf("codec: cannot encode the data of %s: %w", typ, err)
+		return badArgsError(typ, err)
 	}
-	return c.write(ctx)
+	err := c.write(ctx)
+	if err != nil && ctx.Err() != nil {
+		return contextError(ctx, typ)
+	}
+	return err
 }
 
-// send registers call, with its own timeout (zero: the client's; negative:
-// none), and writes its request.
-func (c *ClientCodec) send(call *clientCall, serviceMethod string, args any, timeout time.Duration) error {
+// start registers rc as a pending call, timed by the client's timeout or
+// (when its context has a deadline) not, and writes its request. It returns
+// the call's id and type. An error means that no call is pending: rc is the
+// caller's to complete. Otherwise complete ends the call, once, unless the
+// caller takes it back with remove.
+func (c *ClientCodec) start(ctx context.Context, rc *rpc.Call, timed bool) (idKey, string, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_, call.typ = c.names.lookup([]byte(serviceMethod))
-	id, err := c.ids.next()
-	if err != nil {
-		return fmt.Errorf("codec: cannot make an id: %w", err)
+	_, typ := c.names.lookup([]byte(rc.ServiceMethod))
+	if ctx.Err() != nil {
+		return idKey{}, typ, contextError(ctx, typ)
 	}
+	id := c.ids.next()
 	var idJSON [2 + len(idKey{})]byte
 	idJSON[0], idJSON[len(idJSON)-1] = '"', '"'
 	encodeUUID(idJSON[1:], id)
 	key := idKey(idJSON[1 : len(idJSON)-1])
-	call.id = key
-	c.enc.start(idJSON[:], call.typ, "")
-	if err := c.enc.data(args); err != nil {
-		return fmt.Errorf("codec: cannot encode the data of %s: %w", call.typ, err)
+	c.enc.start(idJSON[:], typ, "")
+	if err := c.enc.data(rc.Args); err != nil {
+		return key, typ, badArgsError(typ, err)
 	}
 
 	// Register before writing: the reply may come before WriteFrame returns.
-	c.mu.Lock()
-	select {
-	case <-c.done:
-		c.mu.Unlock()
-		return c.callClosedErr()
-	default:
+	call, _ := c.calls.Get().(*clientCall)
+	if call == nil {
+		call = new(clientCall)
 	}
-	c.pending.add(call, timeout)
+	call.id, call.typ, call.rc = key, typ, rc
+	c.mu.Lock()
+	if c.isDone() {
+		c.mu.Unlock()
+		c.freeCall(call)
+		return key, typ, c.doneErr
+	}
+	c.pending.add(call, timed)
 	c.mu.Unlock()
 
-	// Once registered, the call may be delivered (timed out, failed by the
-	// end of the connection), freed and taken from the pool again: only its
-	// id, and its pointer, are still ours.
-	if err := c.write(c.ctx); err != nil {
-		if !c.remove(key, call) {
-			// The connection ended during the write, and the reader (or
-			// the timer) has taken the call already: its verdict is the
-			// call's outcome, which must come once.
-			return nil
-		}
-		return err
-	}
-	return nil
+	if err := c.write(c.ctx); err != nil && c.remove(key) {
+		return key, typ, err
+	} // else the connection ended during the write, and its verdict is on its way
+	return key, typ, nil
 }
 
+// write writes the frame in enc. The caller holds wmu.
 func (c *ClientCodec) write(ctx context.Context) error {
 	err := c.conn.WriteFrame(ctx, c.enc.buf.Bytes())
 	c.enc.trim()
-	if err != nil {
-		select {
-		case <-c.done:
-			return c.callClosedErr()
-		default:
-		}
-		return fmt.Errorf("codec: write: %w", err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if c.isDone() {
+		return c.doneErr
+	}
+	return &Error{Code: CodeDisconnected, Message: "cannot write: " + err.Error(), Err: err}
 }
 
-// remove takes call, registered under id, out of the pending set. It
-// reports false when the call was no longer there: its reply or verdict is
-// already on its way.
-func (c *ClientCodec) remove(id idKey, call *clientCall) bool {
+// remove takes the call with the given id out of the pending table. It
+// reports false when the call was no longer there: its outcome is already on
+// its way.
+func (c *ClientCodec) remove(id idKey) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.pending.byID[id] != call {
-		return false
-	}
-	c.pending.remove(call)
-	return true
-}
-
-// claim takes the call with the given id out of the pending set, for its
-// reply to be delivered.
-func (c *ClientCodec) claim(id []byte) *clientCall {
-	if len(id) != len(idKey{}) {
-		return nil // not an id of ours
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	call := c.pending.byID[idKey(id)]
+	call := c.pending.byID[id]
 	if call != nil {
 		c.pending.remove(call)
 	}
-	return call
+	c.mu.Unlock()
+	if call != nil {
+		c.freeCall(call)
+	}
+	return call != nil
+}
+
+// freeCall puts call back in the pool. It is out of the pending table, and
+// no one refers to it any more.
+func (c *ClientCodec) freeCall(call *clientCall) {
+	*call = clientCall{}
+	c.calls.Put(call)
 }
 
 // expireDue runs on the pending set's timer: it fails the calls whose
@@ -505,124 +296,59 @@ func (c *ClientCodec) expireDue() {
 	due := c.pending.takeDue()
 	c.mu.Unlock()
 	for _, call := range due {
-		call.deliver(c, call, outcome{err: timeoutError(call.typ)})
+		c.complete(call, timeoutError(call.typ, nil), nil)
 	}
 }
 
-// read is the codec's reading goroutine: it matches replies to calls and
-// hands events to OnEvent, until the connection ends.
-func (c *ClientCodec) read() {
-	defer close(c.readerDone)
-	for {
-		buf := <-c.free
-		frame, err := c.conn.ReadFrame(c.ctx, buf)
-		if errors.Is(err, ErrBinaryFrame) {
-			c.badFrame("binary frame")
-			c.free <- reusable(frame)
-			continue
+// complete ends a call that has left the pending table: it decodes a reply's
+// data into the reply value (a value that does not fit fails the call with
+// BadReply), sets the *rpc.Call's Error and hands it over. Every outcome of
+// every call passes here, once.
+func (c *ClientCodec) complete(call *clientCall, err error, data []byte) {
+	rc, typ := call.rc, call.typ
+	c.freeCall(call)
+	if err == nil && rc.Reply != nil && data != nil && !isNull(data) {
+		if derr := decodeReply(data, rc.Reply); derr != nil {
+			c.badReplies.Add(1)
+			err = &Error{Code: CodeBadReply, Message: "cannot decode the reply to " + typ + ": " + derr.Error(), Err: derr}
 		}
-		if err != nil {
-			c.shutdown(err)
-			return
-		}
-		if c.dispatch(frame) {
-			c.free <- reusable(frame)
-		}
+	}
+	rc.Error = err
+	c.handOver(rc)
+}
+
+// handOver sends a finished call on its done channel, unless the channel is
+// full: the caller chose its capacity, as with net/rpc. A call without one
+// was made by net/rpc's own client, whose reading goroutine takes it.
+func (c *ClientCodec) handOver(rc *rpc.Call) {
+	if rc.Done == nil {
+		c.stock.push(rc)
+		return
+	}
+	select {
+	case rc.Done <- rc:
+	default:
+		c.logf("dropped the outcome of a call: its done channel is full", "method", rc.ServiceMethod)
 	}
 }
 
-// dispatch delivers one frame. It reports whether frame is free for reuse;
-// false means it went to net/rpc, which frees it.
-func (c *ClientCodec) dispatch(frame []byte) bool {
-	env, err := parseEnvelope(frame)
-	if err != nil {
-		c.badFrame(err.Error())
+// isDone reports whether the connection has ended.
+func (c *ClientCodec) isDone() bool {
+	select {
+	case <-c.done:
 		return true
+	default:
+		return false
 	}
-	typ, _ := stringValue(env.typ)
-	isError := string(typ) == "error"
-	if !env.hasID() {
-		if isError {
-			code, msg := errorFields(&env)
-			c.logf("the server reported an error", "code", code, "message", msg)
-		} else if len(typ) > 0 {
-			c.events.add(typ, env.data)
-		} else {
-			c.badFrame("frame without id and type")
-		}
-		return true
-	}
-	id, ok := stringValue(env.id)
-	var call *clientCall
-	if ok {
-		call = c.claim(id)
-	}
-	if call == nil {
-		c.late.Add(1)
-		return true
-	}
-	if isError {
-		code, msg := errorFields(&env)
-		return call.deliver(c, call, outcome{err: &Error{Code: code, Message: msg}})
-	}
-	return call.deliver(c, call, outcome{data: env.data, frame: frame})
 }
 
-// errorFields returns the code and message of an error frame. A foreign
-// server may leave them out or send them in another shape: the client keeps
-// what it can.
-func errorFields(env *envelope) (code, message string) {
-	code = CodeServerError
-	if b, ok := stringValue(env.code); ok && validWireCode(string(b)) {
-		code = string(b)
-	} else if env.code != nil && validWireCode(string(env.code)) {
-		code = string(env.code) // a number, say
-	}
-	if b, ok := stringValue(env.message); ok {
-		message = string(b)
-	}
-	return code, message
-}
-
-// shutdown records why the connection ended and fails every pending call.
-func (c *ClientCodec) shutdown(cause error) {
-	c.mu.Lock()
-	if c.closeCalled.Load() {
-		c.doneErr = io.EOF
-	} else {
-		c.doneErr = &Error{Code: CodeDisconnected, Message: "connection closed: " + cause.Error()}
-	}
-	pending := c.pending.takeAll()
-	close(c.done)
-	c.mu.Unlock()
-	for _, call := range pending {
-		call.deliver(c, call, outcome{err: c.callClosedErr(), closed: true})
-	}
-	c.conn.Close()
-}
-
-// closedErr is what net/rpc gets once the connection is done: io.EOF after
-// Close (net/rpc reports rpc.ErrShutdown), else a Disconnected *Error.
-func (c *ClientCodec) closedErr() error {
-	<-c.done
-	return c.doneErr
-}
-
-// callClosedErr is what a call of [ClientCodec.Call] gets once the
-// connection is done.
-func (c *ClientCodec) callClosedErr() error {
-	if c.doneErr == io.EOF {
-		return rpc.ErrShutdown
-	}
-	return c.doneErr
-}
-
-// Stats returns what the client has dropped so far.
+// Stats returns what the client has dropped or refused so far.
 func (c *ClientCodec) Stats() ClientStats {
 	return ClientStats{
 		LateReplies:   c.late.Load(),
 		DroppedEvents: c.events.dropped.Load(),
 		BadFrames:     c.badFrames.Load(),
+		BadReplies:    c.badReplies.Load(),
 	}
 }
 
@@ -631,9 +357,9 @@ func (c *ClientCodec) Stats() ClientStats {
 func (c *ClientCodec) Done() <-chan struct{} { return c.done }
 
 // Close closes the connection and waits for the reading goroutine to end.
-// Pending calls fail: net/rpc's with [rpc.ErrShutdown], those of Call too.
-// Events still queued are not delivered. How long Close takes is up to the
-// Conn's Close: over WebSocket, a short closing handshake.
+// Pending and later calls fail with Disconnected (matching
+// [rpc.ErrShutdown]). Events still queued are not delivered. How long Close
+// takes is up to the Conn's Close: over WebSocket, a short closing handshake.
 func (c *ClientCodec) Close() error {
 	if c.closeCalled.Swap(true) {
 		<-c.readerDone
@@ -644,11 +370,6 @@ func (c *ClientCodec) Close() error {
 	err := c.conn.Close()
 	<-c.readerDone
 	return err
-}
-
-func (c *ClientCodec) badFrame(why string) {
-	c.badFrames.Add(1)
-	c.logf("dropped a frame", "error", why)
 }
 
 func (c *ClientCodec) logf(msg string, args ...any) {

@@ -89,8 +89,8 @@ func TestLessonExercise(t *testing.T) {
 			}
 		}
 		<-calls[2].Done
-		if got := time.Since(start); got != codec.DefaultTimeout {
-			t.Errorf("held call ended after %v, want %v", got, codec.DefaultTimeout)
+		if got := time.Since(start); got != codec.DefaultCallTimeout {
+			t.Errorf("held call ended after %v, want %v", got, codec.DefaultCallTimeout)
 		}
 		if err := calls[2].Error; err == nil || err.Error() != "timeout: demo.echo" {
 			t.Errorf("held call: got %v, want timeout: demo.echo", err)
@@ -218,53 +218,43 @@ func TestCallContextCancel(t *testing.T) {
 	})
 }
 
-// The codec's timeout and a context deadline are told apart.
-func TestCallTimeoutVersusDeadline(t *testing.T) {
+// The client's timeout and a context's deadline are one verdict: both
+// errors match ErrTimeout and context.DeadlineExceeded, with code Timeout and
+// the lesson's text. (They were told apart while a timeout could come in a
+// context value.)
+func TestCallTimeoutAndDeadlineAlike(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		_, cc, srv := newClient(t, &codec.ClientOptions{Timeout: time.Second})
 		defer cc.Close()
-		go func() {
-			for {
-				if _, err := srv.conn.ReadFrame(context.Background(), nil); err != nil {
-					return
-				}
-			}
-		}()
+		go drain(srv.conn)
 		err := cc.Call(context.Background(), "User.Get", "x", nil)
-		if !errors.Is(err, codec.ErrTimeout) || err.Error() != "timeout: user.get" {
-			t.Fatalf("got %v, want ErrTimeout", err)
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second/2)
 		defer cancel()
-		err = cc.Call(ctx, "User.Get", "x", nil)
-		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, codec.ErrTimeout) {
-			t.Fatalf("got %v, want context.DeadlineExceeded only", err)
+		err2 := cc.Call(ctx, "User.Get", "x", nil)
+		for _, err := range []error{err, err2} {
+			if !errors.Is(err, codec.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) ||
+				codec.ErrorCode(err) != codec.CodeTimeout || err.Error() != "timeout: user.get" {
+				t.Errorf("got %v, want a timeout matching ErrTimeout and context.DeadlineExceeded", err)
+			}
 		}
 	})
 }
 
 // A context's deadline bounds a call in place of the client's timeout,
-// whether it is later or earlier; WithTimeout gives a call a timeout of its
-// own, which fails it as the client's timeout would. Each call ends exactly
-// when its own limit passes.
+// whether it is later or earlier. Each call ends exactly when its own limit
+// passes, with a timeout.
 func TestCallDeadlines(t *testing.T) {
 	const clientTimeout = 300 * time.Millisecond
 	tests := []struct {
 		name     string
 		deadline time.Duration // of the call's context; 0: none
-		own      time.Duration // given with WithTimeout; 0: none
 		want     time.Duration // when the call ends
-		wantErr  error
 	}{
-		{name: "client's timeout", want: clientTimeout, wantErr: codec.ErrTimeout},
-		{name: "later deadline", deadline: 3 * time.Second, want: 3 * time.Second, wantErr: context.DeadlineExceeded},
-		{name: "earlier deadline", deadline: 100 * time.Millisecond, want: 100 * time.Millisecond, wantErr: context.DeadlineExceeded},
-		{name: "longer own timeout", own: 3 * time.Second, want: 3 * time.Second, wantErr: codec.ErrTimeout},
-		{name: "shorter own timeout", own: 100 * time.Millisecond, want: 100 * time.Millisecond, wantErr: codec.ErrTimeout},
-		{name: "own timeout, earlier deadline", own: 5 * time.Second, deadline: 2 * time.Second, want: 2 * time.Second, wantErr: context.DeadlineExceeded},
-		{name: "own timeout, later deadline", own: time.Second, deadline: 2 * time.Second, want: time.Second, wantErr: codec.ErrTimeout},
-		{name: "own timeout equal to the client's", own: clientTimeout, want: clientTimeout, wantErr: codec.ErrTimeout},
-		{name: "no timeout but the deadline", own: -1, deadline: time.Hour, want: time.Hour, wantErr: context.DeadlineExceeded},
+		{name: "client's timeout", want: clientTimeout},
+		{name: "later deadline", deadline: 3 * time.Second, want: 3 * time.Second},
+		{name: "earlier deadline", deadline: 100 * time.Millisecond, want: 100 * time.Millisecond},
+		{name: "deadline equal to the client's timeout", deadline: clientTimeout, want: clientTimeout},
+		{name: "far deadline", deadline: time.Hour, want: time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,31 +268,28 @@ func TestCallDeadlines(t *testing.T) {
 					ctx, cancel = context.WithTimeout(ctx, tt.deadline)
 					defer cancel()
 				}
-				if tt.own != 0 {
-					ctx = codec.WithTimeout(ctx, tt.own)
-				}
 				start := time.Now()
 				err := cc.Call(ctx, "User.Get", "x", nil)
 				if got := time.Since(start); got != tt.want {
 					t.Errorf("the call ended after %v, want %v", got, tt.want)
 				}
-				if !errors.Is(err, tt.wantErr) {
-					t.Errorf("got %v, want %v", err, tt.wantErr)
+				if !errors.Is(err, codec.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("got %v, want a timeout", err)
 				}
 			})
 		})
 	}
 }
 
-// A negative WithTimeout leaves a call without a timeout: it waits for its
-// reply however long that takes.
+// A client without a timeout leaves a call without a deadline waiting for
+// its reply however long that takes.
 func TestCallWithoutTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		_, cc, srv := newClient(t, &codec.ClientOptions{Timeout: time.Second})
+		_, cc, srv := newClient(t, &codec.ClientOptions{Timeout: -1})
 		defer cc.Close()
 		done := make(chan error, 1)
 		var reply string
-		go func() { done <- cc.Call(codec.WithTimeout(context.Background(), -1), "User.Get", "x", &reply) }()
+		go func() { done <- cc.Call(context.Background(), "User.Get", "x", &reply) }()
 		r := srv.next()
 		time.Sleep(24 * time.Hour)
 		synctest.Wait()
@@ -318,7 +305,7 @@ func TestCallWithoutTimeout(t *testing.T) {
 	})
 }
 
-// Calls with timeouts of their own, sent in any order and mixed with calls
+// Calls with deadlines of their own, sent in any order and mixed with calls
 // of the client's timeout and of the stock client, each end exactly at
 // their own time; those answered in time are not timed out.
 func TestCallTimeoutsMixed(t *testing.T) {
@@ -327,19 +314,7 @@ func TestCallTimeoutsMixed(t *testing.T) {
 		client, cc, srv := newClient(t, &codec.ClientOptions{Timeout: clientTimeout})
 		defer client.Close()
 		answered := make(chan request, 100)
-		go func() { // the server answers the calls whose data is "answer"
-			for {
-				frame, err := srv.conn.ReadFrame(context.Background(), nil)
-				if err != nil {
-					return
-				}
-				var r request
-				json.Unmarshal(frame, &r)
-				if string(r.Data) == `"answer"` {
-					answered <- r
-				}
-			}
-		}()
+		go collectAnswered(srv, answered)
 		start := time.Now()
 		type result struct {
 			timeout, took time.Duration
@@ -354,7 +329,9 @@ func TestCallTimeoutsMixed(t *testing.T) {
 				if i%4 == 3 {
 					data = "answer"
 				}
-				err := cc.Call(codec.WithTimeout(context.Background(), d), "User.Get", data, nil)
+				ctx, cancel := context.WithTimeout(context.Background(), d)
+				defer cancel()
+				err := cc.Call(ctx, "User.Get", data, nil)
 				results <- result{d, time.Since(start), err}
 			}()
 		}
@@ -387,6 +364,22 @@ func TestCallTimeoutsMixed(t *testing.T) {
 	})
 }
 
+// collectAnswered reads every request until the connection closes, and
+// sends those whose data is "answer" on answered, for the test to answer.
+func collectAnswered(srv fakeServer, answered chan<- request) {
+	for {
+		frame, err := srv.conn.ReadFrame(context.Background(), nil)
+		if err != nil {
+			return
+		}
+		var r request
+		json.Unmarshal(frame, &r)
+		if string(r.Data) == `"answer"` {
+			answered <- r
+		}
+	}
+}
+
 // drain reads and drops every frame from conn until it closes: a server that
 // never answers.
 func drain(conn codec.Conn) {
@@ -411,7 +404,7 @@ func TestCancelRacesReply(t *testing.T) {
 			}
 			var r request
 			json.Unmarshal(frame, &r)
-			srv.conn.WriteFrame(context.Background(), fmt.Appendf(nil, `{"id":%s,"type":"x.response","data":%s}`, r.ID, r.Data))
+			srv.conn.WriteFrame(context.Background(), fmt.Appendf(nil, `{"id":%s,"type":%q,"data":%s}`, r.ID, r.Type+".response", r.Data))
 		}
 	}()
 	var wg sync.WaitGroup
@@ -573,6 +566,86 @@ func TestErrorRepliesAndBadFrames(t *testing.T) {
 		synctest.Wait()
 		if got := cc.Stats().BadFrames; got != 2 {
 			t.Errorf("bad frames: got %d, want 2", got)
+		}
+	})
+}
+
+// A reply that breaks the protocol fails its call with BadReply, never
+// with success, and is counted; the connection serves on. (A reply whose
+// type was a number or another request's was taken as success, with an
+// empty result.)
+func TestMalformedReplies(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply string // %[1]s is the request's id
+	}{
+		{"type is a number", `{"id":%[1]s,"type":5}`},
+		{"type missing", `{"id":%[1]s,"data":7}`},
+		{"type null", `{"id":%[1]s,"type":null,"data":7}`},
+		{"another request's type", `{"id":%[1]s,"type":"user.put.response","data":7}`},
+		{"type in another case", `{"id":%[1]s,"type":"User.Get.response","data":7}`},
+		{"request's type, no suffix", `{"id":%[1]s,"type":"user.get","data":7}`},
+		{"an event's shape", `{"id":%[1]s,"type":"user.get.responsex","data":7}`},
+		{"error code an object", `{"id":%[1]s,"type":"error","code":{"x":1},"message":"m"}`},
+		{"error code a bool", `{"id":%[1]s,"type":"error","code":true,"message":"m"}`},
+		{"error message a number", `{"id":%[1]s,"type":"error","code":"NotFound","message":5}`},
+		{"error with data, message an array", `{"id":%[1]s,"type":"error","data":{},"code":"X","message":[]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				client, cc, srv := newClient(t, nil)
+				defer client.Close()
+				reply := 0
+				done := make(chan error, 1)
+				go func() { done <- cc.Call(context.Background(), "User.Get", "x", &reply) }()
+				srv.send(tt.reply, srv.next().ID)
+				err := <-done
+				if !errors.Is(err, codec.ErrBadReply) || codec.ErrorCode(err) != codec.CodeBadReply || reply != 0 {
+					t.Errorf("got %d, %v; want a BadReply error", reply, err)
+				}
+				stock := client.Go("User.Get", "x", &reply, nil)
+				srv.send(tt.reply, srv.next().ID)
+				if err := (<-stock.Done).Error; codec.ErrorCode(err) != codec.CodeBadReply {
+					t.Errorf("net/rpc's client: got %v, want a BadReply error", err)
+				}
+				if got := cc.Stats().BadReplies; got != 2 {
+					t.Errorf("bad replies: got %d, want 2", got)
+				}
+				go func() { done <- cc.Call(context.Background(), "User.Get", "x", &reply) }()
+				srv.reply(srv.next(), "42")
+				if err := <-done; err != nil || reply != 42 {
+					t.Errorf("the next call: got %d, %v; want 42, nil", reply, err)
+				}
+			})
+		})
+	}
+}
+
+// A reply whose id is not a string names no call of this client: it is
+// counted, and the call waits for its own reply.
+func TestReplyIDNotAString(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, cc, srv := newClient(t, nil)
+		defer cc.Close()
+		var reply int
+		done := make(chan error, 1)
+		go func() { done <- cc.Call(context.Background(), "User.Get", "x", &reply) }()
+		r := srv.next()
+		srv.send(`{"id":5,"type":"user.get.response","data":1}`)
+		srv.send(`{"id":{"id":%s},"type":"user.get.response","data":2}`, r.ID)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("the call ended: %v", err)
+		default:
+		}
+		srv.reply(r, "3")
+		if err := <-done; err != nil || reply != 3 {
+			t.Fatalf("got %d, %v; want 3, nil", reply, err)
+		}
+		if got := cc.Stats(); got.BadReplies != 2 || got.LateReplies != 0 {
+			t.Fatalf("stats: got %+v, want 2 bad replies", got)
 		}
 	})
 }

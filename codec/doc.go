@@ -32,20 +32,38 @@
 // A service returns an [*Error] to fail with a code; any other error is
 // ServerError. net/rpc carries errors as strings, so the text of an Error is
 // a frozen format that the codecs parse back: "[Code] Message", or, for a
-// client's own timeout verdict, the lesson's "timeout: <type>". [AsError]
-// and [ErrorCode] recover the code from the stock client's [rpc.ServerError];
-// [ClientCodec.Call] returns the *Error itself. So errors.Is(err, ErrTimeout)
-// holds for a timed-out Call, and not for the stock client's Call, whose
-// error is a string: there ErrorCode(err) == CodeTimeout.
+// timeout, the lesson's "timeout: <type>".
+//
+// This is the client's error story, told here once. Every error that
+// [ClientCodec.Call], [ClientCodec.Go] and [ClientCodec.Notify] return (and
+// package rpcws's Client and Dial) is an [*Error], whichever the API and
+// however the call ended: [AsError] finds it and [ErrorCode] gives its code.
+// An error reply carries the server's code (NotFound, MethodNotFound,
+// ServerError, ...); the client's own verdicts have codes no server sends:
+//
+//	Timeout       no reply in time: the client's timeout or the context's deadline;
+//	              text "timeout: <type>"; matches ErrTimeout and context.DeadlineExceeded
+//	Canceled      the call's context was cancelled; matches context.Canceled
+//	Disconnected  the connection ended, or Close was called (then it also
+//	              matches rpc.ErrShutdown), before the reply; matches ErrDisconnected
+//	BadReply      the reply broke the protocol, or its data did not decode
+//	              into the reply value; matches ErrBadReply; that call alone fails
+//	BadArgs       args could not be encoded as JSON: nothing was sent
+//	DialFailed    no connection could be made (rpcws.Dial); matches ErrDialFailed
+//	              and wraps the cause
+//
+// net/rpc's own client over a ClientCodec ([rpc.NewClientWithCodec]) gets
+// the same codes, as an [rpc.ServerError] whose text [AsError] and
+// [ErrorCode] parse back (and Disconnected, or [rpc.ErrShutdown] after
+// Close, as it is); but it decodes its replies itself, and a reply that does
+// not fit its reply value ends that client with an error of net/rpc's.
 //
 // # Time
 //
-// Every call of the client codec ends. A call with no deadline of its own
-// times out after [ClientOptions.Timeout]; a [ClientCodec.Call] whose context
-// has a deadline is bounded by that deadline instead, later or earlier; and
-// [WithTimeout] gives one call a timeout of its own, as the JavaScript
-// client's timeoutMs does. When the connection ends, every pending call
-// fails at once.
+// Every call ends. A call whose context has a deadline is bounded by that
+// deadline, later or earlier than [ClientOptions.Timeout]; every other call
+// by ClientOptions.Timeout. When the connection ends, every pending call
+// fails at once, and none is sent again.
 //
 // # Bad input
 //
@@ -53,5 +71,5 @@
 // answered by the server codec itself (ParseError, BadRequest) and the codec
 // reads on: net/rpc, which ends a connection on any read error, only ever
 // sees good requests. The client codec drops and counts frames it cannot
-// read.
+// read, and fails a call whose reply breaks the protocol with BadReply.
 package codec

@@ -1,13 +1,14 @@
 package codec
 
 import (
+	"context"
 	"errors"
 	"net/rpc"
 	"strings"
 )
 
-// Error codes of the wire protocol. A method may also fail with any other
-// UpperCamelCase word by returning an [*Error] that carries it.
+// Error codes of the wire protocol, sent by servers. A method may also fail
+// with any other UpperCamelCase word by returning an [*Error] that carries it.
 const (
 	CodeParseError     = "ParseError"     // the frame is not a JSON object, or is binary
 	CodeBadRequest     = "BadRequest"     // type missing, empty or not a string
@@ -16,15 +17,28 @@ const (
 	CodeServerError    = "ServerError"    // the method returned a plain Go error
 	CodeUnavailable    = "Unavailable"    // the server is shutting down and takes no new requests
 	CodeTooLarge       = "TooLarge"       // the reply would exceed the frame limit
-	CodeTimeout        = "Timeout"        // client verdict: no reply came in time
-	CodeDisconnected   = "Disconnected"   // client verdict: the connection closed first
+)
+
+// Codes of the client's own verdicts: a server never sends them, so a client
+// tells its verdicts from the server's answers by code alone. What each API
+// returns for each is told once, in the package comment's "Errors".
+const (
+	CodeTimeout      = "Timeout"      // no reply came in time: the client's timeout or the context's deadline
+	CodeCanceled     = "Canceled"     // the call's context was cancelled
+	CodeDisconnected = "Disconnected" // the connection closed (or Close was called) before the reply came
+	CodeBadReply     = "BadReply"     // the reply was malformed, or its data did not decode into the reply value
+	CodeBadArgs      = "BadArgs"      // the call's args could not be encoded as JSON: nothing was sent
+	CodeDialFailed   = "DialFailed"   // no connection could be made (package rpcws's Dial)
 )
 
 // Sentinels for errors.Is. Any [*Error] with the same Code matches them:
 // errors.Is(err, ErrTimeout) holds for every timeout, whatever its message.
+// A cancelled call matches context.Canceled.
 var (
 	ErrTimeout      error = &Error{Code: CodeTimeout}
 	ErrDisconnected error = &Error{Code: CodeDisconnected}
+	ErrBadReply     error = &Error{Code: CodeBadReply}
+	ErrDialFailed   error = &Error{Code: CodeDialFailed}
 )
 
 // Error is an error with a protocol error code. It is both the Go error and the
@@ -32,9 +46,9 @@ var (
 //
 // A service method that returns an *Error, or an error that wraps one (as
 // fmt.Errorf's %w does; its text is then "context: [Code] Message"), fails
-// with that code on the wire. A client
-// gets an *Error back for every error reply, from [ClientCodec.Call] directly
-// and from the stock [rpc.Client] through [AsError].
+// with that code on the wire. A client gets an *Error for every error reply
+// and every verdict of its own (see "Errors" in the package comment); the
+// stock [rpc.Client] gets its text, which [AsError] reads back.
 //
 // net/rpc carries errors between a service and the codec, and between the codec
 // and the stock client, as strings. The text of an Error is therefore a frozen
@@ -48,6 +62,11 @@ var (
 type Error struct {
 	Code    string
 	Message string
+
+	// Err is the cause of a client's verdict, when there is one: the
+	// context's cause, the decoding error of a bad reply, the dial's error.
+	// It is never sent; errors.Is and errors.As look through it.
+	Err error
 }
 
 // Error returns the frozen text format: "[Code] Message", or the message alone
@@ -60,22 +79,28 @@ func (e *Error) Error() string {
 }
 
 // Is reports whether target is an *Error with the same code and no message,
-// such as [ErrTimeout] and [ErrDisconnected].
+// such as [ErrTimeout] and [ErrDisconnected]. A Timeout also matches
+// context.DeadlineExceeded and a Canceled context.Canceled, however it was
+// made: a timeout is a timeout, whoever's clock ran out.
 func (e *Error) Is(target error) bool {
+	switch target {
+	case context.DeadlineExceeded:
+		return e.Code == CodeTimeout
+	case context.Canceled:
+		return e.Code == CodeCanceled
+	}
 	t, ok := target.(*Error)
 	return ok && t.Message == "" && t.Code == e.Code
 }
+
+// Unwrap returns the cause of a client's verdict, or nil.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Timeout reports whether the error is a client's timeout verdict, as
 // net.Error does.
 func (e *Error) Timeout() bool { return e.Code == CodeTimeout }
 
 const timeoutPrefix = "timeout: "
-
-// timeoutError is the error of a call that got no reply in time.
-func timeoutError(typ string) *Error {
-	return &Error{Code: CodeTimeout, Message: timeoutPrefix + typ}
-}
 
 // AsError finds the protocol error in err. It returns the first [*Error] in
 // err's chain, or, for the stock client's [rpc.ServerError], the code and
@@ -97,9 +122,10 @@ func AsError(err error) (*Error, bool) {
 }
 
 // ErrorCode returns the protocol code of err: the code of its [*Error] or
-// [rpc.ServerError] (see [AsError]), Disconnected for a client that was shut
-// down ([rpc.ErrShutdown]) or whose connection ended mid-call, "" for nil, and
-// ServerError for anything else.
+// [rpc.ServerError] (see [AsError]); Timeout for context.DeadlineExceeded,
+// Canceled for context.Canceled, Disconnected for [rpc.ErrShutdown] (the
+// errors of a stock net/rpc client); "" for nil; and ServerError for
+// anything else.
 func ErrorCode(err error) string {
 	if err == nil {
 		return ""
@@ -107,7 +133,12 @@ func ErrorCode(err error) string {
 	if e, ok := AsError(err); ok {
 		return e.Code
 	}
-	if errors.Is(err, rpc.ErrShutdown) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return CodeTimeout
+	case errors.Is(err, context.Canceled):
+		return CodeCanceled
+	case errors.Is(err, rpc.ErrShutdown):
 		return CodeDisconnected
 	}
 	return CodeServerError

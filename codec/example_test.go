@@ -82,9 +82,10 @@ func ExampleClientCodec_Call() {
 	// MethodNotFound [MethodNotFound] method not found: arith.nope
 }
 
-// WithTimeout gives one call a timeout of its own, shorter or longer than the
-// client's, and the call fails as at the client's timeout.
-func ExampleWithTimeout() {
+// A context's deadline is one call's timeout, shorter or longer than the
+// client's: the call fails as at the client's timeout, with an error that
+// matches both ErrTimeout and context.DeadlineExceeded.
+func ExampleClientCodec_Call_timeout() {
 	serverEnd, clientEnd := codec.Pipe()
 	go func() { // a server that never answers
 		for {
@@ -96,9 +97,10 @@ func ExampleWithTimeout() {
 	cc := codec.NewClientCodec(clientEnd, &codec.ClientOptions{Timeout: time.Minute})
 	defer cc.Close()
 
-	ctx := codec.WithTimeout(context.Background(), 10*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
 	err := cc.Call(ctx, "Reports.Build", nil, nil)
-	fmt.Println(err, errors.Is(err, codec.ErrTimeout))
+	fmt.Println(err, codec.ErrorCode(err), errors.Is(err, codec.ErrTimeout), errors.Is(err, context.DeadlineExceeded))
 	// Output:
-	// timeout: reports.build true
+	// timeout: reports.build Timeout true true
 }

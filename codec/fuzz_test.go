@@ -129,6 +129,8 @@ func FuzzClientCodec(f *testing.F) {
 	})
 	f.Add([]byte(`{"id":"ID","type":"error","code":{"x":1},"message":7}`))
 	f.Add([]byte(`{"id":"ID","type":"x.response","data":{"deep":[[[[1]]]]}}`))
+	f.Add([]byte(`{"id":"ID","type":5}`))
+	f.Add([]byte(`{"id":"ID","type":"echo.echo.response","type":"echo.other.response"}`))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		serverEnd, clientEnd := codec.Pipe()
 		cc := codec.NewClientCodec(clientEnd, &codec.ClientOptions{
@@ -147,12 +149,18 @@ func FuzzClientCodec(f *testing.F) {
 		}
 		var r struct{ ID string }
 		json.Unmarshal(req, &r)
-		serverEnd.WriteFrame(ctx, []byte(strings.ReplaceAll(string(frame), "ID", r.ID)))
+		sent := []byte(strings.ReplaceAll(string(frame), "ID", r.ID))
+		serverEnd.WriteFrame(ctx, sent)
 		serverEnd.WriteFrame(ctx, []byte(`{"id":"`+r.ID+`","type":"echo.echo.response","data":"ok"}`))
 		select {
 		case <-call.Done:
 		case <-ctx.Done():
 			t.Fatalf("the call did not end after %q", frame)
+		}
+		// A reply to the call that is not a success reply never succeeds.
+		var got map[string]any // keys as sent: encoding/json matches struct fields in any case
+		if call.Error == nil && json.Unmarshal(sent, &got) == nil && got["id"] == r.ID && got["type"] != "echo.echo.response" {
+			t.Fatalf("%s completed the call with success", sent)
 		}
 	})
 }

@@ -16,26 +16,24 @@ type idKey [36]byte
 
 // idSource makes random (version 4) UUIDs for request ids, as
 // uuid.NewRandom does, from random bytes read sixteen ids at a time: one
-// read of crypto/rand per sixteen calls, and no allocation per id. The
-// codec's write mutex guards it.
+// read of crypto/rand (which never fails) per sixteen calls, and no
+// allocation per id. The codec's write mutex guards it.
 type idSource struct {
 	pool [16 * 16]byte
 	used int // bytes of pool taken; len(pool) when it must be refilled
 }
 
-func (s *idSource) next() (uuid.UUID, error) {
+func (s *idSource) next() uuid.UUID {
 	var u uuid.UUID
 	if s.used == 0 || s.used == len(s.pool) {
-		if _, err := rand.Read(s.pool[:]); err != nil {
-			return u, err
-		}
+		rand.Read(s.pool[:])
 		s.used = 0
 	}
 	copy(u[:], s.pool[s.used:])
 	s.used += len(u)
 	u[6] = (u[6] & 0x0f) | 0x40 // version 4
 	u[8] = (u[8] & 0x3f) | 0x80 // variant RFC 4122
-	return u, nil
+	return u
 }
 
 // encodeUUID writes u's text form to dst[:36].
@@ -51,28 +49,17 @@ func encodeUUID(dst []byte, u uuid.UUID) {
 	hex.Encode(dst[24:], u[10:])
 }
 
-// Where a pending call waits for its timeout.
-const (
-	untimed uint8 = iota // no timeout: a context, or nothing, bounds the call
-	listed               // the client's timeout: in the list
-	inHeap               // a timeout of its own: in the heap
-)
-
 // pendingSet holds the calls waiting for their replies, by id, and times
-// them out with one timer, armed for the call that falls due first: a call
-// costs no timer of its own.
-//
-// Most calls have the client's timeout. They sit in a list in the order they
-// were sent, which is also the order in which they fall due: adding and
-// removing one is O(1). Calls with a timeout of their own ([WithTimeout])
-// sit in a min-heap by deadline instead, O(log n). Calls bounded only by
-// their context, or by nothing, are in neither.
+// out those with the client's timeout with one timer, armed for the call
+// that falls due first: a call costs no timer of its own. They sit in a list
+// in the order they were sent, which is also the order in which they fall
+// due: adding and removing one is O(1). Calls bounded by their context's
+// deadline, or by nothing, are in the map only.
 //
 // The codec's mutex guards it.
 type pendingSet struct {
 	byID       map[idKey]*clientCall
-	head, tail *clientCall   // calls with the client's timeout, oldest first
-	own        []*clientCall // calls with a timeout of their own, a min-heap by deadline
+	head, tail *clientCall // calls with the client's timeout, oldest first
 
 	timeout time.Duration // the client's; <= 0: its calls never time out
 	timer   *time.Timer   // fires expire; nil until the first timed call
@@ -85,43 +72,26 @@ type pendingSet struct {
 // now is the time as a deadline.
 func (p *pendingSet) now() int64 { return int64(time.Since(p.epoch)) }
 
-// after returns the deadline d from now, at most the largest one.
-func (p *pendingSet) after(d time.Duration) int64 {
-	now := p.now()
-	if int64(d) > math.MaxInt64-now {
-		return math.MaxInt64
-	}
-	return now + int64(d)
-}
-
-// add registers call. timeout is its own: zero means the client's, negative
-// means none.
-func (p *pendingSet) add(call *clientCall, timeout time.Duration) {
+// add registers call; timed puts it under the client's timeout, if any.
+func (p *pendingSet) add(call *clientCall, timed bool) {
 	p.byID[call.id] = call
-	switch {
-	case timeout == 0 || timeout == p.timeout:
-		if p.timeout <= 0 {
-			return
-		}
-		call.where = listed
-		call.deadline = p.after(p.timeout)
-		call.prev = p.tail
-		if p.tail != nil {
-			p.tail.next = call
-		} else {
-			p.head = call
-		}
-		p.tail = call
-	case timeout < 0:
+	if !timed || p.timeout <= 0 {
 		return
-	default:
-		call.where = inHeap
-		call.deadline = p.after(timeout)
-		call.slot = int32(len(p.own))
-		p.own = append(p.own, call)
-		p.up(len(p.own) - 1)
 	}
-	if !p.armed || call.deadline < p.when {
+	call.timed = true
+	now := p.now()
+	call.deadline = math.MaxInt64
+	if int64(p.timeout) <= math.MaxInt64-now {
+		call.deadline = now + int64(p.timeout)
+	}
+	call.prev = p.tail
+	if p.tail != nil {
+		p.tail.next = call
+	} else {
+		p.head = call
+	}
+	p.tail = call
+	if !p.armed {
 		p.arm(call.deadline)
 	}
 }
@@ -141,32 +111,20 @@ func (p *pendingSet) arm(t int64) {
 // takeDue then finds nothing due and re-arms for the next call.
 func (p *pendingSet) remove(call *clientCall) {
 	delete(p.byID, call.id)
-	switch call.where {
-	case listed:
-		if call.prev != nil {
-			call.prev.next = call.next
-		} else {
-			p.head = call.next
-		}
-		if call.next != nil {
-			call.next.prev = call.prev
-		} else {
-			p.tail = call.prev
-		}
-		call.prev, call.next = nil, nil
-	case inHeap:
-		i, last := int(call.slot), len(p.own)-1
-		if i != last {
-			p.swap(i, last)
-		}
-		p.own[last] = nil
-		p.own = p.own[:last]
-		if i != last {
-			p.down(i)
-			p.up(i)
-		}
+	if !call.timed {
+		return
 	}
-	call.where = untimed
+	if call.prev != nil {
+		call.prev.next = call.next
+	} else {
+		p.head = call.next
+	}
+	if call.next != nil {
+		call.next.prev = call.prev
+	} else {
+		p.tail = call.prev
+	}
+	call.prev, call.next, call.timed = nil, nil, false
 }
 
 // takeDue removes and returns the calls due by now, and re-arms the timer
@@ -180,16 +138,8 @@ func (p *pendingSet) takeDue() []*clientCall {
 		p.remove(call)
 		due = append(due, call)
 	}
-	for len(p.own) > 0 && p.own[0].deadline <= now {
-		call := p.own[0]
-		p.remove(call)
-		due = append(due, call)
-	}
-	switch {
-	case p.head != nil && (len(p.own) == 0 || p.head.deadline <= p.own[0].deadline):
+	if p.head != nil {
 		p.arm(p.head.deadline)
-	case len(p.own) > 0:
-		p.arm(p.own[0].deadline)
 	}
 	return due
 }
@@ -198,54 +148,14 @@ func (p *pendingSet) takeDue() []*clientCall {
 func (p *pendingSet) takeAll() []*clientCall {
 	all := make([]*clientCall, 0, len(p.byID))
 	for _, call := range p.byID {
-		call.prev, call.next, call.where = nil, nil, untimed
+		call.prev, call.next, call.timed = nil, nil, false
 		all = append(all, call)
 	}
 	clear(p.byID)
 	p.head, p.tail = nil, nil
-	clear(p.own)
-	p.own = nil
 	if p.timer != nil {
 		p.timer.Stop()
 	}
 	p.armed = false
 	return all
-}
-
-// The heap of calls with a timeout of their own, by deadline; each call
-// knows its slot.
-
-func (p *pendingSet) less(i, j int) bool { return p.own[i].deadline < p.own[j].deadline }
-
-func (p *pendingSet) swap(i, j int) {
-	p.own[i], p.own[j] = p.own[j], p.own[i]
-	p.own[i].slot, p.own[j].slot = int32(i), int32(j)
-}
-
-func (p *pendingSet) up(i int) {
-	for i > 0 {
-		parent := (i - 1) / 2
-		if !p.less(i, parent) {
-			return
-		}
-		p.swap(i, parent)
-		i = parent
-	}
-}
-
-func (p *pendingSet) down(i int) {
-	for {
-		least := i
-		if l := 2*i + 1; l < len(p.own) && p.less(l, least) {
-			least = l
-		}
-		if r := 2*i + 2; r < len(p.own) && p.less(r, least) {
-			least = r
-		}
-		if least == i {
-			return
-		}
-		p.swap(i, least)
-		i = least
-	}
 }

@@ -171,7 +171,7 @@ func TestErrorText(t *testing.T) {
 		{&Error{Code: "NotFound", Message: "no user 7"}, "[NotFound] no user 7"},
 		{&Error{Code: "NotFound"}, "[NotFound] "},
 		{&Error{Code: "x-y", Message: "m] n"}, "[x-y] m] n"},
-		{timeoutError("user.get"), "timeout: user.get"},
+		{timeoutError("user.get", nil), "timeout: user.get"},
 		{&Error{Code: CodeDisconnected, Message: "connection closed: EOF"}, "[Disconnected] connection closed: EOF"},
 	}
 	for _, tt := range tests {
@@ -214,7 +214,7 @@ func TestAsErrorAndErrorCode(t *testing.T) {
 			t.Errorf("AsError(%v): got message %q, want %q", tt.err, e.Message, tt.msg)
 		}
 	}
-	if !errors.Is(timeoutError("x"), ErrTimeout) || errors.Is(&Error{Code: "Other"}, ErrTimeout) {
+	if !errors.Is(timeoutError("x", nil), ErrTimeout) || errors.Is(&Error{Code: "Other"}, ErrTimeout) {
 		t.Error("errors.Is with ErrTimeout matches by code only")
 	}
 }

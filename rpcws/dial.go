@@ -3,6 +3,7 @@ package rpcws
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,15 +15,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/rpcws/rpcws/codec"
 )
-
-// ErrTimeout matches, with errors.Is, the error of a [Client.CallContext]
-// that got no reply within its timeout. It is [codec.ErrTimeout]. The stock
-// Call's error is an [rpc.ServerError] instead: see [DialOptions.Timeout].
-var ErrTimeout = codec.ErrTimeout
-
-// ErrDisconnected matches the error of every call that was pending when the
-// connection closed. It is [codec.ErrDisconnected].
-var ErrDisconnected = codec.ErrDisconnected
 
 // Defaults of [DialOptions]. A client with the defaults accepts every frame
 // that a [Handler] with the defaults writes: a Handler never writes a frame
@@ -41,7 +33,18 @@ const (
 	// DefaultDialPingInterval is how long a connection may be idle before
 	// the client pings the server.
 	DefaultDialPingInterval = 30 * time.Second
+
+	// DefaultCallTimeout bounds a call whose context has no deadline: it is
+	// [codec.DefaultCallTimeout] (10 s).
+	DefaultCallTimeout = codec.DefaultCallTimeout
+
+	// DefaultMaxQueuedEventBytes caps the events waiting for OnEvent: it is
+	// [codec.DefaultMaxQueuedEventBytes] (1 MiB).
+	DefaultMaxQueuedEventBytes = codec.DefaultMaxQueuedEventBytes
 )
+
+// ClientStats counts what a client dropped or refused: [codec.ClientStats].
+type ClientStats = codec.ClientStats
 
 // clientWriteBuffer is the size of the buffer a client's coder/websocket
 // connection writes its frames through, which coder/websocket makes itself
@@ -62,14 +65,8 @@ type DialOptions struct {
 	// subprotocols of the handshake.
 	WebSocket *websocket.DialOptions
 
-	// Timeout bounds every call that has no deadline of its own: after it
-	// the call fails with the text "timeout: <type>" (code Timeout). From
-	// [Client.CallContext] that error matches [ErrTimeout] with errors.Is;
-	// from the stock Call and Go it is an [rpc.ServerError], which does not:
-	// there codec.ErrorCode(err) == codec.CodeTimeout, or [codec.AsError],
-	// tells a timeout. A CallContext whose context has a deadline is bounded
-	// by that deadline instead, later or earlier; [codec.WithTimeout] gives
-	// a call a timeout of its own. Zero means [codec.DefaultTimeout] (10 s);
+	// Timeout bounds every call whose context has no deadline (see "Time"
+	// in the package comment). Zero means [DefaultCallTimeout] (10 s);
 	// negative means none.
 	Timeout time.Duration
 
@@ -80,9 +77,9 @@ type DialOptions struct {
 
 	// MaxQueuedEventBytes caps the memory of the events waiting for OnEvent,
 	// in bytes; beyond it events are dropped and counted in
-	// [codec.ClientStats.DroppedEvents] (see
+	// [ClientStats].DroppedEvents (see
 	// [codec.ClientOptions.MaxQueuedEventBytes]). Zero means
-	// [codec.DefaultMaxQueuedEventBytes] (1 MiB); negative means no cap.
+	// [DefaultMaxQueuedEventBytes] (1 MiB); negative means no cap.
 	MaxQueuedEventBytes int
 
 	// ReadLimit caps one incoming frame, in bytes; a larger one closes the
@@ -109,10 +106,13 @@ type DialOptions struct {
 }
 
 // Client is a client of an rpcws server (or of any server that speaks the
-// protocol). It embeds the stock *rpc.Client, so Close works unchanged and
-// c.Client can be handed to code that wants an *rpc.Client. Its own Call and
-// Go behave as the stock ones, a goroutine hand-off faster; CallContext and
-// Notify add what net/rpc lacks.
+// protocol). Call, Go and CallContext take one path: each call waits in the
+// client's table of pending calls until the client's reading goroutine
+// completes it with its reply, or the client fails it: with an [*Error]
+// whose code tells the client's verdicts (Timeout, Canceled, Disconnected,
+// BadReply, ...) from the server's, as package codec's "Errors" tells
+// ([codec]). A call's context never reaches the socket, and a call that
+// ended early never writes into its reply afterwards.
 //
 // Close fails the pending calls at once and closes the connection with a
 // closing handshake of at most a second: a server that reads nothing does
@@ -120,14 +120,24 @@ type DialOptions struct {
 // transport is not an *http.Transport, or dials TLS itself, the handshake
 // takes up to coder/websocket's own 5 s.)
 type Client struct {
-	*rpc.Client
 	codec *codec.ClientCodec
-	dones sync.Pool // of empty done channels (chan *rpc.Call, capacity 1), for Call
 }
 
 // Dial connects to the WebSocket server at url ("ws://host/rpc" or wss://).
-// ctx bounds the dial only: the connection lives until Close.
+// ctx bounds the dial only: the connection lives until Close. A failed dial
+// is a DialFailed [*Error].
 func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
+	cc, err := DialCodec(ctx, url, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{codec: cc}, nil
+}
+
+// DialCodec connects as [Dial] does and returns the connection's client
+// codec, for code that wants net/rpc's own client:
+// rpc.NewClientWithCodec(cc) is an *rpc.Client over rpcws.
+func DialCodec(ctx context.Context, url string, opts *DialOptions) (*codec.ClientCodec, error) {
 	var o DialOptions
 	if opts != nil {
 		o = *opts
@@ -146,19 +156,27 @@ func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
 	ws, _, err := websocket.Dial(ctx, url, &wopts)
 	if err != nil {
 		conns.close()
-		return nil, fmt.Errorf("rpcws: dial %s: %w", url, err)
+		return nil, dialError(ctx, url, err)
 	}
 	ws.SetReadLimit(max(orDefault(o.ReadLimit, DefaultDialReadLimit), -1))
 	dc := &dialedConn{wsConn: newWSConn(ws, cork, clientWriteBuffer, writeTimeout, hd, nil), net: conns}
 	dc.startKeepalive(orDefault(o.PingInterval, DefaultDialPingInterval))
-	cc := codec.NewClientCodec(dc, &codec.ClientOptions{
+	return codec.NewClientCodec(dc, &codec.ClientOptions{
 		TypeName:            o.TypeName,
 		Timeout:             o.Timeout,
 		OnEvent:             o.OnEvent,
 		MaxQueuedEventBytes: o.MaxQueuedEventBytes,
 		Logger:              o.Logger,
-	})
-	return &Client{Client: rpc.NewClientWithCodec(cc), codec: cc}, nil
+	}), nil
+}
+
+// dialError is the error of a failed dial: DialFailed, wrapping the cause
+// and, when ctx ended, ctx's error, so that errors.Is finds either.
+func dialError(ctx context.Context, url string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w: %w", ctxErr, err)
+	}
+	return &codec.Error{Code: codec.CodeDialFailed, Message: "dial " + url + ": " + err.Error(), Err: err}
 }
 
 // dialedConn is the client's end of a connection: a wsConn whose Close
@@ -217,39 +235,21 @@ func recordingClient(base *http.Client) (*http.Client, *netConns) {
 }
 
 // Call calls serviceMethod and waits for its reply, which it decodes into
-// reply, as [rpc.Client.Call] does and with the same errors: an error reply
-// or a timeout is an [rpc.ServerError], whose code [codec.ErrorCode]
-// recovers. It is the embedded client's Call made faster: the reply is
-// completed by the codec's reading goroutine, one goroutine hand-off fewer
-// than through net/rpc's. A reply that does not decode into reply fails this
-// call only, where net/rpc's Call would end the client. c.Client.Call, the
-// stock one, still works, for code that holds the *rpc.Client.
+// reply, as [rpc.Client.Call] does, bounded by [DialOptions.Timeout].
 func (c *Client) Call(serviceMethod string, args, reply any) error {
-	done, _ := c.dones.Get().(chan *rpc.Call)
-	if done == nil {
-		done = make(chan *rpc.Call, 1)
-	}
-	call := <-c.codec.Go(serviceMethod, args, reply, done).Done
-	c.dones.Put(done) // empty again: a call completes once
-	return call.Error
+	return c.codec.Call(context.Background(), serviceMethod, args, reply)
 }
 
 // Go starts a call of serviceMethod and returns its *rpc.Call, which is sent
-// on done when it completes, as [rpc.Client.Go] does; see [Client.Call] for
-// how it differs. done must be buffered; nil means a new channel.
+// on done when it completes, as [rpc.Client.Go] does, bounded by
+// [DialOptions.Timeout]. done must be buffered; nil means a new channel.
 func (c *Client) Go(serviceMethod string, args, reply any, done chan *rpc.Call) *rpc.Call {
 	return c.codec.Go(serviceMethod, args, reply, done)
 }
 
 // CallContext calls serviceMethod and waits for its reply, which it decodes
-// into reply. It returns when the reply comes; when ctx ends (the error then
-// matches context.Canceled or context.DeadlineExceeded); or when the call's
-// timeout passes (the error matches [ErrTimeout]). The timeout is the one
-// [codec.WithTimeout] gave ctx, if any; else none when ctx has a deadline,
-// which then bounds the call whether it is later or earlier than
-// [DialOptions.Timeout]; else DialOptions.Timeout. A server's error reply is
-// a [*codec.Error]. A call that ended early never writes into reply
-// afterwards, and ending ctx never affects the connection.
+// into reply. ctx bounds the call: its deadline, if any, in place of
+// [DialOptions.Timeout].
 func (c *Client) CallContext(ctx context.Context, serviceMethod string, args, reply any) error {
 	return c.codec.Call(ctx, serviceMethod, args, reply)
 }
@@ -260,9 +260,13 @@ func (c *Client) Notify(ctx context.Context, serviceMethod string, args any) err
 	return c.codec.Notify(ctx, serviceMethod, args)
 }
 
-// Stats returns what the client has dropped so far: late replies, events
-// beyond the queue, unreadable frames.
-func (c *Client) Stats() codec.ClientStats { return c.codec.Stats() }
+// Close closes the connection; pending and later calls fail with
+// Disconnected, matching [rpc.ErrShutdown].
+func (c *Client) Close() error { return c.codec.Close() }
+
+// Stats returns what the client has dropped or refused so far: late
+// replies, events beyond the queue, unreadable frames, bad replies.
+func (c *Client) Stats() ClientStats { return c.codec.Stats() }
 
 // Done returns a channel that is closed once the connection has ended, by
 // Close or by the server.

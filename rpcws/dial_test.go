@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/rpc"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -164,8 +165,7 @@ func TestDialEventBytes(t *testing.T) {
 }
 
 // A context deadline later than DialOptions.Timeout bounds a call in its
-// place, as does codec.WithTimeout: such a call outlives a call of the
-// client's timeout sent after it.
+// place: such a call outlives a call of the client's timeout sent after it.
 func TestCallOutlivesClientTimeout(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -174,9 +174,6 @@ func TestCallOutlivesClientTimeout(t *testing.T) {
 	}{
 		{"context deadline", func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), time.Minute)
-		}},
-		{"WithTimeout", func() (context.Context, context.CancelFunc) {
-			return codec.WithTimeout(context.Background(), time.Minute), func() {}
 		}},
 	}
 	for i, tt := range tests {
@@ -207,18 +204,26 @@ func TestCallOutlivesClientTimeout(t *testing.T) {
 	}
 }
 
-// Client.Call, which skips net/rpc's reading goroutine, returns what the
-// embedded stock Call does: the reply, and error replies of the same type
-// and text.
+// Client.Call, Client.Go and net/rpc's own client over DialCodec return the
+// same replies, and errors with the same text and code. The client's are
+// *codec.Error; net/rpc's client turns error replies into rpc.ServerError,
+// which AsError reads back. (Client.Call's were rpc.ServerError too, from an
+// embedded *rpc.Client.)
 func TestClientCallMatchesStock(t *testing.T) {
 	s := newServer(t, nil)
 	c := s.dial(t, nil)
+	cc, err := rpcws.DialCodec(context.Background(), s.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stock := rpc.NewClientWithCodec(cc)
+	defer stock.Close()
 	calls := []struct {
 		name string
 		call func(method string, args, reply any) error
 	}{
 		{"Client.Call", c.Call},
-		{"rpc.Client.Call", c.Client.Call},
+		{"rpc.Client.Call", stock.Call},
 		{"Client.Go", func(method string, args, reply any) error {
 			return waitCall(t, c.Go(method, args, reply, make(chan *rpc.Call, 1)))
 		}},
@@ -226,7 +231,7 @@ func TestClientCallMatchesStock(t *testing.T) {
 	for _, method := range []string{"Test.Multiply", "Test.Plain", "Test.Coded", "Test.Missing"} {
 		type result struct {
 			reply   int
-			errType string
+			code    string
 			errText string
 		}
 		var want result
@@ -234,7 +239,10 @@ func TestClientCallMatchesStock(t *testing.T) {
 			var got result
 			err := call.call(method, &Args{A: 6, B: 7}, &got.reply)
 			if err != nil {
-				got.errType, got.errText = fmt.Sprintf("%T", err), err.Error()
+				got.code, got.errText = rpcws.ErrorCode(err), err.Error()
+				if _, isStock := err.(rpc.ServerError); !isStock && reflect.TypeOf(err) != reflect.TypeOf(&rpcws.Error{}) {
+					t.Errorf("%s through %s: error of type %T", method, call.name, err)
+				}
 			}
 			if i == 0 {
 				want = got

@@ -5,10 +5,10 @@
 // (github.com/coder/websocket) and serves each connection with an unchanged
 // *rpc.Server through a [codec.ServerCodec]: one goroutine reads the
 // connection, each method runs on a goroutine of its own, and one
-// [codec.Outbox] writes replies and events in order. [Dial] returns a [Client] whose Call
-// and Go behave as the stock *rpc.Client's (which it embeds, for code that
-// wants one) a goroutine hand-off faster, and which adds
-// [Client.CallContext], notifications and pushed events.
+// [codec.Outbox] writes replies and events in order. [Dial] returns a
+// [Client] whose Call and Go behave as the stock *rpc.Client's, and which
+// adds [Client.CallContext], notifications and pushed events; [DialCodec]
+// gives net/rpc's own client a connection.
 //
 //	h := rpcws.NewHandler(rpc.NewServer(), nil)
 //	h.RegisterName("User", new(Users)) // reached as "user.get"
@@ -30,16 +30,13 @@
 //
 // # Time
 //
-// Every call ends: with its reply; at its timeout, which reads
-// "timeout: <type>"; when its context ends (CallContext); or at once when
-// the connection closes (the error matches [ErrDisconnected]). The timeout is
-// [DialOptions.Timeout] (10 s by default) for a call without a deadline of
-// its own; a CallContext whose context has a deadline is bounded by it
-// instead, later or earlier, and [codec.WithTimeout] gives one call its own
-// timeout. A timed-out CallContext's error matches [ErrTimeout]; the stock
-// Call's is an [rpc.ServerError], which matches nothing: there
-// codec.ErrorCode(err) == codec.CodeTimeout. A call's context never reaches
-// the socket.
+// Every call ends: with its reply; at its timeout, which is its context's
+// deadline or else [DialOptions.Timeout] (10 s by default); when its context
+// is cancelled; or at once when the connection closes. Its error then has
+// the code of that verdict, as package codec's "Errors" tells ([codec]), and
+// the types and helpers of that story are here too: [Error], [AsError],
+// [ErrorCode], [ErrTimeout], [ErrDisconnected], the Code constants. A call's
+// context never reaches the socket.
 //
 // # Push
 //

@@ -24,7 +24,12 @@ func TestStockClientAndServer(t *testing.T) {
 	if got != 42 {
 		t.Fatalf("got %d, want 42", got)
 	}
-	var stock *rpc.Client = c.Client // the embedded client can go to code that wants one
+	cc, err := rpcws.DialCodec(context.Background(), s.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stock := rpc.NewClientWithCodec(cc) // for code that wants an *rpc.Client
+	defer stock.Close()
 	if err := stock.Call("Test.Multiply", &Args{2, 3}, &got); err != nil || got != 6 {
 		t.Fatalf("got %d, %v; want 6, nil", got, err)
 	}
@@ -71,8 +76,9 @@ func TestConcurrentCallsOutOfOrder(t *testing.T) {
 	}
 }
 
-// Every error code a Go client can meet, through the stock Call (codes
-// parsed back from rpc.ServerError) and through CallContext (*codec.Error).
+// Every error code a Go client can meet from a server, and its timeout,
+// through Call and CallContext alike: a *codec.Error (Call's was an
+// rpc.ServerError, whose code AsError parsed back).
 func TestErrorCodes(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, nil)
@@ -95,8 +101,8 @@ func TestErrorCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var reply int
 			err := c.Call(tt.method, tt.args, &reply)
-			if _, ok := err.(rpc.ServerError); !ok {
-				t.Fatalf("Call: got %T %v, want an rpc.ServerError", err, err)
+			if _, ok := err.(*rpcws.Error); !ok {
+				t.Fatalf("Call: got %T %v, want an *rpcws.Error", err, err)
 			}
 			e, ok := codec.AsError(err)
 			if !ok || e.Code != tt.code || e.Message != tt.message {
