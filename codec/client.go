@@ -3,6 +3,7 @@ package codec
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/rpc"
 	"sync"
@@ -63,8 +64,9 @@ type ClientStats struct {
 // goroutine (or its timer, or the end of the connection) completes it, once.
 type ClientCodec struct {
 	conn        Conn
-	ctx         context.Context // ends when the codec closes
-	cancel      context.CancelFunc
+	adm         *Admission      // counts the bytes out holds, and closes with the codec
+	out         *Outbox         // writes the requests: those made while one is written leave together
+	ctx         context.Context // adm's: ends when the codec closes
 	logger      *slog.Logger
 	late        atomic.Uint64
 	badFrames   atomic.Uint64
@@ -74,8 +76,7 @@ type ClientCodec struct {
 	doneErr     *Error        // why: what pending and later calls get; set before done closes
 	closeCalled atomic.Bool
 
-	wmu   sync.Mutex // serialises writes; guards enc, names and ids
-	enc   *encoder
+	wmu   sync.Mutex // guards names and ids
 	names nameCache
 	ids   idSource
 
@@ -116,7 +117,6 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 		logger:     opts.Logger,
 		readerDone: make(chan struct{}),
 		done:       make(chan struct{}),
-		enc:        newEncoder(),
 		pending:    pendingSet{byID: make(map[idKey]*clientCall), epoch: time.Now()},
 		stock:      stockQueue{ready: make(chan struct{}, 1)},
 	}
@@ -130,7 +130,9 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 	if c.names.fn == nil {
 		c.names.fn = TypeName
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.adm = NewAdmission(&AdmissionOptions{MaxConnBytes: -1})
+	c.out = NewOutbox(conn, c.adm, 0)
+	c.ctx = c.adm.Context()
 	go c.read()
 	return c
 }
@@ -191,23 +193,21 @@ func (c *ClientCodec) Go(serviceMethod string, args, reply any, done chan *rpc.C
 // sends nothing back, not even an error.
 func (c *ClientCodec) Notify(ctx context.Context, serviceMethod string, args any) error {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	_, typ := c.names.lookup([]byte(serviceMethod))
+	c.wmu.Unlock()
 	if ctx.Err() != nil {
 		return contextError(ctx, typ)
 	}
 	if c.isDone() {
 		return c.doneErr
 	}
-	c.enc.start(nil, typ, "")
-	if err := c.enc.data(args); err != nil {
+	enc := getEncoder()
+	defer putEncoder(enc)
+	enc.start(nil, typ, "")
+	if err := enc.data(args); err != nil {
 		return badArgsError(typ, err)
 	}
-	err := c.write(ctx)
-	if err != nil && ctx.Err() != nil {
-		return contextError(ctx, typ)
-	}
-	return err
+	return c.write(ctx, typ, enc)
 }
 
 // start registers rc as a pending call, timed by the client's timeout or
@@ -217,22 +217,24 @@ func (c *ClientCodec) Notify(ctx context.Context, serviceMethod string, args any
 // caller takes it back with remove.
 func (c *ClientCodec) start(ctx context.Context, rc *rpc.Call, timed bool) (idKey, string, error) {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	_, typ := c.names.lookup([]byte(rc.ServiceMethod))
+	id := c.ids.next()
+	c.wmu.Unlock()
 	if ctx.Err() != nil {
 		return idKey{}, typ, contextError(ctx, typ)
 	}
-	id := c.ids.next()
 	var idJSON [2 + len(idKey{})]byte
 	idJSON[0], idJSON[len(idJSON)-1] = '"', '"'
 	encodeUUID(idJSON[1:], id)
 	key := idKey(idJSON[1 : len(idJSON)-1])
-	c.enc.start(idJSON[:], typ, "")
-	if err := c.enc.data(rc.Args); err != nil {
+	enc := getEncoder()
+	defer putEncoder(enc)
+	enc.start(idJSON[:], typ, "")
+	if err := enc.data(rc.Args); err != nil {
 		return key, typ, badArgsError(typ, err)
 	}
 
-	// Register before writing: the reply may come before WriteFrame returns.
+	// Register before writing: the reply may come before the write returns.
 	call, _ := c.calls.Get().(*clientCall)
 	if call == nil {
 		call = new(clientCall)
@@ -247,20 +249,23 @@ func (c *ClientCodec) start(ctx context.Context, rc *rpc.Call, timed bool) (idKe
 	c.pending.add(call, timed)
 	c.mu.Unlock()
 
-	if err := c.write(c.ctx); err != nil && c.remove(key) {
+	if err := c.write(ctx, typ, enc); err != nil && c.remove(key) {
 		return key, typ, err
 	} // else the connection ended during the write, and its verdict is on its way
 	return key, typ, nil
 }
 
-// write writes the frame in enc. The caller holds wmu.
-func (c *ClientCodec) write(ctx context.Context) error {
-	err := c.conn.WriteFrame(ctx, c.enc.buf.Bytes())
-	c.enc.trim()
-	if err == nil {
+// write hands the frame in enc to the outbox, which sends it at once or
+// with the frames written meanwhile; ctx bounds a wait for room in its
+// queue.
+func (c *ClientCodec) write(ctx context.Context, typ string, enc *encoder) error {
+	err := c.out.Write(ctx, enc.buf.Bytes(), true)
+	switch {
+	case err == nil:
 		return nil
-	}
-	if c.isDone() {
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return contextError(ctx, typ)
+	case c.isDone():
 		return c.doneErr
 	}
 	return &Error{Code: CodeDisconnected, Message: "cannot write: " + err.Error(), Err: err}
@@ -366,7 +371,7 @@ func (c *ClientCodec) Close() error {
 		return nil
 	}
 	c.events.stop()
-	c.cancel()
+	c.adm.Close()
 	err := c.conn.Close()
 	<-c.readerDone
 	return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -254,6 +255,20 @@ func newEncoder() *encoder {
 	e.enc = json.NewEncoder(&e.buf)
 	e.enc.SetEscapeHTML(false)
 	return e
+}
+
+// Encoders are pooled by the process: each frame is encoded at once, and
+// written from its encoder, so that a connection's writers need not take
+// turns while one of them writes (BenchmarkShared64Small).
+var encoderPool = sync.Pool{New: func() any { return newEncoder() }}
+
+// getEncoder returns an encoder for one frame.
+func getEncoder() *encoder { return encoderPool.Get().(*encoder) }
+
+// putEncoder gives e back, without a large buffer.
+func putEncoder(e *encoder) {
+	e.trim()
+	encoderPool.Put(e)
 }
 
 // trim drops the buffer after a frame too large to keep its storage for:

@@ -150,6 +150,7 @@ func (c *ClientCodec) shutdown(cause error) {
 	pending := c.pending.takeAll()
 	close(c.done)
 	c.mu.Unlock()
+	c.adm.Close()
 	for _, call := range pending {
 		c.complete(call, c.doneErr, nil)
 	}

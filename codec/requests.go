@@ -148,13 +148,10 @@ func (r *request) WriteResponse(resp *rpc.Response, body any) error {
 // Close closes nothing: the connection is Serve's.
 func (r *request) Close() error { return nil }
 
-// Request views, with their frame buffers, and encoders are pooled by the
-// process, not kept by each connection: a busy connection needs many at
-// once, and an idle one none (BenchmarkShared64Small, BenchmarkIdleConns).
-var (
-	requestPool = sync.Pool{New: func() any { return new(request) }}
-	encoderPool = sync.Pool{New: func() any { return newEncoder() }}
-)
+// Request views, with their frame buffers, are pooled by the process, not
+// kept by each connection: a busy connection needs many at once, and an
+// idle one none (BenchmarkShared64Small, BenchmarkIdleConns).
+var requestPool = sync.Pool{New: func() any { return new(request) }}
 
 // newRequest returns a request view to read into, with a frame buffer.
 func (c *ServerCodec) newRequest() *request {
@@ -167,13 +164,4 @@ func (c *ServerCodec) newRequest() *request {
 func (c *ServerCodec) freeRequest(r *request) {
 	*r = request{buf: r.buf}
 	requestPool.Put(r)
-}
-
-// getEncoder returns an encoder for one reply.
-func (c *ServerCodec) getEncoder() *encoder { return encoderPool.Get().(*encoder) }
-
-// putEncoder gives e back, without a large buffer.
-func (c *ServerCodec) putEncoder(e *encoder) {
-	e.trim()
-	encoderPool.Put(e)
 }

@@ -369,8 +369,8 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 // returns the code and message of the error reply written in its place when
 // the result cannot be sent.
 func (c *ServerCodec) reply(id []byte, typ string, body any) (code, message string, err error) {
-	enc := c.getEncoder()
-	defer c.putEncoder(enc)
+	enc := getEncoder()
+	defer putEncoder(enc)
 	enc.start(id, typ, ".response")
 	if encErr := enc.data(body); encErr != nil {
 		code, message = CodeServerError, "cannot encode the result: "+encErr.Error()
@@ -428,8 +428,8 @@ func (c *ServerCodec) runAfter(req *serverRequest) {
 // replyError writes an error reply; id nil means an error that belongs to no
 // request.
 func (c *ServerCodec) replyError(id []byte, code, message string) error {
-	enc := c.getEncoder()
-	defer c.putEncoder(enc)
+	enc := getEncoder()
+	defer putEncoder(enc)
 	err := c.out.Write(c.adm.Context(), enc.errorFrame(id, code, message), true)
 	if err != nil && !errors.Is(err, ErrClosed) {
 		c.debug("cannot write an error reply", "code", code, "error", err)

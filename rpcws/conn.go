@@ -29,18 +29,8 @@ type transport interface {
 // and adds what the codecs leave to it: a write timeout per send and
 // keepalive pings. It keeps no goroutine of its own: pings run on a timer.
 type wsConn struct {
-	ws           *websocket.Conn
-	cork         *corkConn     // under ws; nil when the connection could not be wrapped
-	corkAbove    int           // frames larger are written corked: the write buffer of ws, less a header
-	writeTimeout time.Duration // <= 0: none
-	heard        *heard        // the peer was heard from since the last keepalive tick
-	in           *lazyReader   // what ws reads, to wait on for the next frame; may be nil
-
-	// adm is the server connection's admission: it holds the bytes of a
-	// large frame being read, and closes first when the connection does,
-	// so that nothing more is written once the contexts that methods watch
-	// end. Nil for a client.
-	adm *codec.Admission
+	wsParts
+	corkAbove int // frames larger are written corked: the write buffer of ws, less a header
 
 	mu           sync.Mutex // guards closed and pingTimer's reset
 	closed       bool
@@ -55,10 +45,25 @@ type wsConn struct {
 	closeOnce sync.Once
 }
 
-// newWSConn returns the connection over ws. cork, the connection under ws,
-// may be nil; writeBuffer is the size of the buffer ws writes through.
-func newWSConn(ws *websocket.Conn, cork *corkConn, writeBuffer int, writeTimeout time.Duration, h *heard, adm *codec.Admission) *wsConn {
-	c := &wsConn{ws: ws, cork: cork, corkAbove: writeBuffer - maxFrameHeader, writeTimeout: writeTimeout, heard: h, adm: adm}
+// wsParts are what a wsConn is made of.
+type wsParts struct {
+	ws           *websocket.Conn
+	cork         *corkConn     // under ws; nil when the connection could not be wrapped
+	writeTimeout time.Duration // <= 0: none
+	heard        *heard        // the peer was heard from since the last keepalive tick
+	in           *lazyReader   // what ws reads, to wait on for the next frame; may be nil
+
+	// adm is the server connection's admission: it holds the bytes of a
+	// large frame being read, and closes first when the connection does,
+	// so that nothing more is written once the contexts that methods watch
+	// end. Nil for a client.
+	adm *codec.Admission
+}
+
+// newWSConn returns the connection made of p. writeBuffer is the size of
+// the buffer p.ws writes through.
+func newWSConn(p wsParts, writeBuffer int) *wsConn {
+	c := &wsConn{wsParts: p, corkAbove: writeBuffer - maxFrameHeader}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -299,7 +304,12 @@ func (c *wsConn) closeWith(code websocket.StatusCode, reason string) error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.stop()
-		err = c.ws.Close(code, reason)
+		if c.in != nil {
+			// coder/websocket reads the peer's close frame here.
+			c.in.close(func() { err = c.ws.Close(code, reason) })
+		} else {
+			err = c.ws.Close(code, reason)
+		}
 		if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || websocket.CloseStatus(err) != -1 {
 			err = nil // closed already, or by the peer first: nothing to report
 		}

@@ -159,7 +159,7 @@ func DialCodec(ctx context.Context, url string, opts *DialOptions) (*codec.Clien
 		return nil, dialError(ctx, url, err)
 	}
 	ws.SetReadLimit(max(orDefault(o.ReadLimit, DefaultDialReadLimit), -1))
-	dc := &dialedConn{wsConn: newWSConn(ws, cork, clientWriteBuffer, writeTimeout, hd, nil), net: conns}
+	dc := &dialedConn{wsConn: newWSConn(wsParts{ws: ws, cork: cork, writeTimeout: writeTimeout, heard: hd}, clientWriteBuffer), net: conns}
 	dc.startKeepalive(orDefault(o.PingInterval, DefaultDialPingInterval))
 	return codec.NewClientCodec(dc, &codec.ClientOptions{
 		TypeName:            o.TypeName,

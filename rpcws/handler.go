@@ -294,9 +294,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, a *admission) *
 	}
 	// r.Context() must not be used from here on.
 	ws.SetReadLimit(max(h.opts.ReadLimit, -1))
-	conn := newWSConn(ws, cork, serverWriteBuffer, h.opts.WriteTimeout, hd, adm)
-	conn.in = in
-	return conn
+	return newWSConn(wsParts{ws: ws, cork: cork, in: in, writeTimeout: h.opts.WriteTimeout, heard: hd, adm: adm}, serverWriteBuffer)
 }
 
 // newAdmission returns the admission of a new connection, within share.

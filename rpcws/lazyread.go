@@ -49,6 +49,11 @@ type lazyReader struct {
 	// front is coder/websocket's buffer in front of this reader: bytes it
 	// took from here and holds, which may be a whole frame.
 	front *bufio.Reader
+
+	// closing is held by a goroutine that closes the connection:
+	// coder/websocket then reads it, for the peer's close frame, while the
+	// reader may be about to await.
+	closing sync.Mutex
 }
 
 // newLazyReader returns the reader of conn, and the bufio.Reader to hand
@@ -75,10 +80,23 @@ func newLazyReader(conn net.Conn, pool *sync.Pool, early []byte) (*lazyReader, *
 // It reads nothing, so a goroutine that closes the connection may read the
 // peer's close frame meanwhile.
 func (l *lazyReader) await() {
-	if l.raw == nil || l.buf != nil || l.front.Buffered() > 0 {
+	if l.raw == nil {
 		return
 	}
-	l.raw.Read(l.peek)
+	l.closing.Lock()
+	pending := l.buf != nil || l.front.Buffered() > 0
+	l.closing.Unlock()
+	if !pending {
+		l.raw.Read(l.peek)
+	}
+}
+
+// close runs f, which closes the connection and may read it, apart from
+// await's look at what is buffered.
+func (l *lazyReader) close(f func()) {
+	l.closing.Lock()
+	defer l.closing.Unlock()
+	f()
 }
 
 func (l *lazyReader) Read(p []byte) (int, error) {
