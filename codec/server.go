@@ -74,6 +74,16 @@ type ServerOptions struct {
 	// negative means no bound (the transport's write timeout still bounds a
 	// peer that stops reading).
 	MaxQueuedBytes int
+
+	// PlainError, if set, maps the text of a plain error, one that a method
+	// returned without a code (see [Error]) and that is sent with code
+	// ServerError, to the message the client sees. It is called with the
+	// request's type, for replies only (a notification's error is logged,
+	// never sent), from many goroutines at once. Nil sends the text verbatim:
+	// a driver's error, a file path, a host name reach the client as they
+	// are. [HidePlainErrors] returns one that logs the text and sends a
+	// generic message.
+	PlainError func(typ, text string) string
 }
 
 // Defaults of [ServerOptions].
@@ -122,6 +132,7 @@ type ServerCodec struct {
 	cancel   context.CancelFunc
 	logger   *slog.Logger
 	onCall   func(CallInfo)
+	plainErr func(typ, text string) string // ServerOptions.PlainError
 	maxSlots int64
 	slots    *semaphore.Weighted // one per request in flight
 	maxFrame int                 // <= 0: none
@@ -269,6 +280,7 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 		conn:     conn,
 		logger:   opts.Logger,
 		onCall:   opts.OnCall,
+		plainErr: opts.PlainError,
 		maxSlots: int64(opts.MaxInFlight),
 		maxFrame: opts.MaxFrameSize,
 		shared:   opts.Budget,
@@ -542,6 +554,9 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 		code, message = classify(r.Error, req.typ)
 	}
 	id := req.id()
+	if code == CodeServerError && c.plainErr != nil && id != nil {
+		message = c.plainErr(req.typ, message)
+	}
 	var err error
 	switch {
 	case id == nil:

@@ -124,12 +124,21 @@ type HandlerOptions struct {
 	// [Peer.Identity].
 	Authorize func(r *http.Request) (identity any, err error)
 
-	// Logger receives the handler's and the codec's log lines. Nil means
-	// silent.
+	// Logger receives the handler's and the codec's log lines, at levels
+	// that say who acts: Debug for what is routine, Warn for a client's
+	// fault, Error for what an operator must act on. Nil means
+	// [slog.Default]; slog.New(slog.DiscardHandler) silences the handler.
 	Logger *slog.Logger
 
 	// OnCall, if set, sees every served request's type, duration and outcome.
 	OnCall func(codec.CallInfo)
+
+	// PlainError, if set, maps the text of a plain error that a method
+	// returned (one without a code, sent as ServerError) to the message the
+	// client sees; nil sends the text verbatim. [codec.HidePlainErrors]
+	// logs the text and sends a generic message. See
+	// [codec.ServerOptions].PlainError.
+	PlainError func(typ, text string) string
 
 	// Broker carries [Handler.Publish] to the other replicas. The handler
 	// owns it: NewHandler starts it and subscribes to the handler's own
@@ -226,7 +235,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Authorize != nil {
 		var err error
 		if identity, err = h.opts.Authorize(r); err != nil {
-			h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
+			h.logAt(slog.LevelWarn, "refused an upgrade: Authorize", "remote", r.RemoteAddr, "error", err)
 			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 			return
 		}
@@ -256,7 +265,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ao.OnPingReceived, ao.OnPongReceived = conn.controlHooks(ao.OnPingReceived, ao.OnPongReceived)
 	ws, err := websocket.Accept(bw, r, &ao)
 	if err != nil {
-		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
+		level := slog.LevelWarn // a page of another origin, a bad handshake
+		if !isUpgrade(r) {
+			level = slog.LevelDebug // a health check, curl: not a WebSocket request
+		}
+		h.logAt(level, "refused an upgrade", "remote", r.RemoteAddr, "error", err)
 		return // Accept has written the response
 	}
 	// r.Context() must not be used from here on.
@@ -360,8 +373,9 @@ func (h *Handler) newCodec(conn transport, identity any, remoteAddr string) *ser
 	sc := &serverCodec{ServerCodec: codec.NewServerCodec(conn, &codec.ServerOptions{
 		MethodName:     methodName,
 		MaxInFlight:    h.opts.MaxInFlight,
-		Logger:         h.opts.Logger,
+		Logger:         h.logger(),
 		OnCall:         h.opts.OnCall,
+		PlainError:     h.opts.PlainError,
 		MaxFrameSize:   maxFrame,
 		MaxBytes:       h.opts.MaxConnBytes,
 		Budget:         h.budget,
@@ -537,9 +551,7 @@ func within(ctx context.Context, f func()) error {
 }
 
 func (h *Handler) log(msg string, args ...any) {
-	if h.opts.Logger != nil {
-		h.opts.Logger.Info("rpcws: "+msg, args...)
-	}
+	h.logger().Info("rpcws: "+msg, args...)
 }
 
 // Subprotocols returns the WebSocket subprotocols that an upgrade request
