@@ -9,7 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/rpc"
+	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -145,4 +149,35 @@ func ExampleHandlerOptions_plainError() {
 		PlainError: codec.HidePlainErrors(nil), // logs to slog.Default, at Error
 	})
 	http.Handle("/rpc", h)
+}
+
+// A server that shuts down gracefully on SIGINT or SIGTERM: calls in flight
+// get their replies, then every connection closes with 1001. Returning from
+// main when ListenAndServe does would cut them instead. The HTTP server and
+// the WebSockets shut down side by side, under one deadline. Compiled only:
+// it waits for a signal; internal/readme/shutdown is the same program, run
+// by its test.
+func ExampleHandler_Shutdown() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	h := rpcws.NewHandler(rpc.NewServer(), nil)
+	h.RegisterName("User", Users{})
+	hs := &http.Server{Addr: "127.0.0.1:8080", Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			log.Fatal(err)
+		}
+	}()
+	<-ctx.Done()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var httpErr, wsErr error
+	wg.Go(func() { httpErr = hs.Shutdown(ctx) })
+	wg.Go(func() { wsErr = h.Shutdown(ctx) })
+	wg.Wait()
+	if err := errors.Join(httpErr, wsErr); err != nil {
+		log.Fatal(err)
+	}
 }
