@@ -57,7 +57,7 @@ func fencedBlocks(t *testing.T, md string) []block {
 			body = append(body, lines[i])
 		}
 		if i == len(lines) {
-			t.Fatalf("README.md:%d: the block never closes", b.line)
+			t.Fatalf("line %d: the block never closes", b.line)
 		}
 		b.text = strings.Join(body, "\n")
 		blocks = append(blocks, b)
