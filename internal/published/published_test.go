@@ -48,7 +48,8 @@ func main() {
 
 // TestInstallAsPublished publishes the modules at the version the nested
 // modules require of the root, then, from an empty module outside the
-// repository, runs go get for each and builds a program that imports them.
+// repository, runs go get for each and builds a program that imports them,
+// and the README's server (internal/readme/server) as a reader pastes it.
 // The third-party modules come from the local module cache, read as a
 // second file:// proxy (filled first by go mod download where it lacks
 // them), so that the install itself asks no server anything.
@@ -89,6 +90,18 @@ func TestInstallAsPublished(t *testing.T) {
 	for _, m := range []string{modulePath + "/rpcws", modulePath + "/broker/redis", modulePath + "/broker/nats"} {
 		run(t, app, env, "go", "get", m+"@"+version)
 	}
+	// The README's server, pasted into the module as it stands, builds too.
+	readmeServer, err := os.ReadFile(filepath.Join(root, "internal", "readme", "server", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(app, "server"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(app, "server", "main.go"), readmeServer, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, app, env, "go", "build", "-o", os.DevNull, "./server")
 	out := run(t, app, env, "go", "run", ".")
 	if strings.TrimSpace(out) != "built true" {
 		t.Fatalf("the program printed %q, want %q", out, "built true")
@@ -255,11 +268,11 @@ func goEnv(t *testing.T, name string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// run runs name with args in dir under env, for at most two minutes, and
+// run runs name with args in dir under env, for at most five minutes, and
 // returns its standard output; a failure ends the test with its output.
 func run(t *testing.T, dir string, env []string, name string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir, cmd.Env = dir, env
