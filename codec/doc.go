@@ -30,7 +30,9 @@
 // # Errors
 //
 // A service returns an [*Error] to fail with a code; any other error is
-// ServerError. net/rpc carries errors as strings, so the text of an Error is
+// ServerError, its text sent to the client verbatim, unless
+// [ServerOptions].PlainError maps it ([HidePlainErrors] keeps it in the log
+// and sends "internal error"). net/rpc carries errors as strings, so the text of an Error is
 // a frozen format that the codecs parse back: "[Code] Message", or, for a
 // timeout, the lesson's "timeout: <type>".
 //

@@ -50,6 +50,16 @@ type ServerOptions struct {
 	// written to the connection (pushed events). Nil means a new [Outbox]
 	// of the connection, with the default bound.
 	Outbox *Outbox
+
+	// PlainError, if set, maps the text of a plain error, one that a method
+	// returned without a code (see [Error]) and that is sent with code
+	// ServerError, to the message the client sees. It is called with the
+	// request's type, for replies only (a notification's error is logged,
+	// never sent), from many goroutines at once. Nil sends the text verbatim:
+	// a driver's error, a file path, a host name reach the client as they
+	// are. [HidePlainErrors] returns one that logs the text and sends a
+	// generic message.
+	PlainError func(typ, text string) string
 }
 
 // DefaultMaxFrameSize is the largest frame written or read, in bytes, unless
@@ -87,7 +97,8 @@ type ServerCodec struct {
 	logger   *slog.Logger
 	onCall   func(CallInfo)
 	bind     func(any, uint64)
-	maxFrame int // <= 0: none
+	plainErr func(typ, text string) string // ServerOptions.PlainError
+	maxFrame int                           // <= 0: none
 
 	// Owned by the reading goroutine: net/rpc's ServeCodec reads on one,
 	// and so does Serve.
@@ -125,6 +136,7 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 		logger:   o.Logger,
 		onCall:   o.OnCall,
 		bind:     o.Bind,
+		plainErr: o.PlainError,
 		maxFrame: o.MaxFrameSize,
 	}
 	if c.maxFrame == 0 {
@@ -344,6 +356,9 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 		code, message = classify(r.Error, req.typ)
 	}
 	id := req.id()
+	if code == CodeServerError && c.plainErr != nil && id != nil {
+		message = c.plainErr(req.typ, message)
+	}
 	var err error
 	switch {
 	case id == nil:

@@ -318,9 +318,10 @@ func TestConformanceCatchesFaults(t *testing.T) {
 	}
 }
 
-// The published package runs the tool anywhere: packed with npm pack (which bundles
-// the transcripts), installed into an empty project without the network, and run as
-// `npx rpcws-conformance`, it passes the reference server.
+// The published package works as its README says: packed with npm pack (which
+// bundles the transcripts), installed into an empty project without the network, its
+// client imports as "rpcws" in Node, with its types beside it, and calls the reference
+// server; and `npx rpcws-conformance` passes the reference server.
 func TestConformancePackage(t *testing.T) {
 	t.Parallel()
 	needNode(t)
@@ -351,6 +352,19 @@ func TestConformancePackage(t *testing.T) {
 	run(project, npm, "install", "--offline", "--silent", tarballs[0])
 
 	_, hs := startRef(t, nil)
+	if _, err := os.Stat(filepath.Join(project, "node_modules", "rpcws", "rpcws.d.ts")); err != nil {
+		t.Errorf("the installed package has no types: %v", err)
+	}
+	script := `import { connect, RpcError } from "rpcws";
+const client = await connect(process.argv[1]);
+const echoed = await client.request("demo.echo", { hello: "npm" });
+const failed = await client.request("user.get", { id: "nobody" }).catch((e) => e);
+console.log(JSON.stringify(echoed), failed instanceof RpcError, failed.code);
+client.close();`
+	got := run(project, "node", "--experimental-websocket", "--input-type=module", "-e", script, wsURL(hs, "/rpc"))
+	if want := `{"hello":"npm"} true NotFound`; strings.TrimSpace(got) != want {
+		t.Errorf("the installed client printed %q, want %q", got, want)
+	}
 	out := run(project, "npx", "--offline", "rpcws-conformance", "--quick", "--json", wsURL(hs, "/rpc"))
 	var pass, transcripts int
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {

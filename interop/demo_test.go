@@ -15,7 +15,7 @@ import (
 )
 
 // The reference server serves the client module, its types and the demo page from
-// the embedded jsclient.Files, with the content types browsers insist on for modules.
+// the embedded js.Files, with the content types browsers insist on for modules.
 func TestServedFiles(t *testing.T) {
 	t.Parallel()
 	_, hs := startRef(t, nil)

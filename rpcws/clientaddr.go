@@ -1,6 +1,7 @@
 package rpcws
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -205,11 +206,18 @@ func (h *Handler) releaseClient(client string) {
 // status, and logs it.
 func (h *Handler) refuseUpgrade(w http.ResponseWriter, r *http.Request, client string, status int) {
 	if status == http.StatusTooManyRequests {
-		h.log("refused an upgrade", "remote", r.RemoteAddr, "client", client,
+		h.logAt(slog.LevelWarn, "refused an upgrade", "remote", r.RemoteAddr, "client", client,
 			"error", "too many connections from this client (MaxConnsPerClient; behind a proxy, see ClientAddr)")
 		http.Error(w, "rpcws: too many connections from this address", status)
 		return
 	}
-	h.log("refused an upgrade", "remote", r.RemoteAddr, "error", "at capacity or shutting down")
+	h.mu.Lock()
+	closing := h.closing
+	h.mu.Unlock()
+	if closing {
+		h.logAt(slog.LevelDebug, "refused an upgrade", "remote", r.RemoteAddr, "error", "shutting down")
+	} else {
+		h.logAt(slog.LevelError, "refused an upgrade", "remote", r.RemoteAddr, "error", "at capacity (MaxConns)")
+	}
 	http.Error(w, "rpcws: server at capacity or shutting down", status)
 }

@@ -1,5 +1,8 @@
 // Package rpcws serves net/rpc services to browsers, and to any client of
 // the protocol, over WebSocket, and gives Go programs a client for them.
+// Its import path is github.com/rpcws/rpcws/rpcws (go get
+// github.com/rpcws/rpcws/rpcws); the wire format itself is in
+// github.com/rpcws/rpcws/codec.
 //
 // A [Handler] is an http.Handler that upgrades requests to WebSockets
 // (github.com/coder/websocket) and serves each connection with an unchanged
@@ -38,6 +41,15 @@
 // [ErrorCode], [ErrTimeout], [ErrDisconnected], the Code constants. A call's
 // context never reaches the socket.
 //
+// # Errors
+//
+// A method that returns a [*codec.Error] (or an error wrapping one) fails
+// with its code and message. Any other error is a plain error: its text is
+// sent verbatim, with code ServerError, to the client, which may be a
+// browser: a driver's error, a file path, a host name included.
+// [HandlerOptions].PlainError maps that text to what the client reads;
+// [codec.HidePlainErrors] logs it and sends "internal error".
+//
 // # Push
 //
 // A method reaches the connection that called it by embedding [Caller] in
@@ -47,13 +59,26 @@
 // closed instead. Go clients receive events through [DialOptions].OnEvent,
 // from a queue bounded in bytes ([DialOptions].MaxQueuedEventBytes).
 //
-// # Limits
+// # Topics and brokers
+//
+// [Handler.Publish] sends an event to an [Address]: a [Topic] that
+// connections join with [Peer.Join], a [User] (every connection whose
+// identity names that user), one connection ([ToPeer]) or [All]. Across
+// replicas it travels through the handler's [Broker]: in-process by default
+// ([MemoryBus]), or Redis or NATS with the nested modules
+// github.com/rpcws/rpcws/broker/redis and github.com/rpcws/rpcws/broker/nats.
+// Delivery is at most once; a possible gap reaches the client as a
+// [ResyncEvent] naming the topics concerned.
+//
+// # Limits and logs
 //
 // The handler caps requests in flight per connection (and stops reading at
 // the cap), frame size, connections, queued events and the time a write may
 // take; it pings idle connections, and [Handler.Shutdown] drains gracefully.
 // Zero in an options field means the documented default, a negative value
-// none. See the README's "Limits and defaults".
+// none. It logs to [HandlerOptions].Logger, or slog's default logger: Debug
+// for what is routine, Warn for a client's fault, Error for what an operator
+// must act on. See docs/production.md in the repository.
 //
 // A server connection's replies and events that complete while its outbox
 // writes leave together in its next send: many calls on one connection

@@ -136,12 +136,21 @@ type HandlerOptions struct {
 	// [Peer.Identity].
 	Authorize func(r *http.Request) (identity any, err error)
 
-	// Logger receives the handler's and the codec's log lines. Nil means
-	// silent.
+	// Logger receives the handler's and the codec's log lines, at levels
+	// that say who acts: Debug for what is routine, Warn for a client's
+	// fault, Error for what an operator must act on. Nil means
+	// [slog.Default]; slog.New(slog.DiscardHandler) silences the handler.
 	Logger *slog.Logger
 
 	// OnCall, if set, sees every served request's type, duration and outcome.
 	OnCall func(codec.CallInfo)
+
+	// PlainError, if set, maps the text of a plain error that a method
+	// returned (one without a code, sent as ServerError) to the message the
+	// client sees; nil sends the text verbatim. [codec.HidePlainErrors]
+	// logs the text and sends a generic message. See
+	// [codec.ServerOptions].PlainError.
+	PlainError func(typ, text string) string
 
 	// Broker carries [Handler.Publish] to the other replicas. The handler
 	// owns it: NewHandler starts it and subscribes to the handler's own
@@ -261,7 +270,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) (identity an
 	}
 	identity, err := h.opts.Authorize(r)
 	if err != nil {
-		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
+		h.logAt(slog.LevelWarn, "refused an upgrade: Authorize", "remote", r.RemoteAddr, "error", err)
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return nil, false
 	}
@@ -289,7 +298,11 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request, a *admission) *
 		hijacked: a.upgrading, broken: adm.Close, conn: func(c *corkConn, l *lazyReader) { cork, in = c, l }}
 	ws, err := websocket.Accept(cw, r, &ao)
 	if err != nil {
-		h.log("refused an upgrade", "remote", r.RemoteAddr, "error", err)
+		level := slog.LevelWarn // a page of another origin, a bad handshake
+		if !isUpgrade(r) {
+			level = slog.LevelDebug // a health check, curl: not a WebSocket request
+		}
+		h.logAt(level, "refused an upgrade", "remote", r.RemoteAddr, "error", err)
 		return nil // Accept has written the response
 	}
 	// r.Context() must not be used from here on.
@@ -383,8 +396,9 @@ func (h *Handler) newPeer(conn transport, identity any, remoteAddr string) *Peer
 	var p *Peer // the codec binds Callers to it
 	sc := codec.NewServerCodec(conn, &codec.ServerOptions{
 		MethodName:   methodName,
-		Logger:       h.opts.Logger,
+		Logger:       h.logger(),
 		OnCall:       h.opts.OnCall,
+		PlainError:   h.opts.PlainError,
 		MaxFrameSize: maxFrame,
 		Bind:         func(args any, seq uint64) { bindCaller(args, p, seq) },
 		Admission:    adm,
@@ -561,9 +575,7 @@ func within(ctx context.Context, f func()) error {
 }
 
 func (h *Handler) log(msg string, args ...any) {
-	if h.opts.Logger != nil {
-		h.opts.Logger.Info("rpcws: "+msg, args...)
-	}
+	h.logger().Info("rpcws: "+msg, args...)
 }
 
 // maxSubprotocolHeader bounds the subprotocols an upgrade request may

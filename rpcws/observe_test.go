@@ -3,7 +3,6 @@ package rpcws_test
 import (
 	"context"
 	"fmt"
-	"log"
 	"log/slog"
 	"net/http"
 	"net/rpc"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rpcws/rpcws/codec"
-	"github.com/rpcws/rpcws/internal/testutil"
 	"github.com/rpcws/rpcws/rpcws"
 )
 
@@ -98,12 +96,14 @@ func TestLogRefusedUpgrades(t *testing.T) {
 		query  string
 		status int
 		line   []string // what the log line says
+		level  slog.Level
 	}{
 		{
 			name:   "cross-origin",
 			header: http.Header{"Origin": {"http://evil.example"}},
 			status: http.StatusForbidden,
 			line:   []string{"rpcws: refused an upgrade", "remote=127.0.0.1:", "evil.example", "not authorized"},
+			level:  slog.LevelWarn,
 		},
 		{
 			name:   "Authorize",
@@ -111,12 +111,14 @@ func TestLogRefusedUpgrades(t *testing.T) {
 			query:  "?token=t-mallory",
 			status: http.StatusForbidden,
 			line:   []string{"rpcws: refused an upgrade", "remote=127.0.0.1:", "unknown token t-mallory"},
+			level:  slog.LevelWarn,
 		},
 		{
 			name:   "at capacity",
 			opts:   rpcws.HandlerOptions{MaxConns: -1}, // filled below
 			status: http.StatusServiceUnavailable,
 			line:   []string{"rpcws: refused an upgrade", "remote=127.0.0.1:", "capacity"},
+			level:  slog.LevelError,
 		},
 	}
 	for _, tt := range tests {
@@ -137,20 +139,11 @@ func TestLogRefusedUpgrades(t *testing.T) {
 				t.Fatalf("status: got %d, want %d", got, tt.status)
 			}
 			logs.wait(t, tt.line...)
+			if got := logs.levelOf(tt.line...); got != tt.level {
+				t.Errorf("level: got %v, want %v", got, tt.level)
+			}
 		})
 	}
-	// Plain HTTP requests to the WebSocket endpoint get a line too.
-	logs := newLogRecorder()
-	s := newServer(t, &rpcws.HandlerOptions{Logger: slog.New(logs)})
-	resp, err := http.Get("http" + strings.TrimPrefix(s.url, "ws"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUpgradeRequired {
-		t.Fatalf("plain GET: got %d, want %d", resp.StatusCode, http.StatusUpgradeRequired)
-	}
-	logs.wait(t, "rpcws: refused an upgrade", "Upgrade")
 }
 
 // A notification that fails gets a log line, as it can get no reply.
@@ -187,46 +180,6 @@ func TestLogFailedNotifications(t *testing.T) {
 	}
 	if after := logs.lines(); len(after) != before {
 		t.Fatalf("log lines after a good notification: got %q, want none", after[before:])
-	}
-}
-
-// Without a Logger the handler logs nothing, not even to slog's or log's
-// default logger.
-func TestSilentByDefault(t *testing.T) {
-	// Not parallel: it swaps the process's default loggers.
-	logs := newLogRecorder()
-	oldSlog, oldOut, oldFlags := slog.Default(), log.Writer(), log.Flags()
-	slog.SetDefault(slog.New(logs)) // log's default logger writes to it too
-	t.Cleanup(func() {
-		slog.SetDefault(oldSlog)
-		log.SetOutput(oldOut)
-		log.SetFlags(oldFlags)
-	})
-
-	s := newServer(t, &rpcws.HandlerOptions{Authorize: authorize, MaxConns: 2})
-	c := s.dial(t, &rpcws.DialOptions{WebSocket: &websocket.DialOptions{Subprotocols: []string{"token.t-alice"}}})
-	if got := dialStatus(t, s.url, nil); got != http.StatusForbidden {
-		t.Fatalf("no token: got %d, want 403", got)
-	}
-	if got := dialStatus(t, s.url+"?token=t-bob", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://evil.example"}}}); got != http.StatusForbidden {
-		t.Fatalf("cross-origin: got %d, want 403", got)
-	}
-	s.dial(t, &rpcws.DialOptions{WebSocket: &websocket.DialOptions{Subprotocols: []string{"token.t-bob"}}})
-	testutil.WaitFor(t, "the connections to be counted", func() bool { return s.h.NumConns() == 2 })
-	if got := dialStatus(t, s.url+"?token=t-bob", nil); got != http.StatusServiceUnavailable {
-		t.Fatalf("at capacity: got %d, want 503", got)
-	}
-	if err := c.Notify(context.Background(), "Test.Plain", &Args{}); err != nil {
-		t.Fatal(err)
-	}
-	var got int
-	if err := c.Call("Test.Multiply", &Args{2, 2}, &got); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	testutil.WaitFor(t, "the connection to close", func() bool { return s.h.NumConns() == 1 })
-	if lines := logs.lines(); len(lines) > 0 {
-		t.Fatalf("log lines without a Logger: got %q, want none", lines)
 	}
 }
 

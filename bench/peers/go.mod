@@ -2,13 +2,11 @@ module github.com/rpcws/rpcws/bench/peers
 
 go 1.26.8
 
-replace github.com/rpcws/rpcws => ../..
-
 require (
 	github.com/coder/websocket v1.8.15
 	github.com/ethereum/go-ethereum v1.17.10
 	github.com/gorilla/websocket v1.5.3
-	github.com/rpcws/rpcws v0.0.0-00010101000000-000000000000
+	github.com/rpcws/rpcws v0.1.0
 	github.com/sourcegraph/jsonrpc2 v0.2.3
 	golang.org/x/net v0.62.0
 )

@@ -1,7 +1,7 @@
 package readme_test
 
-// README.md, "A client" (Go) and "Timeouts, cancellation, errors and push":
-// the blocks run against the reference server.
+// The Go client against the reference server, and docs/errors.md, "Which
+// timeout": the blocks run against the reference server.
 
 import (
 	"context"

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,7 +57,7 @@ func fencedBlocks(t *testing.T, md string) []block {
 			body = append(body, lines[i])
 		}
 		if i == len(lines) {
-			t.Fatalf("README.md:%d: the block never closes", b.line)
+			t.Fatalf("line %d: the block never closes", b.line)
 		}
 		b.text = strings.Join(body, "\n")
 		blocks = append(blocks, b)
@@ -90,86 +91,117 @@ func contains(have, want []string) bool {
 	return false
 }
 
-// mirror returns the source of function fn of the Go file at path (relative
-// to the repository's root), or the whole file when fn is "". A function's
-// mirror must be run by go test: a Test, or an Example with output. One
-// that is only compiled says so in its doc comment, with the words "compiled
-// only", and why.
-func mirror(t *testing.T, path, fn string) (string, error) {
+// mirror returns the source of function fn of the file at path (relative
+// to the repository's root), or the whole file when fn is "", and whether
+// the block must be that whole file. Mirrors are test files of
+// internal/readme, or the files of the programs in its subdirectories
+// (server, client, shutdown: built and run by their tests), which a block
+// shows whole, as a reader pastes them. A function's mirror in a test file
+// must be run by go test: a Test, or an Example with output. One that is
+// only compiled says so in its doc comment, with the words "compiled only",
+// and why.
+func mirror(t *testing.T, path, fn string) (src string, whole bool, err error) {
 	t.Helper()
-	if filepath.Dir(filepath.Clean(path)) != "internal/readme" || !strings.HasSuffix(path, "_test.go") {
-		return "", fmt.Errorf("mirror %s: mirrors are test files of internal/readme", path)
+	clean := filepath.ToSlash(filepath.Clean(path))
+	inPackage := filepath.Dir(clean) == "internal/readme" && strings.HasSuffix(clean, "_test.go")
+	inProgram := strings.HasPrefix(clean, "internal/readme/") && strings.Count(clean, "/") == 3 && !strings.HasSuffix(clean, "_test.go")
+	if !inPackage && !inProgram {
+		return "", false, fmt.Errorf("mirror %s: mirrors are test files of internal/readme, or files of the programs in its subdirectories", path)
 	}
-	src, err := os.ReadFile(filepath.Join(root, path))
+	b, err := os.ReadFile(filepath.Join(root, path))
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if fn == "" {
-		return string(src), nil
+		return string(b), inProgram, nil
 	}
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, path, src, parser.ParseComments)
+	f, err := parser.ParseFile(fset, path, b, parser.ParseComments)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	for _, d := range f.Decls {
 		fd, ok := d.(*ast.FuncDecl)
 		if !ok || fd.Name.Name != fn || fd.Recv != nil {
 			continue
 		}
-		body := string(src[fset.Position(fd.Pos()).Offset:fset.Position(fd.End()).Offset])
+		body := string(b[fset.Position(fd.Pos()).Offset:fset.Position(fd.End()).Offset])
 		doc := fd.Doc.Text()
 		switch {
+		case inProgram:
 		case strings.HasPrefix(fn, "Test"):
 		case strings.HasPrefix(fn, "Example") && strings.Contains(body, "// Output:"):
 		case strings.Contains(doc, "compiled only"):
 		default:
-			return "", fmt.Errorf("%s in %s neither runs (a Test, an Example with output) nor says why it is compiled only", fn, path)
+			return "", false, fmt.Errorf("%s in %s neither runs (a Test, an Example with output) nor says why it is compiled only", fn, path)
 		}
-		return body, nil
+		return body, false, nil
 	}
-	return "", fmt.Errorf("no function %s in %s", fn, path)
+	return "", false, fmt.Errorf("no function %s in %s", fn, path)
 }
 
-// Every Go block of README.md is mirrored, as its marker says.
-func TestREADMEBlocks(t *testing.T) {
-	md, err := os.ReadFile(filepath.Join(root, "README.md"))
+// markdownFiles are the files whose blocks are checked: the README and the
+// guides in docs/.
+func markdownFiles(t *testing.T) []string {
+	t.Helper()
+	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	return append([]string{filepath.Join(root, "README.md")}, docs...)
+}
+
+// Every Go block of README.md and of the guides is mirrored, as its marker
+// says; a block of another language may be too (a whole file: the page
+// beside the server).
+func TestREADMEBlocks(t *testing.T) {
+	for _, path := range markdownFiles(t) {
+		name, _ := filepath.Rel(root, path)
+		t.Run(name, func(t *testing.T) { checkBlocks(t, path, name) })
+	}
+}
+
+func checkBlocks(t *testing.T, path, name string) {
+	md, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, b := range fencedBlocks(t, string(md)) {
 		m := markerRE.FindStringSubmatch(b.marker)
-		if b.lang != "go" {
-			if m != nil {
-				t.Errorf("README.md:%d: a snippet marker before a block of %q, not Go", b.line, b.lang)
+		if m == nil {
+			if b.lang == "go" {
+				t.Errorf("%s:%d: a Go block without the marker <!-- snippet: internal/readme/FILE [FUNC] --> on the line before", name, b.line)
 			}
 			continue
 		}
-		n++
-		if m == nil {
-			t.Errorf("README.md:%d: a Go block without the marker <!-- snippet: internal/readme/FILE_test.go [FUNC] --> on the line before", b.line)
+		src, whole, err := mirror(t, m[1], m[2])
+		if err != nil {
+			t.Errorf("%s:%d: %v", name, b.line, err)
 			continue
 		}
-		src, err := mirror(t, m[1], m[2])
-		if err != nil {
-			t.Errorf("README.md:%d: %v", b.line, err)
+		if whole && !slices.Equal(trimBlank(normalize(src)), trimBlank(normalize(b.text))) {
+			t.Errorf("%s:%d: the block is not the whole of %s; one of them changed without the other. The block:\n%s", name, b.line, m[1], b.text)
 			continue
 		}
 		if !contains(normalize(src), normalize(b.text)) {
-			t.Errorf("README.md:%d: the block is not in %s %s; one of them changed without the other. The block:\n%s", b.line, m[1], m[2], b.text)
+			t.Errorf("%s:%d: the block is not in %s %s; one of them changed without the other. The block:\n%s", name, b.line, m[1], m[2], b.text)
 		}
 		// The comparison sees a change of one character anywhere.
 		for _, i := range []int{0, len(b.text) / 2, len(b.text) - 1} {
 			drifted := b.text[:i] + "~" + b.text[i+1:]
 			if b.text[i] != '~' && contains(normalize(src), normalize(drifted)) {
-				t.Errorf("README.md:%d: the block with character %d changed is still found in %s: the check proves nothing", b.line, i, m[1])
+				t.Errorf("%s:%d: the block with character %d changed is still found in %s: the check proves nothing", name, b.line, i, m[1])
 			}
 		}
 	}
-	if n == 0 {
-		t.Error("README.md has no Go block: is this the right file?")
+}
+
+// trimBlank drops the empty lines at the end of lines.
+func trimBlank(lines []string) []string {
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
 	}
+	return lines
 }
 
 // The package docs' code blocks (indented lines in a doc comment) that are
@@ -197,7 +229,7 @@ func TestPackageDocBlocks(t *testing.T) {
 			continue
 		}
 		for i, b := range goBlocks {
-			src, err := mirror(t, mirrors[i][0], mirrors[i][1])
+			src, _, err := mirror(t, mirrors[i][0], mirrors[i][1])
 			if err != nil {
 				t.Errorf("%s: %v", path, err)
 				continue

@@ -1,6 +1,7 @@
 package readme_test
 
-// README.md, "Scaling out": the block is the heart of Chat.Say.
+// docs/push.md, "Topics, users and everyone": the block is the heart of
+// Chat.Say.
 
 import (
 	"context"

@@ -1,14 +1,12 @@
 package readme_test
 
-// README.md, "A server": the block is this file's declarations from Users
-// to main, as they stand.
+// The types the package doc of rpcws takes as given (docs_test.go), and a
+// test of its server. The README's own server is the program in server/.
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log"
-	"net/http"
 	"net/http/httptest"
 	"net/rpc"
 	"strings"
@@ -44,20 +42,7 @@ func (s *Users) Get(args *UserID, reply *User) error {
 	return nil
 }
 
-func main() {
-	h := rpcws.NewHandler(rpc.NewServer(), nil)
-	if err := h.RegisterName("User", new(Users)); err != nil {
-		log.Fatal(err)
-	}
-	http.Handle("/rpc", h)
-	log.Fatal(http.ListenAndServe("127.0.0.1:8080", nil))
-}
-
-// main is compiled only: it listens on a fixed port and serves
-// http.DefaultServeMux. TestServerBlock serves its handler the same way.
-var _ = main
-
-// lookup is the storage the README leaves to the reader.
+// lookup stands for the storage a service has.
 func (s *Users) lookup(id string) (User, bool) {
 	if id != "123" {
 		return User{}, false
@@ -65,7 +50,7 @@ func (s *Users) lookup(id string) (User, bool) {
 	return User{ID: "123", Name: "Ada Lovelace"}, true
 }
 
-// The README's server answers "user.get" from a browser's frames, and
+// The package doc's server answers "user.get" from a browser's frames, and
 // "User.Get" from the Go client, as its comment says.
 func TestServerBlock(t *testing.T) {
 	h := rpcws.NewHandler(rpc.NewServer(), nil)

@@ -1,6 +1,6 @@
 package readme_test
 
-// README.md, "Swapping the codec into an existing net/rpc program".
+// docs/net-rpc.md, "Serving an existing program to browsers".
 
 import (
 	"encoding/json"
@@ -16,7 +16,7 @@ import (
 	"github.com/rpcws/rpcws/rpcws"
 )
 
-// servedBefore is compiled only: it is the stock net/rpc code the README
+// servedBefore is compiled only: it is the stock net/rpc code the guide
 // starts from, two ways of serving one connection, not both at once.
 func servedBefore(srv *rpc.Server, conn net.Conn) {
 	go srv.ServeConn(conn)                          // gob

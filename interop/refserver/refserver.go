@@ -73,7 +73,7 @@ func New(opts *Options) *Server {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/rpc", h)
-	mux.Handle("/", http.FileServerFS(jsclient.Files))
+	mux.Handle("/", http.FileServerFS(js.Files))
 	return &Server{mux: mux, rpc: h}
 }
 

@@ -2,16 +2,10 @@ module github.com/rpcws/rpcws/bench/peers/fanout
 
 go 1.26.0
 
-replace (
-	github.com/rpcws/rpcws => ../../..
-	github.com/rpcws/rpcws/broker/nats => ../../../broker/nats
-	github.com/rpcws/rpcws/broker/redis => ../../../broker/redis
-)
-
 require (
-	github.com/rpcws/rpcws v0.0.0-00010101000000-000000000000
-	github.com/rpcws/rpcws/broker/nats v0.0.0-00010101000000-000000000000
-	github.com/rpcws/rpcws/broker/redis v0.0.0-00010101000000-000000000000
+	github.com/rpcws/rpcws v0.1.0
+	github.com/rpcws/rpcws/broker/nats v0.1.0
+	github.com/rpcws/rpcws/broker/redis v0.1.0
 )
 
 require (
