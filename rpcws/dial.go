@@ -16,24 +16,12 @@ import (
 	"github.com/rpcws/rpcws/codec"
 )
 
-// Defaults of [DialOptions]. A client with the defaults accepts every frame
-// that a [Handler] with the defaults writes: a Handler never writes a frame
-// larger than its own ReadLimit.
+// Defaults of [DialOptions] that a Handler has not: the frame limit, the
+// write timeout and the ping interval are the Handler's, by the same
+// names ([DefaultMaxFrameSize], [DefaultWriteTimeout],
+// [DefaultPingInterval]), so that a client with the defaults accepts every
+// frame that a Handler with the defaults writes.
 const (
-	// DefaultDialReadLimit is the largest frame a client accepts, in bytes:
-	// a Handler's [DefaultReadLimit] (1 MiB), the largest frame it writes
-	// with default options. No headroom is needed above it: both count the
-	// message's payload, and coder/websocket accepts a message of exactly
-	// the limit.
-	DefaultDialReadLimit = DefaultReadLimit
-
-	// DefaultDialWriteTimeout bounds the writing of one frame.
-	DefaultDialWriteTimeout = 10 * time.Second
-
-	// DefaultDialPingInterval is how long a connection may be idle before
-	// the client pings the server.
-	DefaultDialPingInterval = 30 * time.Second
-
 	// DefaultCallTimeout bounds a call whose context has no deadline: it is
 	// [codec.DefaultCallTimeout] (10 s).
 	DefaultCallTimeout = codec.DefaultCallTimeout
@@ -84,16 +72,16 @@ type DialOptions struct {
 
 	// ReadLimit caps one incoming frame, in bytes; a larger one closes the
 	// connection (status 1009) and fails every pending call. Zero means
-	// [DefaultDialReadLimit]; negative means no limit.
+	// [DefaultMaxFrameSize]; negative means no limit.
 	ReadLimit int64
 
 	// WriteTimeout bounds the writing of one frame. Zero means
-	// [DefaultDialWriteTimeout]; negative means none.
+	// [DefaultWriteTimeout]; negative means none.
 	WriteTimeout time.Duration
 
 	// PingInterval is how long the connection may be idle before the client
 	// pings the server; a server that does not answer within another interval
-	// is disconnected. Zero means [DefaultDialPingInterval]; negative means
+	// is disconnected. Zero means [DefaultPingInterval]; negative means
 	// no pings.
 	PingInterval time.Duration
 
@@ -146,7 +134,7 @@ func DialCodec(ctx context.Context, url string, opts *DialOptions) (*codec.Clien
 	if o.WebSocket != nil {
 		wopts = *o.WebSocket
 	}
-	writeTimeout := orDefault(o.WriteTimeout, DefaultDialWriteTimeout)
+	writeTimeout := orDefault(o.WriteTimeout, DefaultWriteTimeout)
 	var conns *netConns
 	wopts.HTTPClient, conns = recordingClient(wopts.HTTPClient)
 	var cork *corkConn
@@ -158,9 +146,9 @@ func DialCodec(ctx context.Context, url string, opts *DialOptions) (*codec.Clien
 		conns.close()
 		return nil, dialError(ctx, url, err)
 	}
-	ws.SetReadLimit(max(orDefault(o.ReadLimit, DefaultDialReadLimit), -1))
+	ws.SetReadLimit(max(orDefault(o.ReadLimit, DefaultMaxFrameSize), -1))
 	dc := &dialedConn{wsConn: newWSConn(wsParts{ws: ws, cork: cork, writeTimeout: writeTimeout, heard: hd}, clientWriteBuffer), net: conns}
-	dc.startKeepalive(orDefault(o.PingInterval, DefaultDialPingInterval))
+	dc.startKeepalive(orDefault(o.PingInterval, DefaultPingInterval))
 	return codec.NewClientCodec(dc, &codec.ClientOptions{
 		TypeName:            o.TypeName,
 		Timeout:             o.Timeout,

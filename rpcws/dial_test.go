@@ -81,8 +81,8 @@ func TestCloseServerNotReading(t *testing.T) {
 // writes: up to its own read limit, exactly.
 func TestDialReadLimitCoversServer(t *testing.T) {
 	t.Parallel()
-	if rpcws.DefaultDialReadLimit < rpcws.DefaultReadLimit {
-		t.Fatalf("DefaultDialReadLimit %d is below the server's DefaultReadLimit %d", rpcws.DefaultDialReadLimit, rpcws.DefaultReadLimit)
+	if rpcws.DefaultMaxFrameSize < rpcws.DefaultMaxFrameSize {
+		t.Fatalf("DefaultMaxFrameSize %d is below the server's DefaultMaxFrameSize %d", rpcws.DefaultMaxFrameSize, rpcws.DefaultMaxFrameSize)
 	}
 	// The server answers each request with a reply of exactly the size the
 	// request's data asks for.
@@ -106,12 +106,12 @@ func TestDialReadLimitCoversServer(t *testing.T) {
 	})
 	c := dialURL(t, url, nil)
 	var got string
-	if err := c.CallContext(context.Background(), "X.Y", rpcws.DefaultReadLimit, &got); err != nil {
-		t.Fatalf("a reply of %d bytes: %v", rpcws.DefaultReadLimit, err)
+	if err := c.CallContext(context.Background(), "X.Y", rpcws.DefaultMaxFrameSize, &got); err != nil {
+		t.Fatalf("a reply of %d bytes: %v", rpcws.DefaultMaxFrameSize, err)
 	}
-	err := c.CallContext(context.Background(), "X.Y", rpcws.DefaultReadLimit+1, &got)
+	err := c.CallContext(context.Background(), "X.Y", rpcws.DefaultMaxFrameSize+1, &got)
 	if !errors.Is(err, rpcws.ErrDisconnected) {
-		t.Fatalf("a reply of %d bytes: got %v, want ErrDisconnected", rpcws.DefaultReadLimit+1, err)
+		t.Fatalf("a reply of %d bytes: got %v, want ErrDisconnected", rpcws.DefaultMaxFrameSize+1, err)
 	}
 }
 

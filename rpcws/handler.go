@@ -16,13 +16,19 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Defaults of [HandlerOptions].
+// Defaults of [HandlerOptions], and of [DialOptions] for the frame limit,
+// the write timeout and the ping interval.
 const (
-	DefaultReadLimit    = 1 << 20   // bytes per frame (1 MiB)
-	DefaultMaxConns     = 10000     // connections per Handler
-	DefaultMaxBytes     = 128 << 20 // bytes held by all connections of a Handler (128 MiB)
-	DefaultWriteTimeout = 10 * time.Second
-	DefaultPingInterval = 30 * time.Second
+	// DefaultMaxFrameSize is the largest frame read or written, in bytes:
+	// [codec.DefaultMaxFrameSize], 1 MiB. No headroom is needed between
+	// the two ends: both count the message's payload, and coder/websocket
+	// accepts a message of exactly the limit.
+	DefaultMaxFrameSize = codec.DefaultMaxFrameSize
+
+	DefaultMaxConns     = 10000            // connections per Handler
+	DefaultMaxBytes     = 128 << 20        // bytes held by all connections of a Handler (128 MiB)
+	DefaultWriteTimeout = 10 * time.Second // the writing of one frame
+	DefaultPingInterval = 30 * time.Second // idle time before a ping
 )
 
 // HandlerOptions configures a [Handler]. A nil *HandlerOptions is valid and
@@ -37,7 +43,7 @@ type HandlerOptions struct {
 	// ReadLimit caps one incoming frame, in bytes. A larger frame closes the
 	// connection with status 1009. The handler writes no frame larger than
 	// it either: a reply that would be larger becomes an error reply with
-	// code TooLarge. Zero means [DefaultReadLimit]; negative means no limit,
+	// code TooLarge. Zero means [DefaultMaxFrameSize]; negative means no limit,
 	// either way.
 	ReadLimit int64
 
@@ -204,7 +210,7 @@ func NewHandler(srv *rpc.Server, opts *HandlerOptions) *Handler {
 		ao := *o.AcceptOptions
 		o.AcceptOptions = &ao
 	}
-	o.ReadLimit = orDefault(o.ReadLimit, DefaultReadLimit)
+	o.ReadLimit = orDefault(o.ReadLimit, DefaultMaxFrameSize)
 	o.MaxConns = orDefault(o.MaxConns, DefaultMaxConns)
 	o.MaxBytes = orDefault(o.MaxBytes, DefaultMaxBytes)
 	o.MaxConnsPerClient = orDefault(o.MaxConnsPerClient, defaultConnsPerClient(o.MaxConns))

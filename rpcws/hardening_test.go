@@ -125,10 +125,10 @@ func TestReplyTooLarge(t *testing.T) {
 	// A reply of exactly the limit goes out; one byte more does not.
 	const overhead = len(`{"id":"00000000-0000-0000-0000-000000000000","type":"flow.reply.response","data":""}`)
 	var got string
-	if err := c.Call("Flow.Reply", &FlowArgs{Size: rpcws.DefaultReadLimit - overhead}, &got); err != nil {
+	if err := c.Call("Flow.Reply", &FlowArgs{Size: rpcws.DefaultMaxFrameSize - overhead}, &got); err != nil {
 		t.Fatalf("a reply of the limit: %v", err)
 	}
-	err := c.CallContext(context.Background(), "Flow.Reply", &FlowArgs{Size: rpcws.DefaultReadLimit - overhead + 1}, &got)
+	err := c.CallContext(context.Background(), "Flow.Reply", &FlowArgs{Size: rpcws.DefaultMaxFrameSize - overhead + 1}, &got)
 	var e *codec.Error
 	if !errors.As(err, &e) || e.Code != codec.CodeTooLarge {
 		t.Fatalf("a reply over the limit: got %v, want TooLarge", err)

@@ -231,12 +231,12 @@ func TestReadLimit(t *testing.T) {
 		size  int   // of the frame sent
 		want  websocket.StatusCode
 	}{
-		{"default limit, frame at it", 0, rpcws.DefaultReadLimit, -1},
-		{"default limit, one byte over", 0, rpcws.DefaultReadLimit + 1, websocket.StatusMessageTooBig},
+		{"default limit, frame at it", 0, rpcws.DefaultMaxFrameSize, -1},
+		{"default limit, one byte over", 0, rpcws.DefaultMaxFrameSize + 1, websocket.StatusMessageTooBig},
 		{"small limit, frame at it", 1024, 1024, -1},
 		{"small limit, one byte over", 1024, 1025, websocket.StatusMessageTooBig},
 		{"small limit, far over", 1024, 64 << 10, websocket.StatusMessageTooBig},
-		{"no limit", -1, 2 * rpcws.DefaultReadLimit, -1},
+		{"no limit", -1, 2 * rpcws.DefaultMaxFrameSize, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
