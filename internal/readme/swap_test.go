@@ -1,15 +1,21 @@
 package readme_test
 
-// docs/net-rpc.md, "Serving an existing program to browsers".
+// docs/net-rpc.md: serving an existing program to browsers, the codec
+// alone, and net/rpc's own client.
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/rpc"
 	"net/rpc/jsonrpc"
+	"strings"
+	"time"
 
 	"github.com/rpcws/rpcws/codec"
 	"github.com/rpcws/rpcws/interop/refserver"
@@ -61,4 +67,33 @@ func Example_codecOnly() {
 	// Output:
 	// Ada Lovelace
 	// {"count":3}
+}
+
+// net/rpc's own client over rpcws, against the reference server: an error
+// reply reaches it as an rpc.ServerError, whose code ErrorCode reads back.
+func Example_netrpcClient() {
+	ref := refserver.New(nil)
+	hs := httptest.NewServer(ref)
+	defer hs.Close()
+	defer ref.Shutdown(context.Background())
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/rpc"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	cc, err := rpcws.DialCodec(ctx, url, nil) // dials as rpcws.Dial does
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := rpc.NewClientWithCodec(cc) // an *rpc.Client over rpcws
+	defer client.Close()
+
+	var u refserver.User
+	err = client.Call("User.Get", &refserver.UserID{ID: "123"}, &u)
+	fmt.Println(u.Name, err)
+	err = client.Call("User.Get", &refserver.UserID{ID: "7"}, &u)
+	var se rpc.ServerError
+	fmt.Println(errors.As(err, &se), rpcws.ErrorCode(err))
+	// Output:
+	// Ada Lovelace <nil>
+	// true NotFound
 }
