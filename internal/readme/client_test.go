@@ -39,7 +39,7 @@ func Example_client() {
 	defer client.Close()
 
 	var user User
-	err = client.Call("User.Get", &UserID{ID: "123"}, &user)           // stock net/rpc
+	err = client.Call("User.Get", &UserID{ID: "123"}, &user)           // net/rpc's signature
 	fmt.Println(user.Name, err)                                        // Ada Lovelace <nil>
 	err = client.CallContext(ctx, "User.Get", &UserID{ID: "7"}, &user) // bounded by ctx
 	var e *codec.Error

@@ -35,7 +35,7 @@ func main() {
 	defer client.Close()
 
 	var user User
-	err = client.Call("User.Get", &UserID{ID: "123"}, &user) // stock net/rpc; sent as "user.get"
+	err = client.Call("User.Get", &UserID{ID: "123"}, &user) // net/rpc's signature; sent as "user.get"
 	fmt.Println(user.Name, err)                              // Ada Lovelace <nil>
 
 	err = client.CallContext(ctx, "User.Get", &UserID{ID: "7"}, &user) // bounded by ctx
