@@ -549,10 +549,11 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 			if err == nil {
 				err = p.out.Flush(ctx)
 			}
-			// Closing writes nothing more but the close frame before it
-			// ends the contexts that methods watch (see newCodec): a method
-			// cut short gets no success reply. The closing handshake may wait seconds for a peer that does
-			// not read; Shutdown does not wait for it past ctx.
+			// Closing closes the admission, after which nothing but the
+			// close frame is written, before it ends the contexts that
+			// methods watch: a method cut short gets no success reply. The
+			// closing handshake may wait seconds for a peer that does not
+			// read; Shutdown does not wait for it past ctx.
 			closeErr := within(ctx, func() {
 				p.conn.closeWith(websocket.StatusGoingAway, "server shutting down")
 			})
