@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,10 @@ import (
 // `peers -serve-peer NAME` serves that peer on 127.0.0.1, prints the
 // address on a line of its own, and stops when its stdin closes.
 const serveFlag = "-serve-peer"
+
+// serverProfileEnv, if set, is where a server child writes its CPU profile,
+// with the peer's name appended.
+const serverProfileEnv = "PEERS_SERVER_CPUPROFILE"
 
 // serverOnlyPeers are the peers of the server-only cells, by name: the
 // server each one starts in the child process.
@@ -64,6 +69,14 @@ func serveChild(name string) int {
 		return 2
 	}
 	raiseFileLimit(8192)
+	if path := os.Getenv(serverProfileEnv); path != "" {
+		// A CPU profile of the server alone, for finding where its time
+		// goes: PEERS_SERVER_CPUPROFILE=/tmp/rpcws.prof go run . -server-only -peers rpcws
+		f, err := os.Create(fmt.Sprintf("%s.%s.%d", path, name, os.Getpid()))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	addr, stop, err := start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
