@@ -41,6 +41,11 @@ type ServerOptions struct {
 	// a transport binds what it gives methods to it.
 	Bind func(args any, seq uint64)
 
+	// Go, if set, runs a request's service on a goroutine for [ServerCodec.Serve]:
+	// a transport may run it on a goroutine it keeps. Nil means a new
+	// goroutine for each request.
+	Go func(f func())
+
 	// Admission decides when the codec takes another request, and counts
 	// the bytes the connection holds. Nil means a new [Admission] with the
 	// defaults.
@@ -97,6 +102,7 @@ type ServerCodec struct {
 	logger   *slog.Logger
 	onCall   func(CallInfo)
 	bind     func(any, uint64)
+	spawn    func(func())
 	plainErr func(typ, text string) string // ServerOptions.PlainError
 	maxFrame int                           // <= 0: none
 
@@ -136,6 +142,7 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 		logger:   o.Logger,
 		onCall:   o.OnCall,
 		bind:     o.Bind,
+		spawn:    o.Go,
 		plainErr: o.PlainError,
 		maxFrame: o.MaxFrameSize,
 	}
@@ -145,6 +152,9 @@ func NewServerCodec(conn Conn, opts *ServerOptions) *ServerCodec {
 	c.names.fn = o.MethodName
 	if c.names.fn == nil {
 		c.names.fn = MethodName
+	}
+	if c.spawn == nil {
+		c.spawn = func(f func()) { go f() }
 	}
 	return c
 }
@@ -165,15 +175,13 @@ func (c *ServerCodec) Serve(srv *rpc.Server) {
 			break
 		}
 		wg.Add(1)
-		go c.serveRequest(srv, rq, &wg)
+		c.spawn(func() {
+			defer wg.Done()
+			srv.ServeRequest(rq)
+		})
 	}
 	wg.Wait()
 	c.Close()
-}
-
-func (c *ServerCodec) serveRequest(srv *rpc.Server, rq *request, wg *sync.WaitGroup) {
-	defer wg.Done()
-	srv.ServeRequest(rq)
 }
 
 // next reads frames until one is a request for Serve, which it puts in rq.

@@ -193,8 +193,9 @@ type Handler struct {
 	clients clientCounts // places per client address, reserved or connected; guarded by mu
 	cluster *cluster     // publishing across replicas: topics.go
 
-	corks sync.Pool // gather buffers, lent to connections while they write a batch (cork.go)
-	reads sync.Pool // read buffers, lent to connections while they have bytes to read (lazyread.go)
+	corks   sync.Pool // gather buffers, lent to connections while they write a batch (cork.go)
+	workers *workers  // run the connections' requests (workers.go)
+	reads   sync.Pool // read buffers, lent to connections while they have bytes to read (lazyread.go)
 }
 
 // NewHandler returns a Handler that serves srv; nil means [rpc.DefaultServer].
@@ -226,6 +227,7 @@ func NewHandler(srv *rpc.Server, opts *HandlerOptions) *Handler {
 		budget:  codec.NewBudget(o.MaxBytes),
 		conns:   make(map[*Peer]struct{}),
 		clients: clientCounts{max: o.MaxConnsPerClient, inFlight: o.MaxInFlightPerClient},
+		workers: newWorkers(),
 	}
 	h.names.srv = srv
 	h.startCluster()
@@ -399,6 +401,13 @@ func (h *Handler) newPeer(conn transport, identity any, remoteAddr string) *Peer
 	}
 	adm := conn.admission()
 	out := codec.NewOutbox(conn, adm, h.opts.MaxQueuedBytes)
+	var spawn func(func()) // nil: a goroutine for each request
+	if _, ok := conn.(*wsConn); ok {
+		// A WebSocket's requests run on the handler's workers; those of
+		// ServeConn's transports (in memory, in tests) on goroutines of
+		// their own, which end with them.
+		spawn = h.workers.Go
+	}
 	var p *Peer // the codec binds Callers to it
 	sc := codec.NewServerCodec(conn, &codec.ServerOptions{
 		MethodName:   methodName,
@@ -407,6 +416,7 @@ func (h *Handler) newPeer(conn transport, identity any, remoteAddr string) *Peer
 		PlainError:   h.opts.PlainError,
 		MaxFrameSize: maxFrame,
 		Bind:         func(args any, seq uint64) { bindCaller(args, p, seq) },
+		Go:           spawn,
 		Admission:    adm,
 		Outbox:       out,
 	})
@@ -561,6 +571,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		})
 	}
 	err := cmp.Or(g.Wait(), within(ctx, h.serving.Wait))
+	h.workers.stop()
 	h.closeCluster()
 	return err
 }
