@@ -8,17 +8,30 @@ import (
 	"strings"
 )
 
+// serverCode reports whether a server may send code: a valid code that is
+// not one of the client's own verdicts. A method that fails with the
+// verdict of a call it made itself (a Timeout, say) fails with a plain
+// ServerError that tells it, so that its client never takes the server's
+// answer for a verdict of its own.
+func serverCode(code string) bool {
+	switch code {
+	case CodeTimeout, CodeCanceled, CodeDisconnected, CodeBadReply, CodeBadArgs, CodeDialFailed:
+		return false
+	}
+	return ValidCode(code)
+}
+
 // classify maps the error text that net/rpc hands to WriteResponse to a code
 // and message: the frozen "[Code] Message" of an *Error, net/rpc's own
 // lookup failures, or else a plain error.
 func classify(text, typ string) (code, message string) {
-	if e, ok := parseError(text); ok && ValidCode(e.Code) && e.Code != CodeTimeout {
+	if e, ok := parseError(text); ok && serverCode(e.Code) {
 		return e.Code, e.Message
 	}
 	// An error that wraps an *Error, as fmt.Errorf("…: %w", err) does, reads
 	// "context: [Code] message": it carries that code, and its whole context.
 	for i := strings.Index(text, ": ["); i >= 0; {
-		if e, ok := parseError(text[i+2:]); ok && ValidCode(e.Code) && e.Code != CodeTimeout {
+		if e, ok := parseError(text[i+2:]); ok && serverCode(e.Code) {
 			return e.Code, text[:i+2] + e.Message
 		}
 		j := strings.Index(text[i+3:], ": [")

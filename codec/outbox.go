@@ -28,9 +28,9 @@ type BatchConn interface {
 	WriteFrames(ctx context.Context, frames [][]byte) error
 }
 
-// Outbox is the one writer of a server connection: replies, error replies
-// and pushed events leave through it, in the order they were handed to it.
-// Whoever finds it idle writes on its own goroutine, then writes whatever
+// Outbox is the one writer of a connection: a server's replies, error
+// replies and pushed events, or a client's requests, leave through it, in
+// the order they were handed to it. Whoever finds it idle writes on its own goroutine, then writes whatever
 // others queued meanwhile, all at once over a [BatchConn]; so a lone reply
 // crosses no goroutine and an idle connection keeps no writer goroutine.
 // Frames wait in a queue bounded in bytes; every byte queued or being

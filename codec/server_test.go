@@ -3,6 +3,7 @@ package codec_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/rpc"
 	"slices"
 	"strings"
@@ -29,6 +30,11 @@ func (s *Svc) Wait(n int, reply *int) error {
 }
 
 func (s *Svc) Plain(_ int, _ *int) error { return errors.New("disk full") }
+
+// Verdict fails with the verdict of a call the method made itself.
+func (s *Svc) Verdict(_ int, _ *int) error {
+	return fmt.Errorf("calling the store: %w", &codec.Error{Code: codec.CodeDisconnected, Message: "connection closed"})
+}
 
 func (s *Svc) Note(text string, _ *struct{}) error {
 	s.ran <- text
@@ -68,6 +74,17 @@ func TestPlainError(t *testing.T) {
 		defer sc.Close()
 		c.send(`{"id":1,"type":"svc.plain","data":0}`)
 		c.expect(`{"id":1,"type":"error","code":"ServerError","message":"disk full"}`)
+	})
+}
+
+// A client's verdict that a method got from a call of its own is no code a
+// server sends: it travels as a plain ServerError, with its text.
+func TestClientVerdictIsNoServerCode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, sc, c := serve(t, nil)
+		defer sc.Close()
+		c.send(`{"id":1,"type":"svc.verdict","data":0}`)
+		c.expect(`{"id":1,"type":"error","code":"ServerError","message":"calling the store: [Disconnected] connection closed"}`)
 	})
 }
 

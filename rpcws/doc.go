@@ -9,9 +9,9 @@
 // *rpc.Server through a [codec.ServerCodec]: one goroutine reads the
 // connection, each method runs on a goroutine of its own, and one
 // [codec.Outbox] writes replies and events in order. [Dial] returns a
-// [Client] whose Call and Go behave as the stock *rpc.Client's, and which
-// adds [Client.CallContext], notifications and pushed events; [DialCodec]
-// gives net/rpc's own client a connection.
+// [Client] whose Call and Go have net/rpc's signatures and fail with coded
+// errors ([Error]), and which adds [Client.CallContext], notifications and
+// pushed events; [DialCodec] gives net/rpc's own client a connection.
 //
 //	h := rpcws.NewHandler(rpc.NewServer(), nil)
 //	h.RegisterName("User", new(Users)) // reached as "user.get"

@@ -172,10 +172,10 @@ type HandlerOptions struct {
 }
 
 // Handler is an http.Handler that serves an *rpc.Server to WebSocket clients
-// in the wire protocol. Each connection is served by [rpc.Server.ServeCodec]
-// with a [codec.ServerCodec]: one goroutine reads its requests, each method
-// runs on a goroutine of its own, and one [codec.Outbox] writes its replies
-// and events.
+// in the wire protocol. Each connection is served by a [codec.ServerCodec]
+// ([codec.ServerCodec.Serve]): one goroutine reads its requests, each runs
+// on a goroutine of its own through [rpc.Server.ServeRequest], and one
+// [codec.Outbox] writes its replies and events.
 type Handler struct {
 	srv  *rpc.Server
 	opts HandlerOptions // defaults filled in
