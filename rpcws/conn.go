@@ -19,8 +19,6 @@ type transport interface {
 	codec.Conn
 	// closeWith closes the connection with a status and a short reason.
 	closeWith(code websocket.StatusCode, reason string) error
-	// context ends once the connection can no longer be read.
-	context() context.Context
 	// admission is the connection's, which it closes first when it closes.
 	admission() *codec.Admission
 }
@@ -36,11 +34,6 @@ type wsConn struct {
 	closed       bool
 	pingInterval time.Duration
 	pingTimer    *time.Timer
-
-	// ctx ends when the connection can no longer be read: closed by either
-	// side or broken.
-	ctx    context.Context
-	cancel context.CancelFunc
 
 	closeOnce sync.Once
 }
@@ -63,9 +56,7 @@ type wsParts struct {
 // newWSConn returns the connection made of p. writeBuffer is the size of
 // the buffer p.ws writes through.
 func newWSConn(p wsParts, writeBuffer int) *wsConn {
-	c := &wsConn{wsParts: p, corkAbove: writeBuffer - maxFrameHeader}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	return c
+	return &wsConn{wsParts: p, corkAbove: writeBuffer - maxFrameHeader}
 }
 
 // maxFrameHeader is the largest WebSocket frame header: 2 bytes, 8 of
@@ -289,8 +280,6 @@ func (c *wsConn) resetPing() {
 	}
 }
 
-func (c *wsConn) context() context.Context { return c.ctx }
-
 func (c *wsConn) admission() *codec.Admission { return c.adm }
 
 // Close closes the connection normally (status 1000).
@@ -325,8 +314,9 @@ func (c *wsConn) closeNow() {
 	})
 }
 
-// stop stops the keepalive, closes the admission (nothing more is written)
-// and ends the connection's context, in that order, as it closes.
+// stop stops the keepalive and closes the admission, as the connection
+// closes: nothing more is written, and then the context that methods watch
+// (the admission's) ends.
 func (c *wsConn) stop() {
 	c.mu.Lock()
 	c.closed = true
@@ -337,5 +327,4 @@ func (c *wsConn) stop() {
 	if c.adm != nil {
 		c.adm.Close()
 	}
-	c.cancel()
 }

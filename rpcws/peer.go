@@ -103,7 +103,7 @@ func (p *Peer) Context() context.Context {
 		cancel()
 		return ctx
 	}
-	return p.conn.context()
+	return p.adm.Context()
 }
 
 // Identity returns what [HandlerOptions.Authorize] returned for this

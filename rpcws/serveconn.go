@@ -24,7 +24,6 @@ func (h *Handler) ServeConn(conn codec.Conn) {
 	}
 	defer a.cancel() // unless it is served
 	t := &connTransport{Conn: conn, adm: h.newAdmission(nil)}
-	t.ctx, t.cancel = context.WithCancel(context.Background())
 	if p := a.start(t, nil, ""); p != nil {
 		a.serve(p)
 	}
@@ -33,10 +32,8 @@ func (h *Handler) ServeConn(conn codec.Conn) {
 // connTransport makes a [transport] of a plain [codec.Conn].
 type connTransport struct {
 	codec.Conn
-	adm    *codec.Admission
-	ctx    context.Context
-	cancel context.CancelFunc
-	once   sync.Once
+	adm  *codec.Admission
+	once sync.Once
 }
 
 func (t *connTransport) ReadFrame(ctx context.Context, buf []byte) ([]byte, error) {
@@ -54,14 +51,7 @@ func (t *connTransport) Close() error {
 	return t.Conn.Close()
 }
 
-// end closes the admission, then ends the context, once.
-func (t *connTransport) end() {
-	t.once.Do(func() {
-		t.adm.Close()
-		t.cancel()
-	})
-}
-
-func (t *connTransport) context() context.Context { return t.ctx }
+// end closes the admission, once.
+func (t *connTransport) end() { t.once.Do(t.adm.Close) }
 
 func (t *connTransport) admission() *codec.Admission { return t.adm }
