@@ -160,15 +160,34 @@ type HandlerOptions struct {
 
 	// Broker carries [Handler.Publish] to the other replicas. The handler
 	// owns it: NewHandler starts it and subscribes to the handler's own
-	// subjects (waiting up to 5 s for an engine that is slow to answer),
-	// and Shutdown closes it. Nil means an in-process broker of the
-	// handler's own (a single replica).
+	// subjects (waiting up to 5 s for an engine that is slow to answer,
+	// once), and Shutdown closes it. Nil means an in-process broker of the
+	// handler's own (a single replica). See docs/topics-and-brokers.md.
 	Broker Broker
 
 	// UserName maps a connection's identity (what Authorize returned) to
 	// its user name, the address of [User]; "" means no user. Nil means: a
 	// string identity is the user name, any other has none.
 	UserName func(identity any) string
+
+	// MaxTopicsPerConn caps the topics one connection is in; a join beyond
+	// it fails with code TooManyTopics ([ErrTooManyTopics]). Zero means
+	// [DefaultMaxTopicsPerConn] (128); negative means no cap. Every
+	// membership is also charged to the connection's byte budgets (256
+	// bytes and its name), capped or not.
+	MaxTopicsPerConn int
+
+	// MaxTopics caps the topics that have members on this replica, each a
+	// subscription on the broker; a join that would add one more fails with
+	// code TooManyTopics. Zero means [DefaultMaxTopics] (100,000); negative
+	// means no cap.
+	MaxTopics int
+
+	// JoinTimeout bounds how long [Peer.Join] waits for the broker to
+	// subscribe; past it the join succeeds and the connection gets a resync
+	// once the subscription is in effect. Zero means [DefaultJoinTimeout]
+	// (2 s); negative means joins never wait.
+	JoinTimeout time.Duration
 }
 
 // Handler is an http.Handler that serves an *rpc.Server to WebSocket clients
