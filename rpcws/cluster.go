@@ -394,3 +394,6 @@ func (h *Handler) BrokerStats() BrokerStats {
 		Resyncs:   c.resyncs.Load(),
 	}
 }
+
+// Logger is the handler's logger, for its broker (see [BrokerReceiver]).
+func (c *cluster) Logger() *slog.Logger { return c.logger() }
