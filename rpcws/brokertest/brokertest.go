@@ -249,4 +249,3 @@ func testReplicaGone(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 		t.Errorf("a late member got an earlier event")
 	}
 }
-

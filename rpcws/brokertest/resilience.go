@@ -296,4 +296,3 @@ type nopReceiver struct{}
 func (nopReceiver) Receive(string, []byte) {}
 func (nopReceiver) Lost([]string)          {}
 func (nopReceiver) Logger() *slog.Logger   { return slog.New(slog.DiscardHandler) }
-
