@@ -187,9 +187,9 @@ func Resubscribe(t *testing.T, newBroker func(t *testing.T) rpcws.Broker, n int,
 	}
 	t.Cleanup(func() { b.Close() })
 	subjects := make([]string, n)
+	tail := escape(strings.Repeat("a", 58) + strings.Repeat("é", 64))
 	for i := range subjects {
-		name := fmt.Sprintf("%06d", i) + strings.Repeat("a", 58) + strings.Repeat("é", 64)
-		subjects[i] = "rpcws.t." + escape(name)
+		subjects[i] = "rpcws.t." + fmt.Sprintf("%06d", i) + tail // a name of 128 characters
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*Wait)
 	defer cancel()
