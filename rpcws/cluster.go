@@ -66,13 +66,14 @@ type cluster struct {
 	peers  map[string]*Peer // by ID
 	topics int              // topic subscriptions with members
 
-	subQ, unsubQ []*subscription // work for the interest workers
-	parked       []*subscription // failed subscriptions waiting for retry
-	retry        *time.Timer     // unparks them; nil when none is set
-	retryWait    time.Duration
-	workers      int
-	closed       bool
-	wg           sync.WaitGroup // the workers
+	subQ, unsubQ  []*subscription // work for the interest workers
+	parked        []*subscription // failed subscriptions waiting for retry
+	retry         *time.Timer     // unparks them; nil when none is set
+	retryWait     time.Duration
+	workers       int
+	unsubscribing int // workers calling Unsubscribe
+	closed        bool
+	wg            sync.WaitGroup // the workers
 
 	closeOnce sync.Once
 

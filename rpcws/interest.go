@@ -15,8 +15,12 @@ import (
 // succeeds.
 
 const (
-	// interestWorkers bounds the broker calls under way at once.
-	interestWorkers = 8
+	// interestWorkers bounds the broker calls under way at once, and
+	// unsubscribeWorkers those of them that unsubscribe, so that joins
+	// always find a worker free however slowly a closed connection's
+	// topics are unsubscribed.
+	interestWorkers    = 8
+	unsubscribeWorkers = interestWorkers / 2
 	// retryMin and retryMax bound the wait before failed subscriptions are
 	// tried again; it doubles with each failure in a row.
 	retryMin, retryMax = 250 * time.Millisecond, 5 * time.Second
@@ -49,14 +53,15 @@ func (c *cluster) reconcile(s *subscription) {
 	}
 }
 
-// next takes the next subscription to work on: subscribes first.
+// next takes the next subscription to work on: subscribes first, then
+// unsubscribes while fewer than unsubscribeWorkers are under way.
 func (c *cluster) next() *subscription {
 	var s *subscription
 	switch {
 	case len(c.subQ) > 0:
 		s, c.subQ[0] = c.subQ[0], nil
 		c.subQ = c.subQ[1:]
-	case len(c.unsubQ) > 0:
+	case len(c.unsubQ) > 0 && c.unsubscribing < unsubscribeWorkers:
 		s, c.unsubQ[0] = c.unsubQ[0], nil
 		c.unsubQ = c.unsubQ[1:]
 	}
@@ -83,9 +88,15 @@ func (c *cluster) work() {
 			continue
 		}
 		s.busy = true
+		if !want {
+			c.unsubscribing++
+		}
 		c.mu.Unlock()
 		err := c.callBroker(want, s.subject)
 		c.mu.Lock()
+		if !want {
+			c.unsubscribing--
+		}
 		s.busy = false
 		if c.settle(s, want, err) {
 			c.mu.Unlock()

@@ -38,6 +38,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	t.Run("Limits", func(t *testing.T) { testLimits(t, newBroker) })
 	t.Run("Forged", func(t *testing.T) { testForged(t, newBroker) })
 	t.Run("SlowSubscribe", func(t *testing.T) { testSlowSubscribe(t, newBroker) })
+	t.Run("SlowUnsubscribe", func(t *testing.T) { testSlowUnsubscribe(t, newBroker) })
 }
 
 // Restart checks the resync: restart stops the engine and starts it again

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,15 +122,57 @@ func testSlowSubscribe(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) 
 	a.waitEvent(t, "m", `"slow"`)
 }
 
-// gated holds up Subscribe for subjects containing match until gate closes.
+// Unsubscribing a closed connection's topics holds up neither joins nor
+// new connections, however slow the broker is to unsubscribe.
+func testSlowUnsubscribe(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
+	gate := make(chan struct{})
+	defer close(gate)
+	var held, gaveUp atomic.Int32
+	nodes := newNodesWith(t, func(t *testing.T) rpcws.Broker {
+		return &gated{Broker: newBroker(t), gate: gate, match: "gone", unsubscribe: true, held: &held, gaveUp: &gaveUp}
+	}, 1, func(o *rpcws.HandlerOptions) { o.JoinTimeout = 3 * Wait }) // a join held up fails the call
+	a := nodes[0].dial(t, "")
+	for i := range 20 {
+		a.join(t, fmt.Sprintf("gone %d", i))
+	}
+	a.close()
+	// The handler unsubscribes on at most 4 workers at once (half of them).
+	waitFor(t, "the unsubscribes to be held", func() bool { return held.Load() >= 4 })
+	b := nodes[0].dial(t, "ada")
+	b.join(t, "new")
+	b.publish(t, "topic", "new", false, "new")
+	b.waitEvent(t, "m", `"new"`)
+	if n := gaveUp.Load(); n != 0 {
+		t.Errorf("the join waited for %d held unsubscribes to give up", n)
+	}
+}
+
+// gated holds up Subscribe (or Unsubscribe) for subjects containing match
+// until gate closes, counting the calls held.
 type gated struct {
 	rpcws.Broker
-	gate  chan struct{}
-	match string
+	gate        chan struct{}
+	match       string
+	unsubscribe bool
+	held        *atomic.Int32 // calls held
+	gaveUp      *atomic.Int32 // held calls whose context ended first
+}
+
+func (g *gated) Unsubscribe(ctx context.Context, subject string) error {
+	if g.unsubscribe && strings.Contains(subject, g.match) {
+		g.held.Add(1)
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			g.gaveUp.Add(1)
+			return ctx.Err()
+		}
+	}
+	return g.Broker.Unsubscribe(ctx, subject)
 }
 
 func (g *gated) Subscribe(ctx context.Context, subject string) error {
-	if strings.Contains(subject, g.match) {
+	if !g.unsubscribe && strings.Contains(subject, g.match) {
 		select {
 		case <-g.gate:
 		case <-ctx.Done():
