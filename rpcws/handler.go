@@ -173,7 +173,7 @@ type HandlerOptions struct {
 	// MaxTopicsPerConn caps the topics one connection is in; a join beyond
 	// it fails with code TooManyTopics ([ErrTooManyTopics]). Zero means
 	// [DefaultMaxTopicsPerConn] (128); negative means no cap. Every
-	// membership is also charged to the connection's byte budgets (256
+	// membership is also charged to the connection's byte budgets (640
 	// bytes and its name), capped or not.
 	MaxTopicsPerConn int
 
