@@ -102,7 +102,11 @@ func (b *Broker) run(r rpcws.BrokerReceiver) {
 		b.mu.Unlock()
 		if downSince.IsZero() {
 			downSince = time.Now()
-			log.Warn("rpcws redis broker: no subscriber connection to Redis; reconnecting", "addr", b.opts.Addr, "error", err)
+			level := slog.LevelWarn
+			if errors.Is(err, errAuth) {
+				level = slog.LevelError // no retry mends credentials: an operator must
+			}
+			log.Log(b.ctx, level, "rpcws redis broker: no subscriber connection to Redis; reconnecting", "addr", b.opts.Addr, "error", err)
 		} else {
 			log.Debug("rpcws redis broker: reconnection failed", "addr", b.opts.Addr, "error", err)
 		}
@@ -147,7 +151,7 @@ func (b *Broker) dial() (net.Conn, error) {
 		line, err = (&reader{br: bufio.NewReaderSize(nc, 512)}).line()
 	}
 	if err == nil && line[0] != '+' {
-		err = fmt.Errorf("AUTH refused: %s", line)
+		err = fmt.Errorf("%w: %s", errAuth, line)
 	}
 	if err != nil {
 		nc.Close()
@@ -313,6 +317,9 @@ func (b *Broker) read(c *subConn, r rpcws.BrokerReceiver, resub int, back func()
 		}
 	}
 }
+
+// errAuth is the error of a subscriber connection whose AUTH Redis refused.
+var errAuth = errors.New("redis broker: AUTH refused")
 
 // errIdle is the error of a read that timed out with no reply begun.
 var errIdle = errors.New("redis broker: subscriber connection silent")
