@@ -210,7 +210,7 @@ type Handler struct {
 	serving  sync.WaitGroup
 
 	clients clientCounts // places per client address, reserved or connected; guarded by mu
-	cluster *cluster     // publishing across replicas: topics.go
+	cluster *cluster     // publishing across replicas: cluster.go
 
 	corks   sync.Pool // gather buffers, lent to connections while they write a batch (cork.go)
 	workers *workers  // run the connections' requests (workers.go)

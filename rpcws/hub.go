@@ -99,7 +99,7 @@ func (c *cluster) admit(p *Peer, name, subject string) error {
 		return &codec.Error{Code: CodeTooManyTopics, Message: "rpcws: this server holds at most " + strconv.Itoa(n) + " topics"}
 	}
 	cost := membershipBytes + int64(len(name))
-	if p.codec != nil && !p.codec.Hold(cost) {
+	if p.adm != nil && !p.adm.Hold(cost) {
 		return &codec.Error{Code: CodeTooManyTopics, Message: "rpcws: the server's memory budget has no room for another topic"}
 	}
 	p.addr.charged += cost
@@ -110,8 +110,8 @@ func (c *cluster) admit(p *Peer, name, subject string) error {
 func (c *cluster) release(p *Peer, name string) {
 	cost := membershipBytes + int64(len(name))
 	p.addr.charged -= cost
-	if p.codec != nil {
-		p.codec.Release(cost)
+	if p.adm != nil {
+		p.adm.Charge(-cost)
 	}
 }
 
@@ -193,8 +193,8 @@ func (h *Handler) detach(p *Peer) {
 		c.removeMember(p, User(p.addr.user).mustSubject())
 	}
 	p.addr.topics = nil
-	if p.addr.charged != 0 && p.codec != nil {
-		p.codec.Release(p.addr.charged)
+	if p.addr.charged != 0 && p.adm != nil {
+		p.adm.Charge(-p.addr.charged)
 	}
 	p.addr.charged = 0
 }
