@@ -51,7 +51,8 @@ type Broker interface {
 	// message published to subject afterwards by any node is delivered. The
 	// interest is kept even when it returns an error (the engine was
 	// unreachable, say): the broker subscribes again once it is connected,
-	// and reports the gap with Lost.
+	// and reports the gap with Lost. While the engine is known to be
+	// unreachable it should fail at once rather than wait for ctx.
 	Subscribe(ctx context.Context, subject string) error
 
 	// Unsubscribe drops the interest in subject. Messages already on their
@@ -60,7 +61,11 @@ type Broker interface {
 
 	// Publish sends msg to every node subscribed to subject, this one
 	// included. Messages published one after another by one caller reach
-	// each subscriber in that order. The broker may keep msg.
+	// each subscriber in that order. The broker may keep msg. It returns
+	// when the engine took msg, or with an error when ctx ends first or the
+	// engine is unreachable; msg may then still be delivered (the engine
+	// may have taken it before it stopped answering), which the handler
+	// tells its callers (see [BrokerError]).
 	Publish(ctx context.Context, subject string, msg []byte) error
 
 	// Close disconnects the broker and ends its goroutines; after it, the
