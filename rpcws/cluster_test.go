@@ -3,7 +3,10 @@ package rpcws_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http/httptest"
+	"net/rpc"
 	"strings"
 	"testing"
 
@@ -84,3 +87,45 @@ func (f failing) Subscribe(context.Context, string) error       { return f.err }
 func (f failing) Unsubscribe(context.Context, string) error     { return nil }
 func (f failing) Publish(context.Context, string, []byte) error { return f.err }
 func (f failing) Close() error                                  { return nil }
+
+// A connection in 50,000 topics that closes holds up no join: joins are
+// served while it is still leaving them (it left them all under one lock).
+func TestDetachHoldsNoOne(t *testing.T) {
+	t.Parallel()
+	srv := rpc.NewServer()
+	srv.Register(Joiner{})
+	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{MaxTopicsPerConn: -1, MaxTopics: -1})
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	defer h.Shutdown(context.Background())
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+	big, err := rpcws.Dial(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50_000
+	var ok bool
+	if err := big.Call("Joiner.Join", &JoinArgs{N: n, Prefix: strings.Repeat("é", 120)}, &ok); err != nil {
+		t.Fatal(err)
+	}
+	c, err := rpcws.Dial(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	big.Close()
+	testutil.WaitFor(t, "the closed connection to start leaving", func() bool { return h.LocalTopics() < n })
+	for i := 0; ; i++ {
+		if err := c.Call("Joiner.Join", &JoinArgs{N: 1, Prefix: fmt.Sprint("new ", i, " ")}, &ok); err != nil {
+			t.Fatal(err)
+		}
+		left := h.LocalTopics() - (i + 1)
+		if left > 0 {
+			t.Logf("join %d served with %d topics still to leave", i, left)
+			return
+		}
+		if left == 0 {
+			t.Fatalf("no join served while the closed connection left its topics")
+		}
+	}
+}
