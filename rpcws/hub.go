@@ -33,8 +33,8 @@ const membershipBytes = 640
 type peerAddr struct {
 	user    string                   // "" for none
 	topics  map[string]*subscription // by topic name
-	charged int64 // bytes held in the connection's budget for its topics
-	gone    bool  // closed: joins nothing any more
+	charged int64                    // bytes held in the connection's budget for its topics
+	gone    bool                     // closed: joins nothing any more
 }
 
 // subscription is the local interest in one topic or user subject, and
