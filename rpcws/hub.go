@@ -26,7 +26,7 @@ var ErrTooManyTopics error = &codec.Error{Code: CodeTooManyTopics}
 // membershipBytes is what one topic membership is charged against its
 // connection's byte budget, besides its name: what BenchmarkMemberships
 // measures of the index and the in-process broker for a topic of its own
-// (675 B with a 32-byte name, at 10,000 memberships).
+// (659 B with a 32-byte name, at 10,000 memberships).
 const membershipBytes = 640
 
 // peerAddr is what the hub knows of one connection; guarded by cluster.mu.
