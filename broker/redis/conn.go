@@ -43,6 +43,8 @@ type subConn struct {
 
 	// guarded by Broker.mu
 	ops     []op           // to send, in order
+	fresh   []string       // new subscriptions, sent before ops (see queue)
+	isFresh map[string]int // replies expected for them, by channel
 	unread  int            // bytes of replies expected and not yet read
 	pending map[string]int // replies expected, by channel
 	ping    bool           // a PING to send
@@ -55,11 +57,35 @@ type op struct {
 	subscribe bool
 }
 
-// queue adds an op; the caller holds Broker.mu.
+// queue adds an op; the caller holds Broker.mu. A subscription to a
+// channel with no op under way jumps the queue, so that a join is not held
+// up behind the resubscription of 100,000 channels: with nothing else
+// pending for that channel, its order against other channels' ops does
+// not matter.
 func (c *subConn) queue(channel string, subscribe bool) {
-	c.ops = append(c.ops, op{channel, subscribe})
+	if subscribe && c.pending[channel] == 0 {
+		c.fresh = append(c.fresh, channel)
+		c.isFresh[channel]++
+	} else {
+		c.ops = append(c.ops, op{channel, subscribe})
+	}
 	c.pending[channel]++
 	c.wake()
+}
+
+// freshReply reports whether a subscribe reply about channel answers a
+// fresh subscription, and accounts for it; the caller holds Broker.mu.
+func (c *subConn) freshReply(channel string) bool {
+	n := c.isFresh[channel]
+	if n == 0 {
+		return false
+	}
+	if n == 1 {
+		delete(c.isFresh, channel)
+	} else {
+		c.isFresh[channel] = n - 1
+	}
+	return true
 }
 
 func (c *subConn) wake() {
@@ -165,7 +191,7 @@ func (b *Broker) dial() (net.Conn, error) {
 // and reads it until it fails. Once Redis has confirmed the channels it
 // subscribed at the start, it reports a gap when lost says one happened.
 func (b *Broker) serve(nc net.Conn, r rpcws.BrokerReceiver, log *slog.Logger, lost bool, downSince time.Time) error {
-	c := &subConn{nc: nc, kick: make(chan struct{}, 1), pending: make(map[string]int)}
+	c := &subConn{nc: nc, kick: make(chan struct{}, 1), pending: make(map[string]int), isFresh: make(map[string]int)}
 	b.mu.Lock()
 	if b.ctx.Err() != nil {
 		b.mu.Unlock()
@@ -232,7 +258,21 @@ func (b *Broker) nextCommand(c *subConn) []byte {
 		c.ping = false
 		return appendCommand(nil, "PING")
 	}
-	if len(c.ops) == 0 || c.unread >= maxUnread {
+	if c.unread >= maxUnread {
+		return nil
+	}
+	if len(c.fresh) > 0 {
+		var args []string
+		for size := 0; len(c.fresh) > 0 && size < maxBatch && c.unread < maxUnread; {
+			ch := c.fresh[0]
+			c.fresh = c.fresh[1:]
+			args = append(args, ch)
+			size += len(ch)
+			c.unread += len(ch) + replyCost
+		}
+		return appendCommand(nil, "SUBSCRIBE", args...)
+	}
+	if len(c.ops) == 0 {
 		return nil
 	}
 	subscribe := c.ops[0].subscribe
@@ -255,19 +295,21 @@ func (b *Broker) nextCommand(c *subConn) []byte {
 }
 
 // replied accounts for a reply about channel, letting the writer send more.
-// It reports whether no other reply about channel is expected.
-func (b *Broker) replied(c *subConn, channel string) bool {
+// It reports whether no other reply about channel is expected, and whether
+// the reply answers a fresh subscription.
+func (b *Broker) replied(c *subConn, channel string, subscribe bool) (last, fresh bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	fresh = subscribe && c.freshReply(channel)
 	c.unread -= len(channel) + replyCost
 	c.wake()
 	n := c.pending[channel] - 1
 	if n > 0 {
 		c.pending[channel] = n
-		return false
+		return false, fresh
 	}
 	delete(c.pending, channel)
-	return true
+	return true, fresh
 }
 
 // read hands what c receives to r until c fails. Once the first resub
@@ -306,10 +348,11 @@ func (b *Broker) read(c *subConn, r rpcws.BrokerReceiver, resub int, back func()
 		case "message":
 			r.Receive(p.channel, p.payload)
 		case "subscribe", "unsubscribe":
-			if b.replied(c, p.channel) && p.kind == "subscribe" {
+			last, fresh := b.replied(c, p.channel, p.kind == "subscribe")
+			if last && p.kind == "subscribe" {
 				b.confirmed(p.channel)
 			}
-			if p.kind == "subscribe" && resub > 0 {
+			if p.kind == "subscribe" && !fresh && resub > 0 {
 				if resub--; resub == 0 {
 					back()
 				}
