@@ -92,7 +92,7 @@ type BrokerReceiver interface {
 
 	// Logger returns the logger the broker writes its own lines to, and
 	// routes its client library's lines through: the handler's
-	// [HandlerOptions.Logger], or one that discards. A broker logs the loss
+	// [HandlerOptions.Logger], or [slog.Default]. A broker logs the loss
 	// of its engine once (Warn) and its return once (Info).
 	Logger() *slog.Logger
 }

@@ -133,17 +133,12 @@ func (h *Handler) closeCluster() {
 	})
 }
 
-// logger returns the handler's logger, or one that writes nothing.
-func (c *cluster) logger() *slog.Logger {
-	if l := c.h.opts.Logger; l != nil {
-		return l
-	}
-	return slog.New(slog.DiscardHandler)
-}
+// logger returns the handler's logger (see logging.go).
+func (c *cluster) logger() *slog.Logger { return c.h.logger() }
 
 // warn logs a recoverable fault of the engine or a client, rate-limited.
 func (c *cluster) warn(r *rateLog, msg string, args ...any) {
-	r.log(c.h.opts.Logger, slog.LevelWarn, msg, args...)
+	r.log(c.logger(), slog.LevelWarn, msg, args...)
 }
 
 // userName maps a connection's identity to its user name: by

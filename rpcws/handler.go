@@ -611,10 +611,6 @@ func within(ctx context.Context, f func()) error {
 	}
 }
 
-func (h *Handler) log(msg string, args ...any) {
-	h.logger().Info("rpcws: "+msg, args...)
-}
-
 // maxSubprotocolHeader bounds the subprotocols an upgrade request may
 // offer, in bytes: room for a token or two, and no more.
 const maxSubprotocolHeader = 8 << 10
