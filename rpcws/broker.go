@@ -3,6 +3,7 @@ package rpcws
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 )
 
@@ -24,8 +25,16 @@ import (
 // The handler subscribes by interest: to a topic's subject while that
 // topic has a member on this replica, to a user's subject while that user
 // has a connection here, and to its broadcast and node subjects always. It
-// calls Subscribe and Unsubscribe one at a time, never for a subject twice
-// in a row in the same direction.
+// calls Subscribe and Unsubscribe from a few goroutines at once, each call
+// bounded by a context of 5 s, but for one subject one call at a time and in
+// order; it calls Subscribe again for a subject whose Subscribe failed. It
+// holds no lock across a call, and joins wait for it at most
+// [HandlerOptions.JoinTimeout]: a slow engine never holds up a connection.
+//
+// After a reconnection a broker subscribes again to every subject it holds
+// (a replica may hold 100,000), in batches that keep the engine's replies
+// under its output limits (see the Redis broker), and only then reports the
+// gap with Lost.
 //
 // Later features arrive as optional interfaces that a broker may implement
 // and that the handler discovers with a type assertion: presence (who is
@@ -42,7 +51,8 @@ type Broker interface {
 	// message published to subject afterwards by any node is delivered. The
 	// interest is kept even when it returns an error (the engine was
 	// unreachable, say): the broker subscribes again once it is connected,
-	// and reports the gap with Lost.
+	// and reports the gap with Lost. While the engine is known to be
+	// unreachable it should fail at once rather than wait for ctx.
 	Subscribe(ctx context.Context, subject string) error
 
 	// Unsubscribe drops the interest in subject. Messages already on their
@@ -51,7 +61,11 @@ type Broker interface {
 
 	// Publish sends msg to every node subscribed to subject, this one
 	// included. Messages published one after another by one caller reach
-	// each subscriber in that order. The broker may keep msg.
+	// each subscriber in that order. The broker may keep msg. It returns
+	// when the engine took msg, or with an error when ctx ends first or the
+	// engine is unreachable; msg may then still be delivered (the engine
+	// may have taken it before it stopped answering), which the handler
+	// tells its callers (see [BrokerError]).
 	Publish(ctx context.Context, subject string, msg []byte) error
 
 	// Close disconnects the broker and ends its goroutines; after it, the
@@ -72,8 +86,15 @@ type BrokerReceiver interface {
 	// connection to the engine dropped and is back, or the engine cut a slow
 	// subscriber. Nil subjects means every subscription. The broker calls it
 	// once it is able to deliver again, so that what the clients reload is
-	// not lost too.
+	// not lost too; never when nothing was lost (a first connection made at
+	// once is no gap).
 	Lost(subjects []string)
+
+	// Logger returns the logger the broker writes its own lines to, and
+	// routes its client library's lines through: the handler's
+	// [HandlerOptions.Logger], or [slog.Default]. A broker logs the loss
+	// of its engine once (Warn) and its return once (Info).
+	Logger() *slog.Logger
 }
 
 // ErrBrokerClosed is the error of a [MemoryBus] broker used after Close.

@@ -160,15 +160,34 @@ type HandlerOptions struct {
 
 	// Broker carries [Handler.Publish] to the other replicas. The handler
 	// owns it: NewHandler starts it and subscribes to the handler's own
-	// subjects (waiting up to 5 s for an engine that is slow to answer),
-	// and Shutdown closes it. Nil means an in-process broker of the
-	// handler's own (a single replica).
+	// subjects (waiting up to 5 s for an engine that is slow to answer,
+	// once), and Shutdown closes it. Nil means an in-process broker of the
+	// handler's own (a single replica). See docs/topics-and-brokers.md.
 	Broker Broker
 
 	// UserName maps a connection's identity (what Authorize returned) to
 	// its user name, the address of [User]; "" means no user. Nil means: a
 	// string identity is the user name, any other has none.
 	UserName func(identity any) string
+
+	// MaxTopicsPerConn caps the topics one connection is in; a join beyond
+	// it fails with code TooManyTopics ([ErrTooManyTopics]). Zero means
+	// [DefaultMaxTopicsPerConn] (128); negative means no cap. Every
+	// membership is also charged to the connection's byte budgets (640
+	// bytes and its name), capped or not.
+	MaxTopicsPerConn int
+
+	// MaxTopics caps the topics that have members on this replica, each a
+	// subscription on the broker; a join that would add one more fails with
+	// code TooManyTopics. Zero means [DefaultMaxTopics] (100,000); negative
+	// means no cap.
+	MaxTopics int
+
+	// JoinTimeout bounds how long [Peer.Join] waits for the broker to
+	// subscribe; past it the join succeeds and the connection gets a resync
+	// once the subscription is in effect. Zero means [DefaultJoinTimeout]
+	// (2 s); negative means joins never wait.
+	JoinTimeout time.Duration
 }
 
 // Handler is an http.Handler that serves an *rpc.Server to WebSocket clients
@@ -191,7 +210,7 @@ type Handler struct {
 	serving  sync.WaitGroup
 
 	clients clientCounts // places per client address, reserved or connected; guarded by mu
-	cluster *cluster     // publishing across replicas: topics.go
+	cluster *cluster     // publishing across replicas: cluster.go
 
 	corks   sync.Pool // gather buffers, lent to connections while they write a batch (cork.go)
 	workers *workers  // run the connections' requests (workers.go)
@@ -590,10 +609,6 @@ func within(ctx context.Context, f func()) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func (h *Handler) log(msg string, args ...any) {
-	h.logger().Info("rpcws: "+msg, args...)
 }
 
 // maxSubprotocolHeader bounds the subprotocols an upgrade request may

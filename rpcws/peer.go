@@ -25,9 +25,9 @@ type Peer struct {
 	identity     any
 	remoteAddr   string
 
-	h    *Handler // for Join and Leave: topics.go
+	h    *Handler // for Join and Leave: peer_topics.go
 	id   string
-	addr peerAddr // guarded by h.cluster.mu
+	addr peerAddr // guarded by h.cluster.mu (hub.go)
 }
 
 // Notify pushes an event {"type": eventType, "data": data} to the peer,

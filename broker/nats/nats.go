@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -45,6 +46,9 @@ type Broker struct {
 	quit chan struct{}
 	done chan struct{}
 
+	ready chan struct{} // closed once New knows whether it connected at once
+	late  bool          // the first connection was not made at once: its making is a gap; set before ready
+
 	mu      sync.Mutex // guards the fields below
 	recv    rpcws.BrokerReceiver
 	subs    map[string]*gonats.Subscription
@@ -58,13 +62,21 @@ var _ rpcws.Broker = (*Broker)(nil)
 // An unreachable server is not an error: the broker connects, and keeps
 // reconnecting, in the background. opts are nats.go's options, applied
 // after the broker's own (reconnect for ever, every 250 ms); they must not
-// set the reconnect, connect or error handlers, which the broker uses.
+// set the reconnect, connect, disconnect or error handlers, which the
+// broker uses to report gaps and to log, through the handler's logger,
+// the loss of NATS and its return (once each) and nats.go's asynchronous
+// errors.
+//
+// A first connection made at once is no gap; one made late (the server was
+// unreachable at start) is reported as one, since connections may have
+// joined topics meanwhile.
 func New(url string, opts ...gonats.Option) (*Broker, error) {
 	b := &Broker{
-		in:   make(chan *gonats.Msg, DefaultPending),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
-		subs: make(map[string]*gonats.Subscription),
+		in:    make(chan *gonats.Msg, DefaultPending),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		ready: make(chan struct{}),
+		subs:  make(map[string]*gonats.Subscription),
 	}
 	all := append([]gonats.Option{
 		gonats.Name("rpcws"),
@@ -73,12 +85,24 @@ func New(url string, opts ...gonats.Option) (*Broker, error) {
 		gonats.RetryOnFailedConnect(true),
 	}, opts...)
 	all = append(all,
-		gonats.ReconnectHandler(func(nc *gonats.Conn) { b.lost(nc, nil) }),
-		gonats.ConnectHandler(func(nc *gonats.Conn) { b.lost(nc, nil) }), // connected late: see RetryOnFailedConnect
+		gonats.ReconnectHandler(func(nc *gonats.Conn) {
+			b.logger().Info("rpcws nats broker: connection to NATS is back; subscribed again", "server", nc.ConnectedUrlRedacted())
+			b.lost(nc, nil)
+		}),
+		gonats.ConnectHandler(b.connected),
+		gonats.DisconnectErrHandler(func(nc *gonats.Conn, err error) {
+			if nc.IsClosed() {
+				return // Close, not a loss
+			}
+			b.logger().Warn("rpcws nats broker: lost the connection to NATS; reconnecting", "error", err)
+		}),
 		gonats.ErrorHandler(func(nc *gonats.Conn, sub *gonats.Subscription, err error) {
 			if errors.Is(err, gonats.ErrSlowConsumer) && sub != nil {
+				b.logger().Warn("rpcws nats broker: messages dropped: the handler is not keeping up (slow consumer)", "subject", sub.Subject)
 				b.lost(nil, []string{sub.Subject})
+				return
 			}
+			b.logger().Warn("rpcws nats broker: error from NATS", "error", err)
 		}),
 	)
 	nc, err := gonats.Connect(url, all...)
@@ -86,7 +110,30 @@ func New(url string, opts ...gonats.Option) (*Broker, error) {
 		return nil, fmt.Errorf("nats broker: %w", err)
 	}
 	b.nc = nc
+	b.late = !nc.IsConnected()
+	close(b.ready)
 	return b, nil
+}
+
+// connected is nats.go's handler of the first connection: at once, or late
+// when the server was unreachable at start; only the late one is a gap.
+func (b *Broker) connected(nc *gonats.Conn) {
+	<-b.ready
+	if b.late {
+		b.logger().Info("rpcws nats broker: connected to NATS, late", "server", nc.ConnectedUrlRedacted())
+		b.lost(nc, nil)
+	}
+}
+
+// logger is the handler's logger once started, or one that discards.
+func (b *Broker) logger() *slog.Logger {
+	b.mu.Lock()
+	r := b.recv
+	b.mu.Unlock()
+	if r == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger()
 }
 
 // lost tells the receiver of a gap; after a reconnect, once the server has

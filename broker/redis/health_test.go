@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,7 @@ type receiver struct {
 
 func (r *receiver) Receive(subject string, msg []byte) { r.msgs <- string(msg) }
 func (r *receiver) Lost(subjects []string)             { r.lost <- struct{}{} }
+func (r *receiver) Logger() *slog.Logger               { return slog.New(slog.DiscardHandler) }
 
 func (r *receiver) want(t *testing.T, msg string) {
 	t.Helper()

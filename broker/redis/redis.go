@@ -5,27 +5,36 @@
 //	b, err := redis.New("redis://127.0.0.1:6379")
 //	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{Broker: b})
 //
-// Each broker keeps one subscriber connection, read by one goroutine that
-// hands every message to the handler at once (the handler never waits on a
-// client), and publishes through the client's connection pool. Channels are
-// subscribed with SUBSCRIBE, never PSUBSCRIBE: names are literal.
+// Each broker publishes through go-redis's connection pool and keeps one
+// subscriber connection of its own, read by one goroutine that hands every
+// message to the handler at once (the handler never waits on a client).
+// Channels are subscribed with SUBSCRIBE, never PSUBSCRIBE: names are
+// literal.
 //
-// When the subscriber connection drops, go-redis subscribes again by itself
-// once Redis is back; the broker then reports the gap
-// ([rpcws.BrokerReceiver.Lost]), and every connection receives
-// rpcws.resync. A subscriber too slow for Redis's
-// client-output-buffer-limit is cut by Redis, and is handled the same way.
-// A connection that goes silent without closing (a middlebox dropped it) is
-// found by a ping after [Options.HealthInterval] and replaced.
+// The broker speaks to that connection itself, not through go-redis's
+// PubSub, because of what a reconnection asks: go-redis subscribes again to
+// every channel in one SUBSCRIBE, whose confirmations, for tens of
+// thousands of long channel names, exceed Redis's output limit for pub/sub
+// clients (client-output-buffer-limit pubsub, 32 MB), so that Redis cuts
+// the connection again, for ever. This broker subscribes again in batches
+// and keeps the confirmations it has not read under 1 MiB: 100,000
+// channels of 128-character names take a second or two. Once every channel
+// is confirmed it reports the gap ([rpcws.BrokerReceiver.Lost]), and every
+// connection receives rpcws.resync. A subscriber too slow for Redis is cut
+// and handled the same way. A connection that goes silent without closing
+// (a middlebox dropped it) is found by a ping after
+// [Options.HealthInterval] and replaced.
+//
+// The subscriber connection uses go-redis's options for the address, the
+// dialer and TLS, the dial timeout, and Username and Password (or a
+// CredentialsProvider); the database number does not apply to pub/sub.
 package redis
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"net"
-	"slices"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -52,24 +61,35 @@ type Options struct {
 // Broker is an [rpcws.Broker] on one Redis server. Its methods are safe for
 // concurrent use.
 type Broker struct {
-	client *goredis.Client
+	client *goredis.Client // publishes
+	opts   *goredis.Options
 	health time.Duration
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the reading goroutine ends
+	done   chan struct{} // closed when the connecting goroutine ends
 
 	mu       sync.Mutex // guards the fields below
-	ps       *goredis.PubSub
-	subjects map[string]struct{} // the interest, to subscribe a new connection to
-	waiting  map[string][]chan struct{}
+	subjects map[string]*interest
+	conn     *subConn // nil while disconnected
+	down     bool     // a connection attempt failed, and none succeeded since
 	started  bool
+}
+
+// interest is the broker's interest in one channel.
+type interest struct {
+	confirmed bool            // Redis confirmed it on the current connection
+	waiters   []chan struct{} // Subscribe calls waiting for that
 }
 
 var _ rpcws.Broker = (*Broker)(nil)
 
+// errNotConnected is the error of a Subscribe while the subscriber
+// connection is down: the interest is kept, and subscribed on reconnection.
+var errNotConnected = errors.New("redis broker: not connected to Redis; subscribing once connected")
+
 // New returns a broker on the Redis server at url
 // ("redis://[user:password@]host:port[/db]", see go-redis's ParseURL). It
-// does not connect yet: the first use does.
+// does not connect yet: Start does, in the background.
 func New(url string) (*Broker, error) {
 	opt, err := goredis.ParseURL(url)
 	if err != nil {
@@ -79,49 +99,28 @@ func New(url string) (*Broker, error) {
 }
 
 // NewWithOptions returns a broker configured by opts. It does not connect
-// yet: the first use does.
+// yet: Start does, in the background.
 func NewWithOptions(opts Options) *Broker {
-	if opts.Redis == nil {
-		opts.Redis = &goredis.Options{Addr: "127.0.0.1:6379"}
+	o := &goredis.Options{Addr: "127.0.0.1:6379"}
+	if opts.Redis != nil {
+		c := *opts.Redis
+		o = &c
 	}
 	if opts.HealthInterval == 0 {
 		opts.HealthInterval = DefaultHealthInterval
 	}
 	b := &Broker{
-		client:   goredis.NewClient(opts.Redis),
+		client:   goredis.NewClient(o),
+		opts:     o,
 		health:   max(opts.HealthInterval, 0),
 		done:     make(chan struct{}),
-		subjects: make(map[string]struct{}),
-		waiting:  make(map[string][]chan struct{}),
+		subjects: make(map[string]*interest),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.ps = b.client.Subscribe(b.ctx)
 	return b
 }
 
-// pubsub returns the subscriber connection in use.
-func (b *Broker) pubsub() *goredis.PubSub {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ps
-}
-
-// replace puts a new subscriber connection, subscribed to the interest, in
-// place of a silent one.
-func (b *Broker) replace() {
-	b.mu.Lock()
-	old := b.ps
-	b.ps = b.client.Subscribe(b.ctx)
-	subjects := slices.Collect(maps.Keys(b.subjects))
-	ps := b.ps
-	b.mu.Unlock()
-	old.Close()
-	if len(subjects) > 0 {
-		ps.Subscribe(b.ctx, subjects...) // on error go-redis retries at the next read
-	}
-}
-
-// Start begins reading the subscriber connection.
+// Start begins connecting the subscriber connection, in the background.
 func (b *Broker) Start(r rpcws.BrokerReceiver) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -129,129 +128,87 @@ func (b *Broker) Start(r rpcws.BrokerReceiver) error {
 		return errors.New("redis broker: started twice")
 	}
 	b.started = true
-	go b.read(r)
+	go b.run(r)
 	return nil
-}
-
-// read hands what the subscriber connection receives to r, until Close.
-// After an error it waits a little and reads again, which makes go-redis
-// connect and subscribe again; the first reply after that tells r the gap.
-// A connection silent for the health interval is pinged; silent for another,
-// it is replaced.
-func (b *Broker) read(r rpcws.BrokerReceiver) {
-	defer close(b.done)
-	const minWait, maxWait = 50 * time.Millisecond, time.Second
-	wait := minWait
-	lost, pinged := false, false
-	for {
-		ps := b.pubsub()
-		m, err := ps.ReceiveTimeout(b.ctx, b.health)
-		if b.ctx.Err() != nil {
-			return
-		}
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			if !pinged {
-				pinged = true
-				if ps.Ping(b.ctx) == nil {
-					continue
-				}
-			}
-			pinged = false
-			lost = true
-			b.replace()
-			continue
-		}
-		pinged = false
-		if err != nil {
-			lost = true
-			select {
-			case <-b.ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			wait = min(2*wait, maxWait)
-			continue
-		}
-		wait = minWait
-		switch m := m.(type) {
-		case *goredis.Subscription:
-			if m.Kind == "subscribe" {
-				b.confirmed(m.Channel)
-			}
-		case *goredis.Message:
-			r.Receive(m.Channel, []byte(m.Payload))
-		}
-		if lost {
-			lost = false
-			r.Lost(nil)
-		}
-	}
-}
-
-// confirmed wakes the oldest Subscribe waiting for channel.
-func (b *Broker) confirmed(channel string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if w := b.waiting[channel]; len(w) > 0 {
-		close(w[0])
-		if len(w) == 1 {
-			delete(b.waiting, channel)
-		} else {
-			b.waiting[channel] = w[1:]
-		}
-	}
 }
 
 // Subscribe subscribes to subject and waits for Redis to confirm it, so
 // that a message published afterwards is delivered. The interest is kept
-// when it fails: go-redis subscribes again when it reconnects.
+// when it fails: while disconnected it fails at once, and the subject is
+// subscribed on reconnection.
 func (b *Broker) Subscribe(ctx context.Context, subject string) error {
-	ch := make(chan struct{})
 	b.mu.Lock()
-	b.subjects[subject] = struct{}{}
-	b.waiting[subject] = append(b.waiting[subject], ch)
-	ps := b.ps
-	b.mu.Unlock()
-	if err := ps.Subscribe(ctx, subject); err != nil {
-		b.forget(subject, ch)
-		return fmt.Errorf("redis broker: subscribe: %w", err)
+	if b.ctx.Err() != nil {
+		b.mu.Unlock()
+		return rpcws.ErrBrokerClosed
 	}
+	in := b.subjects[subject]
+	if in == nil {
+		in = new(interest)
+		b.subjects[subject] = in
+		if b.conn != nil {
+			b.conn.queue(subject, true)
+		}
+	}
+	if in.confirmed {
+		b.mu.Unlock()
+		return nil
+	}
+	if b.conn == nil && b.down {
+		b.mu.Unlock()
+		return errNotConnected
+	}
+	ch := make(chan struct{})
+	in.waiters = append(in.waiters, ch)
+	b.mu.Unlock()
 	select {
 	case <-ch:
 		return nil
 	case <-ctx.Done():
 		b.forget(subject, ch)
-		return ctx.Err()
-	case <-b.done:
+		return fmt.Errorf("redis broker: subscribe: no confirmation: %w", ctx.Err())
+	case <-b.ctx.Done():
 		return rpcws.ErrBrokerClosed
 	}
 }
 
+// forget drops a waiter that stopped waiting.
 func (b *Broker) forget(subject string, ch chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	w := b.waiting[subject]
-	for i, c := range w {
-		if c == ch {
-			w = append(w[:i:i], w[i+1:]...)
-			break
+	if in := b.subjects[subject]; in != nil {
+		for i, c := range in.waiters {
+			if c == ch {
+				in.waiters = append(in.waiters[:i:i], in.waiters[i+1:]...)
+				break
+			}
 		}
-	}
-	if len(w) == 0 {
-		delete(b.waiting, subject)
-	} else {
-		b.waiting[subject] = w
 	}
 }
 
-// Unsubscribe unsubscribes from subject.
+// confirmed marks subject subscribed and wakes its waiters.
+func (b *Broker) confirmed(subject string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if in := b.subjects[subject]; in != nil {
+		in.confirmed = true
+		for _, ch := range in.waiters {
+			close(ch)
+		}
+		in.waiters = nil
+	}
+}
+
+// Unsubscribe unsubscribes from subject. It does not wait for Redis.
 func (b *Broker) Unsubscribe(ctx context.Context, subject string) error {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.subjects[subject]; !ok {
+		return nil
+	}
 	delete(b.subjects, subject)
-	ps := b.ps
-	b.mu.Unlock()
-	if err := ps.Unsubscribe(ctx, subject); err != nil {
-		return fmt.Errorf("redis broker: unsubscribe: %w", err)
+	if b.conn != nil {
+		b.conn.queue(subject, false)
 	}
 	return nil
 }
@@ -265,24 +222,36 @@ func (b *Broker) Publish(ctx context.Context, subject string, msg []byte) error 
 	return nil
 }
 
-// Close closes the connections to Redis and ends the reading goroutine.
+// Close closes the connections to Redis and ends the broker's goroutines.
 func (b *Broker) Close() error {
 	b.cancel()
-	err := b.pubsub().Close() // ends a read under way
 	b.mu.Lock()
 	started := b.started
 	b.started = true // a Start after Close starts nothing
+	if b.conn != nil {
+		b.conn.close()
+	}
 	b.mu.Unlock()
 	if started {
 		<-b.done
 	}
-	// The reading goroutine may have replaced the connection meanwhile.
-	return errors.Join(ignoreClosed(err), ignoreClosed(b.pubsub().Close()), ignoreClosed(b.client.Close()))
+	if err := b.client.Close(); err != nil && !errors.Is(err, goredis.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
-func ignoreClosed(err error) error {
-	if err != nil && err.Error() == "redis: client is closed" {
-		return nil
-	}
-	return err
+// SetLogger routes go-redis's own log lines, which it writes to stderr by
+// default, to logger, at level Warn. go-redis keeps its logger in a
+// package variable, so the setting is process-wide and outlives brokers:
+// call it once, from main. The broker's own lines go to the handler's
+// logger without it.
+func SetLogger(logger *slog.Logger) {
+	goredis.SetLogger(printfLogger{logger})
+}
+
+type printfLogger struct{ l *slog.Logger }
+
+func (p printfLogger) Printf(ctx context.Context, format string, v ...any) {
+	p.l.Log(ctx, slog.LevelWarn, "go-redis: "+fmt.Sprintf(format, v...))
 }

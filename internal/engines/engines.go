@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -159,6 +160,29 @@ func (s *Server) Stop() {
 func (s *Server) Restart() error {
 	s.Stop()
 	return s.start()
+}
+
+// Pause stops the engine process (SIGSTOP) without closing its
+// connections, as a stalled engine or a frozen machine would, until
+// Resume; it resumes it at t's cleanup in any case.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	t.Cleanup(s.Resume)
+	s.signal(t, syscall.SIGSTOP)
+}
+
+// Resume lets a paused engine go on (SIGCONT).
+func (s *Server) Resume() { s.signal(nil, syscall.SIGCONT) }
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil && t != nil {
+		t.Fatal(err)
+	}
 }
 
 // RestartT is Restart for a test: it fails t on error.

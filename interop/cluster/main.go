@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	redisbroker "github.com/rpcws/rpcws/broker/redis"
 )
 
 func main() {
@@ -52,6 +54,7 @@ func main() {
 }
 
 func run(addr, brokerURL string, origins []string, grace, ping time.Duration, logger *slog.Logger) error {
+	redisbroker.SetLogger(logger) // go-redis's own lines, process-wide, in the server's log
 	b, err := newBroker(brokerURL)
 	if err != nil {
 		return err

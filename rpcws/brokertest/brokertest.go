@@ -16,15 +16,8 @@
 package brokertest
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"net/rpc"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +35,10 @@ func Run(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	t.Run("Interest", func(t *testing.T) { testInterest(t, newBroker) })
 	t.Run("Order", func(t *testing.T) { testOrder(t, newBroker) })
 	t.Run("ReplicaGone", func(t *testing.T) { testReplicaGone(t, newBroker) })
+	t.Run("Limits", func(t *testing.T) { testLimits(t, newBroker) })
+	t.Run("Forged", func(t *testing.T) { testForged(t, newBroker) })
+	t.Run("SlowSubscribe", func(t *testing.T) { testSlowSubscribe(t, newBroker) })
+	t.Run("SlowUnsubscribe", func(t *testing.T) { testSlowUnsubscribe(t, newBroker) })
 }
 
 // Restart checks the resync: restart stops the engine and starts it again
@@ -187,9 +184,10 @@ func testInterest(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	b.close()
 	waitFor(t, "the closed connection's topics to be unsubscribed", func() bool { return len(spies[0].topicSubs()) == 0 })
 
-	// A user's subject is subscribed while the user has a connection.
+	// A user's subject is subscribed while the user has a connection
+	// (dial waits for the user address to be in effect).
 	u := nodes[1].dial(t, "ada")
-	u.join(t, "x") // one call answered: its user address is in effect
+	u.join(t, "x")
 	if got := spies[1].userSubs(); len(got) != 1 {
 		t.Fatalf("user subscriptions %v, want one", got)
 	}
@@ -250,290 +248,5 @@ func testReplicaGone(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	c.waitEvent(t, "m", `"new"`)
 	if got := c.count("m", `"still"`); got != 0 {
 		t.Errorf("a late member got an earlier event")
-	}
-}
-
-// spy records a broker's subscriptions.
-type spy struct {
-	rpcws.Broker
-	mu   sync.Mutex
-	subs map[string]int // subject → subscribe count minus unsubscribe count
-}
-
-func (s *spy) Subscribe(ctx context.Context, subject string) error {
-	s.mu.Lock()
-	s.subs[subject]++
-	s.mu.Unlock()
-	return s.Broker.Subscribe(ctx, subject)
-}
-
-func (s *spy) Unsubscribe(ctx context.Context, subject string) error {
-	s.mu.Lock()
-	s.subs[subject]--
-	s.mu.Unlock()
-	return s.Broker.Unsubscribe(ctx, subject)
-}
-
-func (s *spy) withPrefix(prefix string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for subject, n := range s.subs {
-		if n > 0 && strings.HasPrefix(subject, prefix) {
-			out = append(out, subject)
-		}
-	}
-	return out
-}
-
-func (s *spy) topicSubs() []string { return s.withPrefix("rpcws.t.") }
-func (s *spy) userSubs() []string  { return s.withPrefix("rpcws.u.") }
-
-// node is one replica.
-type node struct {
-	h    *rpcws.Handler
-	hs   *httptest.Server
-	once sync.Once
-}
-
-func newNodes(t *testing.T, newBroker func(t *testing.T) rpcws.Broker, n int) []*node {
-	t.Helper()
-	var nodes []*node
-	for range n {
-		nd := &node{}
-		srv := rpc.NewServer()
-		if err := srv.RegisterName("Room", &Room{Handler: func() *rpcws.Handler { return nd.h }}); err != nil {
-			t.Fatal(err)
-		}
-		nd.h = rpcws.NewHandler(srv, &rpcws.HandlerOptions{
-			Broker: newBroker(t),
-			Authorize: func(r *http.Request) (any, error) {
-				if u := r.URL.Query().Get("user"); u != "" {
-					return u, nil
-				}
-				return nil, nil
-			},
-		})
-		nd.hs = httptest.NewServer(nd.h)
-		t.Cleanup(nd.stop)
-		nodes = append(nodes, nd)
-	}
-	return nodes
-}
-
-// stop ends the replica at once, as a crash would.
-func (n *node) stop() {
-	n.once.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		n.h.Shutdown(ctx)
-		n.hs.Close()
-	})
-}
-
-// Room is the service the suite's clients call.
-type Room struct{ Handler func() *rpcws.Handler }
-
-// TopicArgs names a topic.
-type TopicArgs struct {
-	Topic string `json:"topic"`
-	rpcws.Caller
-}
-
-// Join joins the caller to a topic and returns its peer ID.
-func (r *Room) Join(a *TopicArgs, id *string) error {
-	*id = a.Peer().ID()
-	return a.Peer().Join(context.Background(), a.Topic)
-}
-
-// Leave takes the caller out of a topic.
-func (r *Room) Leave(a *TopicArgs, ok *bool) error {
-	*ok = true
-	return a.Peer().Leave(context.Background(), a.Topic)
-}
-
-// ID returns the caller's peer ID.
-func (r *Room) ID(a *TopicArgs, id *string) error {
-	*id = a.Peer().ID()
-	return nil
-}
-
-// PublishArgs is an event "m" to publish.
-type PublishArgs struct {
-	To     string          `json:"to"` // all, topic, user or peer
-	Name   string          `json:"name"`
-	Except bool            `json:"except"`
-	Data   json.RawMessage `json:"data"`
-	rpcws.Caller
-}
-
-// Publish publishes an event "m" with the given data.
-func (r *Room) Publish(a *PublishArgs, ok *bool) error {
-	var to rpcws.Address
-	switch a.To {
-	case "all":
-		to = rpcws.All()
-	case "topic":
-		to = rpcws.Topic(a.Name)
-	case "user":
-		to = rpcws.User(a.Name)
-	case "peer":
-		to = rpcws.ToPeer(a.Name)
-	}
-	if a.Except {
-		to = to.Except(a.Peer())
-	}
-	*ok = true
-	return r.Handler().Publish(context.Background(), to, "m", a.Data)
-}
-
-// client is one WebSocket client and the events it received.
-type client struct {
-	name string
-	id   string
-	c    *rpcws.Client
-
-	mu     sync.Mutex
-	events []string // "type data"
-	signal chan struct{}
-}
-
-func (n *node) dial(t *testing.T, user string) *client {
-	t.Helper()
-	url := "ws" + strings.TrimPrefix(n.hs.URL, "http")
-	name := "anonymous"
-	if user != "" {
-		url += "?user=" + user
-		name = user
-	}
-	cl := &client{signal: make(chan struct{}, 1)}
-	ctx, cancel := context.WithTimeout(context.Background(), Wait)
-	defer cancel()
-	c, err := rpcws.Dial(ctx, url, &rpcws.DialOptions{OnEvent: cl.onEvent, MaxQueuedEventBytes: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	cl.c = c
-	if err := c.CallContext(ctx, "Room.ID", &TopicArgs{}, &cl.id); err != nil {
-		t.Fatal(err)
-	}
-	cl.name = name + "@" + cl.id
-	return cl
-}
-
-func (c *client) onEvent(typ string, data json.RawMessage) {
-	c.mu.Lock()
-	c.events = append(c.events, typ+" "+string(data))
-	c.mu.Unlock()
-	select {
-	case c.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (c *client) call(t *testing.T, method string, args any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), Wait)
-	defer cancel()
-	var reply json.RawMessage
-	if err := c.c.CallContext(ctx, method, args, &reply); err != nil {
-		t.Fatalf("%s: %s: %v", c.name, method, err)
-	}
-}
-
-func (c *client) join(t *testing.T, topic string) {
-	t.Helper()
-	c.call(t, "Room.Join", &TopicArgs{Topic: topic})
-}
-func (c *client) leave(t *testing.T, topic string) {
-	t.Helper()
-	c.call(t, "Room.Leave", &TopicArgs{Topic: topic})
-}
-
-func (c *client) publish(t *testing.T, to, name string, except bool, data any) {
-	t.Helper()
-	raw, err := json.Marshal(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.call(t, "Room.Publish", &PublishArgs{To: to, Name: name, Except: except, Data: raw})
-}
-
-func (c *client) close() { c.c.Close() }
-
-func (c *client) closed() bool {
-	select {
-	case <-c.c.Done():
-		return true
-	default:
-		return false
-	}
-}
-
-// ofType returns the data of the events of type typ received so far.
-func (c *client) ofType(typ string) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, e := range c.events {
-		if d, ok := strings.CutPrefix(e, typ+" "); ok {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-func (c *client) count(typ, data string) int {
-	n := 0
-	for _, d := range c.ofType(typ) {
-		if d == data {
-			n++
-		}
-	}
-	return n
-}
-
-// waitType waits for n events of type typ and returns their data.
-func (c *client) waitType(t *testing.T, typ string, n int) []string {
-	t.Helper()
-	var got []string
-	c.await(t, fmt.Sprintf("%d events %s", n, typ), func() bool {
-		got = c.ofType(typ)
-		return len(got) >= n
-	})
-	return got
-}
-
-// waitEvent waits for an event of type typ with data.
-func (c *client) waitEvent(t *testing.T, typ, data string) {
-	t.Helper()
-	c.await(t, "event "+typ+" "+data, func() bool { return c.count(typ, data) > 0 })
-}
-
-func (c *client) await(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	timeout := time.After(Wait)
-	for !cond() {
-		select {
-		case <-c.signal:
-		case <-timeout:
-			c.mu.Lock()
-			got := slices.Clone(c.events)
-			c.mu.Unlock()
-			t.Fatalf("%s: no %s within %v; events: %q", c.name, what, Wait, got)
-		}
-	}
-}
-
-// waitFor polls cond, for state that announces no event.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(Wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -1,0 +1,257 @@
+package rpcws
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/rpcws/rpcws/codec"
+)
+
+// The hub is the local index of a replica's connections: by ID, by topic and
+// by user. Its state lives in the cluster, under cluster.mu; the broker's
+// side of each subscription is brought in line with it by interest.go,
+// never under a lock held across a broker call.
+
+// CodeTooManyTopics is the error code of a join over a topic limit (see
+// [HandlerOptions.MaxTopicsPerConn] and [HandlerOptions.MaxTopics]) or
+// beyond the byte budget; [ErrTooManyTopics] matches it with errors.Is.
+const CodeTooManyTopics = "TooManyTopics"
+
+// ErrTooManyTopics matches, with errors.Is, the error of a [Peer.Join] over
+// a topic limit. A method that returns it fails with code TooManyTopics.
+var ErrTooManyTopics error = &codec.Error{Code: CodeTooManyTopics}
+
+// membershipBytes is what one topic membership is charged against its
+// connection's byte budget, besides its name: what BenchmarkMemberships
+// measures of the index and the in-process broker for a topic of its own
+// (659 B with a 32-byte name, at 10,000 memberships).
+const membershipBytes = 640
+
+// peerAddr is what the hub knows of one connection; guarded by cluster.mu.
+type peerAddr struct {
+	user    string                   // "" for none
+	topics  map[string]*subscription // by topic name
+	charged int64                    // bytes held in the connection's budget for its topics
+	gone    bool                     // closed: joins nothing any more
+}
+
+// subscription is the local interest in one topic or user subject, and
+// the state of the broker's subscription to it; guarded by cluster.mu.
+type subscription struct {
+	subject string
+	name    string
+	kind    addrKind // kindTopic or kindUser
+	members map[*Peer]struct{}
+
+	held      bool          // Subscribe was called (whatever it returned), and no Unsubscribe since
+	confirmed bool          // the last Subscribe returned nil: the interest is in effect
+	busy      bool          // a worker is calling the broker for it
+	queued    bool          // in a work queue, or parked for a retry
+	late      bool          // a member was let in before the broker confirmed: resync it once in effect
+	ready     chan struct{} // closed when Subscribe returns; nil while no one waits
+}
+
+func (s *subscription) membersOf() map[*Peer]struct{} {
+	if s == nil {
+		return nil
+	}
+	return s.members
+}
+
+// addMember makes p a member of the subscription to subject, creating it,
+// and has the broker's side brought in line.
+func (c *cluster) addMember(p *Peer, kind addrKind, name, subject string) *subscription {
+	s := c.subs[subject]
+	if s == nil {
+		s = &subscription{subject: subject, name: name, kind: kind, members: make(map[*Peer]struct{})}
+		c.subs[subject] = s
+	}
+	if len(s.members) == 0 && kind == kindTopic {
+		c.topics++
+	}
+	s.members[p] = struct{}{}
+	c.reconcile(s)
+	return s
+}
+
+// removeMember takes p out of subscription s.
+func (c *cluster) removeMember(p *Peer, s *subscription) {
+	if _, in := s.membersOf()[p]; !in {
+		return
+	}
+	delete(s.members, p)
+	if len(s.members) == 0 && s.kind == kindTopic {
+		c.topics--
+	}
+	c.reconcile(s)
+}
+
+// admit checks that p may join one more topic, and charges it; the caller
+// holds cluster.mu.
+func (c *cluster) admit(p *Peer, name, subject string) error {
+	if n := c.maxPerConn; n > 0 && len(p.addr.topics) >= n {
+		return &codec.Error{Code: CodeTooManyTopics, Message: "rpcws: a connection is in at most " + strconv.Itoa(n) + " topics"}
+	}
+	if n := c.maxTopics; n > 0 && len(c.subs[subject].membersOf()) == 0 && c.topics >= n {
+		return &codec.Error{Code: CodeTooManyTopics, Message: "rpcws: this server holds at most " + strconv.Itoa(n) + " topics"}
+	}
+	cost := membershipBytes + int64(len(name))
+	if p.adm != nil && !p.adm.Hold(cost) {
+		return &codec.Error{Code: CodeTooManyTopics, Message: "rpcws: the server's memory budget has no room for another topic"}
+	}
+	p.addr.charged += cost
+	return nil
+}
+
+// release gives back what p's topic name was charged.
+func (c *cluster) release(p *Peer, name string) {
+	cost := membershipBytes + int64(len(name))
+	p.addr.charged -= cost
+	if p.adm != nil {
+		p.adm.Charge(-cost)
+	}
+}
+
+// topicsOf returns p's topics, sorted; the caller holds cluster.mu.
+func (p *Peer) topicsLocked() []string {
+	out := make([]string, 0, len(p.addr.topics))
+	for t := range p.addr.topics {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sorted(s []string) []string {
+	slices.Sort(s)
+	return s
+}
+
+// attach gives p its place in the index and joins it to its user's
+// address. It runs before the connection's first request is read, and
+// never waits on the broker: the user's subject is subscribed in the
+// background, and when the broker takes longer than the join timeout, or
+// fails, the connection gets a resync once it is subscribed.
+func (h *Handler) attach(p *Peer) {
+	c := h.cluster
+	user := h.userName(p.identity)
+	if user != "" && !validName(user) {
+		c.warn(&c.logSubscribe, "connection has no user address: bad user name", "remote", p.remoteAddr, "error", ErrBadName)
+		user = ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p.addr.user = user
+	c.peers[p.id] = p
+	if user != "" {
+		s := c.addMember(p, kindUser, user, User(user).mustSubject())
+		if ready := s.readyOf(); ready != nil {
+			c.watchLate(s, ready)
+		}
+	}
+}
+
+// watchLate marks s late if its subscription is not in effect within the
+// join timeout, so that its members get a resync once it is.
+func (c *cluster) watchLate(s *subscription, ready <-chan struct{}) {
+	if c.joinTimeout < 0 {
+		s.late = true
+		return
+	}
+	if c.closed {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTimer(c.joinTimeout)
+		defer t.Stop()
+		select {
+		case <-ready:
+		case <-t.C:
+			c.markLate(s)
+		}
+	}()
+}
+
+// detach takes a closed connection out of every address. It never waits
+// on the broker: the subjects left without members are unsubscribed in
+// the background, after any subscription that a join waits for. It leaves
+// the topics detachBatch at a time, letting joins and new connections take
+// the lock in between: a connection in 100,000 topics held joins up for a
+// second when it left them all at once (TestDetachHoldsNoOne).
+func (h *Handler) detach(p *Peer) {
+	c := h.cluster
+	c.mu.Lock()
+	p.addr.gone = true
+	delete(c.peers, p.id)
+	if p.addr.user != "" {
+		c.removeMember(p, c.subs[User(p.addr.user).mustSubject()])
+	}
+	topics, charged := p.addr.topics, p.addr.charged
+	p.addr.topics, p.addr.charged = nil, 0
+	c.mu.Unlock()
+	if charged != 0 && p.adm != nil {
+		p.adm.Charge(-charged)
+	}
+	n := 0
+	c.mu.Lock()
+	for _, s := range topics {
+		c.removeMember(p, s)
+		if n++; n%detachBatch == 0 {
+			c.mu.Unlock()
+			c.mu.Lock()
+		}
+	}
+	c.mu.Unlock()
+}
+
+// detachBatch is how many topics detach leaves under the lock at once.
+const detachBatch = 256
+
+// join adds p to a topic. It waits for the broker's subscription at most
+// the join timeout, never under a lock.
+func (c *cluster) join(ctx context.Context, p *Peer, name string) error {
+	subject := Topic(name).mustSubject()
+	c.mu.Lock()
+	if p.addr.gone {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	s := c.subs[subject]
+	if _, in := s.membersOf()[p]; in {
+		c.mu.Unlock()
+		return nil
+	}
+	if err := c.admit(p, name, subject); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	s = c.addMember(p, kindTopic, name, subject)
+	if p.addr.topics == nil {
+		p.addr.topics = make(map[string]*subscription)
+	}
+	p.addr.topics[name] = s
+	ready := s.readyOf()
+	c.mu.Unlock()
+	if ready != nil {
+		c.awaitInEffect(ctx, s, ready)
+	}
+	return nil
+}
+
+// leave takes p out of a topic; the subject is unsubscribed in the
+// background when p was its last local member.
+func (c *cluster) leave(p *Peer, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, in := p.addr.topics[name]
+	if !in {
+		return
+	}
+	delete(p.addr.topics, name)
+	c.release(p, name)
+	c.removeMember(p, s)
+}
