@@ -376,7 +376,7 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 	case code != "":
 		err = c.replyError(id, code, message)
 	default:
-		code, message, err = c.reply(id, req.typ, body)
+		code, err = c.reply(id, req.typ, body)
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {
 		c.debug("cannot write a reply", "type", req.typ, "error", err)
@@ -389,22 +389,21 @@ func (c *ServerCodec) WriteResponse(r *rpc.Response, body any) error {
 }
 
 // reply writes the result of the request with the given id and type. It
-// returns the code and message of the error reply written in its place when
-// the result cannot be sent.
-func (c *ServerCodec) reply(id []byte, typ string, body any) (code, message string, err error) {
+// returns the code of the error reply written in its place when the result
+// cannot be sent.
+func (c *ServerCodec) reply(id []byte, typ string, body any) (code string, err error) {
 	enc := getEncoder()
 	defer putEncoder(enc)
 	enc.start(id, typ, ".response")
 	if encErr := enc.data(body); encErr != nil {
-		code, message = CodeServerError, "cannot encode the result: "+encErr.Error()
-		enc.errorFrame(id, code, message)
+		code = CodeServerError
+		enc.errorFrame(id, code, "cannot encode the result: "+encErr.Error())
 	} else if c.maxFrame > 0 && enc.buf.Len() > c.maxFrame {
 		code = CodeTooLarge
-		message = fmt.Sprintf("the reply to %s would be %d bytes, over the frame limit of %d", typ, enc.buf.Len(), c.maxFrame)
-		enc.errorFrame(id, code, message)
+		enc.errorFrame(id, code, fmt.Sprintf("the reply to %s would be %d bytes, over the frame limit of %d", typ, enc.buf.Len(), c.maxFrame))
 	}
 	err = c.out.Write(c.adm.Context(), enc.buf.Bytes(), true)
-	return code, message, err
+	return code, err
 }
 
 // AfterReply arranges for f to run on a goroutine of its own once the reply

@@ -78,12 +78,9 @@ func TestCloseServerNotReading(t *testing.T) {
 }
 
 // The default read limit takes every frame a Handler with default options
-// writes: up to its own read limit, exactly.
+// writes (both are DefaultMaxFrameSize): up to its own read limit, exactly.
 func TestDialReadLimitCoversServer(t *testing.T) {
 	t.Parallel()
-	if rpcws.DefaultMaxFrameSize < rpcws.DefaultMaxFrameSize {
-		t.Fatalf("DefaultMaxFrameSize %d is below the server's DefaultMaxFrameSize %d", rpcws.DefaultMaxFrameSize, rpcws.DefaultMaxFrameSize)
-	}
 	// The server answers each request with a reply of exactly the size the
 	// request's data asks for.
 	url := rawServer(t, func(ws *websocket.Conn) {
