@@ -15,7 +15,7 @@ const (
 	CodeMethodNotFound = "MethodNotFound" // no service or method answers to the type
 	CodeInvalidParams  = "InvalidParams"  // data does not decode into the argument type
 	CodeServerError    = "ServerError"    // the method returned a plain Go error
-	CodeUnavailable    = "Unavailable"    // the server is shutting down and takes no new requests
+	CodeUnavailable    = "Unavailable"    // the server cannot serve it now: it is shutting down, or a service it needs (its message broker) is unreachable
 	CodeTooLarge       = "TooLarge"       // the reply would exceed the frame limit
 )
 
