@@ -22,29 +22,26 @@ const readBufSize = 4 << 10
 //     connection's life: net/http's, of 4 KiB. The Handler gives it a
 //     16-byte one over a lazyReader instead, which holds a buffer of the
 //     pool only while that has bytes not yet taken.
-//   - Decoding a request's data grows the reading goroutine's stack to
-//     8 KB, and the runtime halves a stack only when less than a quarter of
-//     it is in use; waiting in coder/websocket's read loop takes more. The
-//     reader waits in await instead, near the top of its stack, until the
-//     socket has bytes.
+//   - The reader waits in await, near the top of its stack, until the
+//     socket has bytes (which it reads), rather than deep in
+//     coder/websocket's read loop.
 //
 // Only a bare socket can be waited on so (TLS that the http.Server ends
 // itself is read through crypto/tls, which keeps its own buffers): then it
 // reads as a plain buffered reader would, and await returns at once.
 type lazyReader struct {
-	conn net.Conn
-	raw  syscall.RawConn // nil: read conn itself, and await nothing
-	pool *sync.Pool      // of *[]byte, readBufSize each
+	conn   net.Conn
+	raw    syscall.RawConn    // nil: read conn itself, and await nothing
+	pool   *sync.Pool         // of *[]byte, readBufSize each
+	readFD func(uintptr) bool // l.readSocket, bound once: a closure per read would allocate
 
-	// The callbacks of raw.Read, bound once (a closure per read would
-	// allocate), and readFD's results.
-	peek, readFD func(fd uintptr) bool
-	got          *[]byte
-	n            int
-	rerr         error
-
-	buf  *[]byte // holds unread bytes; nil when there are none
+	// The bytes read and not yet taken, or the error of the read that
+	// found none. The reader and a goroutine that closes the connection
+	// may both read (see close): mu orders what their reads publish.
+	mu   sync.Mutex
+	buf  *[]byte // nil when there are no bytes
 	r, w int     // the unread bytes are (*buf)[r:w]
+	err  error
 
 	// front is coder/websocket's buffer in front of this reader: bytes it
 	// took from here and holds, which may be a whole frame.
@@ -62,9 +59,9 @@ type lazyReader struct {
 // reached it), which come first.
 func newLazyReader(conn net.Conn, pool *sync.Pool, early []byte) (*lazyReader, *bufio.Reader) {
 	l := &lazyReader{conn: conn, pool: pool}
-	if tc, ok := conn.(*net.TCPConn); ok && canPeek {
+	if tc, ok := conn.(*net.TCPConn); ok && canReadSocket {
 		if raw, err := tc.SyscallConn(); err == nil {
-			l.raw, l.peek, l.readFD = raw, peekSocket, l.readSocket
+			l.raw, l.readFD = raw, l.readSocket
 		}
 	}
 	if len(early) > 0 {
@@ -75,19 +72,20 @@ func newLazyReader(conn net.Conn, pool *sync.Pool, early []byte) (*lazyReader, *
 	return l, l.front
 }
 
-// await returns once the connection has bytes to read, or its socket
-// cannot be waited on any more (closed, or failed: the next Read tells).
-// It reads nothing, so a goroutine that closes the connection may read the
-// peer's close frame meanwhile.
+// await returns once the connection has bytes to read, which it reads
+// into a buffer of the pool, or its read has failed (Read then returns the
+// error).
 func (l *lazyReader) await() {
 	if l.raw == nil {
 		return
 	}
 	l.closing.Lock()
-	pending := l.buf != nil || l.front.Buffered() > 0
+	l.mu.Lock()
+	pending := l.buf != nil || l.err != nil || l.front.Buffered() > 0
+	l.mu.Unlock()
 	l.closing.Unlock()
 	if !pending {
-		l.raw.Read(l.peek)
+		l.fill()
 	}
 }
 
@@ -103,18 +101,17 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	l.mu.Lock()
+	for l.buf == nil && l.err == nil {
+		l.mu.Unlock()
+		l.fill()
+		l.mu.Lock()
+	}
+	defer l.mu.Unlock()
 	if l.buf == nil {
-		b, n, err := l.fill()
-		if n <= 0 {
-			if b != nil {
-				l.pool.Put(b)
-			}
-			if err == nil {
-				err = io.ErrNoProgress
-			}
-			return 0, err
-		}
-		l.buf, l.r, l.w = b, 0, n
+		err := l.err
+		l.err = nil
+		return 0, err
 	}
 	n := copy(p, (*l.buf)[l.r:l.w])
 	l.r += n
@@ -125,40 +122,63 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// fill reads what the connection has into a buffer of the pool. On a
-// socket it waits for bytes without a buffer: a connection that waits in
-// coder/websocket's read loop (after a ping) holds none.
-func (l *lazyReader) fill() (*[]byte, int, error) {
+// fill reads what the connection has, and publishes it: bytes or an
+// error. On a socket it waits for bytes without a buffer, so that a
+// connection that waits in coder/websocket's read loop (after a ping)
+// holds none.
+func (l *lazyReader) fill() {
 	if l.raw == nil {
 		b := l.getBuf()
 		n, err := l.conn.Read(*b)
-		return b, n, err
+		l.mu.Lock()
+		l.publish(b, n, err)
+		l.mu.Unlock()
+		return
 	}
-	err := l.raw.Read(l.readFD)
-	b, n, rerr := l.got, l.n, l.rerr
-	l.got, l.n, l.rerr = nil, 0, nil
-	switch {
-	case err != nil:
-		return b, 0, err
-	case rerr != nil:
-		return b, 0, &net.OpError{Op: "read", Net: "tcp", Source: l.conn.LocalAddr(), Addr: l.conn.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
-	case n == 0:
-		return b, 0, io.EOF
+	if err := l.raw.Read(l.readFD); err != nil {
+		l.mu.Lock()
+		if l.buf == nil && l.err == nil {
+			l.err = err
+		}
+		l.mu.Unlock()
 	}
-	return b, n, nil
 }
 
-// readSocket is fill's callback for raw.Read: it reads the socket into a
-// buffer of the pool, and gives the buffer back to wait without it.
+// readSocket is fill's callback for raw.Read: unless another read has
+// published bytes meanwhile, it reads the socket into a buffer of the pool
+// and publishes what it read, or gives the buffer back to wait without it.
+// It runs under the socket's read lock, so reads publish in their order.
 func (l *lazyReader) readSocket(fd uintptr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buf != nil || l.err != nil {
+		return true
+	}
 	b := l.getBuf()
 	n, wait, err := readSocket(fd, *b)
 	if wait {
 		l.pool.Put(b)
 		return false
 	}
-	l.got, l.n, l.rerr = b, n, err
+	if err != nil {
+		err = &net.OpError{Op: "read", Net: "tcp", Source: l.conn.LocalAddr(), Addr: l.conn.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+	}
+	l.publish(b, n, err)
 	return true
+}
+
+// publish keeps n bytes read into b, or the read's error (io.EOF for no
+// bytes and no error). l.mu is held.
+func (l *lazyReader) publish(b *[]byte, n int, err error) {
+	if n > 0 {
+		l.buf, l.r, l.w = b, 0, n
+		return
+	}
+	l.pool.Put(b)
+	if err == nil {
+		err = io.EOF
+	}
+	l.err = err
 }
 
 func (l *lazyReader) getBuf() *[]byte {

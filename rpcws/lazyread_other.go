@@ -2,8 +2,6 @@
 
 package rpcws
 
-const canPeek = false
-
-func peekSocket(uintptr) bool { return true }
+const canReadSocket = false
 
 func readSocket(uintptr, []byte) (int, bool, error) { return 0, false, nil }

@@ -4,20 +4,8 @@ package rpcws
 
 import "syscall"
 
-// canPeek says that a socket's descriptor can be peeked at and read here.
-const canPeek = true
-
-// peekSocket is the callback of a wait for the socket fd to have bytes: it
-// reports whether it has some, or has failed, without taking any.
-func peekSocket(fd uintptr) bool {
-	var b [1]byte
-	for {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err != syscall.EINTR {
-			return err != syscall.EAGAIN
-		}
-	}
-}
+// canReadSocket says that readSocket reads a socket's descriptor here.
+const canReadSocket = true
 
 // readSocket reads the socket fd into p, without blocking: wait reports
 // that it has nothing to read yet.
