@@ -67,14 +67,15 @@ func TestLargeEventsToStalledMembers(t *testing.T) {
 		}
 	}
 	// The writes go on behind Broadcast, on the connections' own
-	// goroutines: the heap is watched until every member has been cut.
-	peak := sampleMem()
+	// goroutines: the live heap is watched until every member has been
+	// cut.
+	peak := heapInUse()
 	deadline := time.Now().Add(20 * time.Second)
 	for s.h.NumConns() > 0 && time.Now().Before(deadline) {
-		peak.max(sampleMem())
-		time.Sleep(5 * time.Millisecond)
+		peak = max(peak, heapInUse())
+		time.Sleep(20 * time.Millisecond)
 	}
-	grown := int64(peak.heap) - int64(before)
+	grown := int64(peak) - int64(before)
 	t.Logf("%d events of %d KiB to %d stalled members: the heap grew by %d KiB at most", events, size>>10, members, grown>>10)
 	if grown > events*size+4<<20 {
 		t.Errorf("the heap grew by %d bytes", grown)
