@@ -18,7 +18,13 @@ func (rpcwsPeer) start() (string, func(), error) {
 	// The defaults accept clients that send no Origin header. MaxConns is
 	// lifted so that -idle can go past the default cap, as the other peers
 	// have none.
-	h := rpcws.NewHandler(newRPCServer(), &rpcws.HandlerOptions{MaxConns: -1})
+	return startRPCWS(&rpcws.HandlerOptions{MaxConns: -1})
+}
+
+// startRPCWS serves the peers' methods with an rpcws Handler of opts, and
+// returns its address and a function that shuts it down.
+func startRPCWS(opts *rpcws.HandlerOptions) (string, func(), error) {
+	h := rpcws.NewHandler(newRPCServer(), opts)
 	addr, stop, err := serveHTTP(h)
 	if err != nil {
 		return "", nil, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -39,17 +38,7 @@ var serverOnlyPeers = map[string]func() (string, func(), error){
 // lifts the per-address share of requests in flight, which 1,000
 // connections with a request each would otherwise queue on.
 func startRPCWSUncapped() (string, func(), error) {
-	h := rpcws.NewHandler(newRPCServer(), &rpcws.HandlerOptions{MaxConns: -1, MaxConnsPerClient: -1})
-	addr, stop, err := serveHTTP(h)
-	if err != nil {
-		return "", nil, err
-	}
-	return addr, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		h.Shutdown(ctx)
-		stop()
-	}, nil
+	return startRPCWS(&rpcws.HandlerOptions{MaxConns: -1, MaxConnsPerClient: -1})
 }
 
 // childPeer tells whether args ask for a server child, and for which peer.
