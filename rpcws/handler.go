@@ -188,6 +188,55 @@ type HandlerOptions struct {
 	// once the subscription is in effect. Zero means [DefaultJoinTimeout]
 	// (2 s); negative means joins never wait.
 	JoinTimeout time.Duration
+
+	// History turns on topic history, sessions and recovery (PROTOCOL.md,
+	// "Sessions and recovery"): every connection gets a session, every
+	// event published to a topic an epoch and an offset, and a client that
+	// reconnects within the recovery window gets its topics back and the
+	// events it missed. The broker must implement [HistoryBroker] and
+	// [SessionBroker]. Nil means none of it: exactly the wire without
+	// history.
+	History *HistoryOptions
+
+	// Presence turns on [Handler.Presence]: the connections in a topic on
+	// every replica, kept in the broker's engine. The broker must
+	// implement [PresenceBroker]. Nil means none.
+	Presence *PresenceOptions
+}
+
+// Defaults of [HistoryOptions] and [PresenceOptions].
+const (
+	DefaultHistorySize    = 100              // events kept per topic
+	DefaultHistoryTTL     = 5 * time.Minute  // how long an event is kept
+	DefaultRecoveryWindow = 2 * time.Minute  // how long a session outlives its connection
+	DefaultPresenceTTL    = 60 * time.Second // how long a dead replica's connections stay present
+)
+
+// HistoryOptions configures history and recovery (see
+// [HandlerOptions].History). Zero means the default; the zero value is
+// ready to use.
+type HistoryOptions struct {
+	// Size is how many of a topic's latest events are kept for replay.
+	// Zero means [DefaultHistorySize] (100).
+	Size int
+
+	// TTL is how long an event is kept for replay; a quiet topic's
+	// position stays recoverable after its events expire. Zero means
+	// [DefaultHistoryTTL] (5 minutes).
+	TTL time.Duration
+
+	// RecoveryWindow is how long a session outlives its connection: a
+	// client that reconnects within it gets its topics and missed events
+	// back. Zero means [DefaultRecoveryWindow] (2 minutes).
+	RecoveryWindow time.Duration
+}
+
+// PresenceOptions configures presence (see [HandlerOptions].Presence).
+// Zero means the default; the zero value is ready to use.
+type PresenceOptions struct {
+	// TTL bounds how long the connections of a replica that died without
+	// closing them stay present. Zero means [DefaultPresenceTTL] (60 s).
+	TTL time.Duration
 }
 
 // Handler is an http.Handler that serves an *rpc.Server to WebSocket clients
