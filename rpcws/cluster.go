@@ -78,6 +78,8 @@ type cluster struct {
 	closeOnce sync.Once
 	hist      *history // history, sessions and presence: history.go
 
+	betweenBatches func() // nil; a test's hook, called by detach between its batches without the lock
+
 	logSubscribe, logPublish, logMalformed, logSlow rateLog
 
 	published, received, delivered, dropped, malformed, gaps, resyncs atomic.Uint64
