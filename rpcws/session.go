@@ -139,13 +139,11 @@ func (c *cluster) saveSession(ctx context.Context, p *Peer) {
 // endSession makes p's session outlive its connection by the recovery
 // window: saved when the engine does not hold its last version, else only
 // vouched for, so that a session taken meanwhile is not brought back.
-func (c *cluster) endSession(p *Peer, topics []string) {
+func (c *cluster) endSession(ctx context.Context, p *Peer, topics []string) {
 	s := p.sess
 	if s == nil {
 		return
 	}
-	ctx, cancel := c.joinContext(context.Background())
-	defer cancel()
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -194,9 +192,7 @@ func (c *cluster) takeSession(ctx context.Context, p *Peer, id string) (sessionR
 	if id == "" || len(id) > maxSessionID {
 		return rec, false
 	}
-	bctx, cancel := brokerContext(ctx)
-	defer cancel()
-	raw, err := c.hist.sb.TakeSession(bctx, id)
+	raw, err := c.hist.sb.TakeSession(ctx, id)
 	if err != nil {
 		return rec, false
 	}
