@@ -480,6 +480,12 @@ func TestRecoverRefused(t *testing.T) {
 	c4 := dialWire(t, nd.url, "ann")
 	c4.session(t)
 	c4.ok(t, "chat.id", nil)
+	if err := c4.ws.Write(context.Background(), websocket.MessageText, []byte(`{"id":"e","type":"rpcws\u002erecover","data":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if reply = c4.next(t); string(reply.ID) != `"e"` || reply.Code != "BadRequest" {
+		t.Fatalf("an escaped rpcws.recover after a request: %s", reply.raw)
+	}
 	_, reply = c4.call(t, rpcws.RecoverMethod, recoverArgs("x", nil))
 	if reply.Type != "error" || reply.Code != "BadRequest" {
 		t.Fatalf("rpcws.recover after a request: %s", reply.raw)
