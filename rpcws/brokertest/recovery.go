@@ -186,8 +186,7 @@ func testPastWindow(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	a.joinR(t, topic)
 	a.drop()
 	waitFor(t, "the replica to see the connection close", func() bool { return nodes[0].h.NumConns() == 0 })
-	// The session expires in the engine: nothing announces it.
-	time.Sleep(3 * window)
+	awaitExpiry(t, newBroker, window)
 	r, err := a.reconnect(nodes[1])
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +197,28 @@ func testPastWindow(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	if fmt.Sprint(a.resyncs) != fmt.Sprint([][]string{{topic}}) {
 		t.Fatalf("resyncs %v, want one naming %s", a.resyncs, topic)
 	}
+}
+
+// awaitExpiry waits until sessions saved now with ttl have expired in the
+// engine, which announces nothing: it saves probes now, and takes one after
+// another until one is gone. A session saved before them is gone too.
+func awaitExpiry(t *testing.T, newBroker func(t *testing.T) rpcws.Broker, ttl time.Duration) {
+	t.Helper()
+	sb := sessionNodes(t, newBroker, 1)[0]
+	const probes = 1000
+	base := sessionID("probe")
+	for i := range probes {
+		save(t, sb, base+strconv.Itoa(i), "probe", ttl)
+	}
+	i := 0
+	waitFor(t, "sessions to expire", func() bool {
+		if i == probes {
+			t.Fatalf("sessions saved with a TTL of %v still there after %d polls", ttl, probes)
+		}
+		_, err := take(t, sb, base+strconv.Itoa(i))
+		i++
+		return errors.Is(err, rpcws.ErrNoSession)
+	})
 }
 
 // rclient is a client that recovers by itself, on a raw WebSocket: it
