@@ -1,7 +1,6 @@
 package rpcws
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -252,14 +251,4 @@ func (c *cluster) control(subject string, msg []byte) {
 	}
 	s.taken.Store(true)
 	go p.conn.closeWith(websocket.StatusPolicyViolation, TakenOverReason)
-}
-
-// appendJSONString appends s as a JSON string, as encoding/json writes it
-// but with no HTML escaping.
-func appendJSONString(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.Encode(s) // a string never fails
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }

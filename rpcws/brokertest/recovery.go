@@ -22,12 +22,14 @@ import (
 // drop their sockets mid-stream and recover on another replica while
 // another client publishes, each getting every event exactly once and in
 // order; a replay that leaves out the events that excluded the old
-// connection; and the resync past the history size and past the recovery
+// connection; recovery from a replica shut down or crashed; and the
+// resync past the history size and past the recovery
 // window. newBroker must return brokers that implement
 // [rpcws.HistoryBroker] and [rpcws.SessionBroker].
 func RunRecovery(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	t.Run("ExactlyOnce", func(t *testing.T) { testExactlyOnce(t, newBroker) })
 	t.Run("Excluded", func(t *testing.T) { testReplayExcluded(t, newBroker) })
+	t.Run("ReplicaGone", func(t *testing.T) { testRecoverReplicaGone(t, newBroker) })
 	t.Run("PastHistorySize", func(t *testing.T) { testPastHistorySize(t, newBroker) })
 	t.Run("PastWindow", func(t *testing.T) { testPastWindow(t, newBroker) })
 }
@@ -142,6 +144,37 @@ func testReplayExcluded(t *testing.T, newBroker func(t *testing.T) rpcws.Broker)
 	}
 	if got := a.got[topic]; len(got) != 1 || got[0].offset != 2 || got[0].data != `"to all"` {
 		t.Fatalf("replayed %+v, want offset 2 only", got)
+	}
+}
+
+// A client recovers on another replica when its own shut down gracefully
+// (its sessions saved as the connections closed) or crashed (its sessions
+// as last saved and vouched for).
+func testRecoverReplicaGone(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
+	nodes := newNodesWith(t, newBroker, 3, withHistory(rpcws.HistoryOptions{}))
+	topic := uniqueSubject("gone")
+	a := connectR(t, nodes[0], "ada")
+	a.joinR(t, topic)
+	b := connectR(t, nodes[1], "")
+	b.joinR(t, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	if err := nodes[0].h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nodes[1].stop()
+	pub := nodes[2].dialQuiet(t, "")
+	for i := 1; i <= 3; i++ {
+		pub.publish(t, "topic", topic, false, i)
+	}
+	for _, rc := range []*rclient{a, b} {
+		r, err := rc.reconnect(nodes[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Recovered || !r.Topics[topic].Recovered || r.Topics[topic].Offset != 3 || len(rc.got[topic]) != 3 {
+			t.Errorf("%s: reply %+v, replayed %v", rc.name, r, rc.got[topic])
+		}
 	}
 }
 
