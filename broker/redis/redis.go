@@ -74,7 +74,7 @@ type Broker struct {
 	client *goredis.Client // publishes
 	opts   *goredis.Options
 	health time.Duration
-	prefix string // of every key
+	prefix string          // of every key
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the connecting goroutine ends
