@@ -102,8 +102,10 @@ func (b *Broker) PublishHistory(ctx context.Context, subject string, msg []byte,
 	if p.TTL <= 0 {
 		ttl = "0"
 	}
-	v, err := publishScript.Run(ctx, b.client, b.historyKeys(subject),
-		newEpoch(), p.Size, ttl, ms(max(p.TTL, minPositionTTL)), subject, msg, historyMagic).Slice()
+	v, err := bounded(ctx, func() ([]any, error) {
+		return publishScript.Run(ctx, b.client, b.historyKeys(subject),
+			newEpoch(), p.Size, ttl, ms(max(p.TTL, minPositionTTL)), subject, msg, historyMagic).Slice()
+	})
 	if err != nil {
 		return rpcws.Position{}, fmt.Errorf("redis broker: publish with history: %w", err)
 	}
@@ -127,8 +129,10 @@ func (b *Broker) History(ctx context.Context, subject string, after uint64, limi
 	if after < math.MaxUint64 {
 		from = "0-" + strconv.FormatUint(after+1, 10)
 	}
-	v, err := historyScript.Run(ctx, b.client, b.historyKeys(subject),
-		newEpoch(), from, max(limit, 0), ms(minPositionTTL)).Slice()
+	v, err := bounded(ctx, func() ([]any, error) {
+		return historyScript.Run(ctx, b.client, b.historyKeys(subject),
+			newEpoch(), from, max(limit, 0), ms(minPositionTTL)).Slice()
+	})
 	if err != nil {
 		return rpcws.Position{}, nil, fmt.Errorf("redis broker: history: %w", err)
 	}

@@ -88,7 +88,8 @@ func (b *Broker) AddPresence(ctx context.Context, ttl time.Duration, entries ...
 			keys = append(keys, info, exp)
 			args = append(args, e.Peer, e.Info)
 		}
-		if err := addPresenceScript.Run(ctx, b.client, keys, args...).Err(); err != nil {
+		_, err := bounded(ctx, func() (any, error) { return addPresenceScript.Run(ctx, b.client, keys, args...).Result() })
+		if err != nil {
 			return fmt.Errorf("redis broker: add presence: %w", err)
 		}
 		entries = entries[n:]
@@ -106,7 +107,7 @@ func (b *Broker) RemovePresence(ctx context.Context, entries ...rpcws.PresenceEn
 			pipe.ZRem(ctx, exp, e.Peer)
 			pipe.HDel(ctx, info, e.Peer)
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		if _, err := bounded(ctx, func() ([]goredis.Cmder, error) { return pipe.Exec(ctx) }); err != nil {
 			return fmt.Errorf("redis broker: remove presence: %w", err)
 		}
 		entries = entries[n:]
@@ -119,7 +120,9 @@ func (b *Broker) RemovePresence(ctx context.Context, entries ...rpcws.PresenceEn
 // that have.
 func (b *Broker) Presence(ctx context.Context, subject string) ([]rpcws.PresenceEntry, error) {
 	info, exp := b.presenceKeys(subject)
-	v, err := presenceScript.Run(ctx, b.client, []string{info, exp}, maxPresence, presenceSweep).StringSlice()
+	v, err := bounded(ctx, func() ([]string, error) {
+		return presenceScript.Run(ctx, b.client, []string{info, exp}, maxPresence, presenceSweep).StringSlice()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("redis broker: presence: %w", err)
 	}

@@ -279,3 +279,31 @@ type printfLogger struct{ l *slog.Logger }
 func (p printfLogger) Printf(ctx context.Context, format string, v ...any) {
 	p.l.Log(ctx, slog.LevelWarn, "go-redis: "+fmt.Sprintf(format, v...))
 }
+
+// bounded returns what f returns, or ctx's error as soon as ctx ends. The
+// broker has go-redis bound each command by its context's deadline
+// (ContextTimeoutEnabled), but go-redis notices a cancellation only at its
+// read or write timeout; with bounded, a caller whose context is canceled
+// while Redis is stalled returns at once, and f ends by that timeout, or
+// when Close closes the connections.
+func bounded[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	if ctx.Done() == nil {
+		return f()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}

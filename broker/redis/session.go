@@ -31,7 +31,10 @@ func (b *Broker) sessionKey(id string) string {
 // SaveSession stores record under id (SET PX), to expire after ttl (at
 // least a millisecond).
 func (b *Broker) SaveSession(ctx context.Context, id string, record []byte, ttl time.Duration) error {
-	if err := b.client.Set(ctx, b.sessionKey(id), record, max(ttl, time.Millisecond)).Err(); err != nil {
+	_, err := bounded(ctx, func() (string, error) {
+		return b.client.Set(ctx, b.sessionKey(id), record, max(ttl, time.Millisecond)).Result()
+	})
+	if err != nil {
 		return fmt.Errorf("redis broker: save session: %w", err)
 	}
 	return nil
@@ -47,7 +50,7 @@ func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Durat
 		for _, id := range ids[:n] {
 			pipe.PExpire(ctx, b.sessionKey(id), ttl)
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		if _, err := bounded(ctx, func() ([]goredis.Cmder, error) { return pipe.Exec(ctx) }); err != nil {
 			return fmt.Errorf("redis broker: touch sessions: %w", err)
 		}
 		ids = ids[n:]
@@ -58,7 +61,7 @@ func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Durat
 // TakeSession returns the record of id and deletes it, with GETDEL: of
 // callers on any number of nodes, one gets it.
 func (b *Broker) TakeSession(ctx context.Context, id string) ([]byte, error) {
-	rec, err := b.client.GetDel(ctx, b.sessionKey(id)).Bytes()
+	rec, err := bounded(ctx, func() ([]byte, error) { return b.client.GetDel(ctx, b.sessionKey(id)).Bytes() })
 	if errors.Is(err, goredis.Nil) {
 		return nil, rpcws.ErrNoSession
 	}

@@ -212,3 +212,23 @@ func TestStalledCallsBoundedByContext(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// With Redis stalled, a call whose context is canceled (with no deadline)
+// returns at once.
+func TestStalledCallCanceled(t *testing.T) {
+	srv := engines.StartT(t, engines.Redis)
+	b := started(t, srv.URL(), nopHistory{})
+	if _, _, err := b.History(ctxT(t), "rpcws.t.x", 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	defer srv.Resume()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := b.TakeSession(ctx, "x")
+	if d := time.Since(start); !errors.Is(err, context.Canceled) || d > time.Second {
+		t.Fatalf("take with Redis stalled, canceled after 100 ms: %v after %v", err, d)
+	}
+	b.Close() // ends the call left waiting on Redis
+}
