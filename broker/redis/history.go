@@ -92,19 +92,16 @@ func newEpoch() string {
 
 // PublishHistory appends msg to subject's history and publishes it, in one
 // script, and returns its position. The topic keeps its last p.Size events
-// at least (MAXLEN ~ may keep up to a hundred more), each for p.TTL (zero:
-// until the position expires).
+// (at least one) at least (MAXLEN ~ may keep up to a hundred more), each
+// for p.TTL (zero: until the position expires).
 func (b *Broker) PublishHistory(ctx context.Context, subject string, msg []byte, p rpcws.HistoryPolicy) (rpcws.Position, error) {
-	if p.Size < 1 {
-		return rpcws.Position{}, errors.New("redis broker: publish with history: size below 1")
-	}
 	ttl := ms(p.TTL)
 	if p.TTL <= 0 {
 		ttl = "0"
 	}
 	v, err := bounded(ctx, func() ([]any, error) {
 		return publishScript.Run(ctx, b.client, b.historyKeys(subject),
-			newEpoch(), p.Size, ttl, ms(max(p.TTL, minPositionTTL)), subject, msg, historyMagic).Slice()
+			newEpoch(), max(p.Size, 1), ttl, ms(max(p.TTL, minPositionTTL)), subject, msg, historyMagic).Slice()
 	})
 	if err != nil {
 		return rpcws.Position{}, fmt.Errorf("redis broker: publish with history: %w", err)
