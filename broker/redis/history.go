@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -104,7 +103,7 @@ func (b *Broker) PublishHistory(ctx context.Context, subject string, msg []byte,
 			newEpoch(), max(p.Size, 1), ttl, ms(max(p.TTL, minPositionTTL)), subject, msg, historyMagic).Slice()
 	})
 	if err != nil {
-		return rpcws.Position{}, fmt.Errorf("redis broker: publish with history: %w", err)
+		return rpcws.Position{}, b.fail("publish with history", err)
 	}
 	if len(v) != 2 {
 		return rpcws.Position{}, errors.New("redis broker: publish with history: unexpected reply")
@@ -131,7 +130,7 @@ func (b *Broker) History(ctx context.Context, subject string, after uint64, limi
 			newEpoch(), from, max(limit, 0), ms(minPositionTTL)).Slice()
 	})
 	if err != nil {
-		return rpcws.Position{}, nil, fmt.Errorf("redis broker: history: %w", err)
+		return rpcws.Position{}, nil, b.fail("history", err)
 	}
 	return parseHistory(v)
 }

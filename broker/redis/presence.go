@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -90,7 +89,7 @@ func (b *Broker) AddPresence(ctx context.Context, ttl time.Duration, entries ...
 		}
 		_, err := bounded(ctx, func() (any, error) { return addPresenceScript.Run(ctx, b.client, keys, args...).Result() })
 		if err != nil {
-			return fmt.Errorf("redis broker: add presence: %w", err)
+			return b.fail("add presence", err)
 		}
 		entries = entries[n:]
 	}
@@ -108,7 +107,7 @@ func (b *Broker) RemovePresence(ctx context.Context, entries ...rpcws.PresenceEn
 			pipe.HDel(ctx, info, e.Peer)
 		}
 		if _, err := bounded(ctx, func() ([]goredis.Cmder, error) { return pipe.Exec(ctx) }); err != nil {
-			return fmt.Errorf("redis broker: remove presence: %w", err)
+			return b.fail("remove presence", err)
 		}
 		entries = entries[n:]
 	}
@@ -124,7 +123,7 @@ func (b *Broker) Presence(ctx context.Context, subject string) ([]rpcws.Presence
 		return presenceScript.Run(ctx, b.client, []string{info, exp}, maxPresence, presenceSweep).StringSlice()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("redis broker: presence: %w", err)
+		return nil, b.fail("presence", err)
 	}
 	if len(v)%2 != 0 {
 		return nil, errors.New("redis broker: presence: unexpected reply")

@@ -346,3 +346,12 @@ func bounded[T any](ctx context.Context, f func() (T, error)) (T, error) {
 		return zero, ctx.Err()
 	}
 }
+
+// fail returns the error of the operation op: [rpcws.ErrBrokerClosed]
+// once the broker is closed, err with op otherwise.
+func (b *Broker) fail(op string, err error) error {
+	if b.ctx.Err() != nil || errors.Is(err, goredis.ErrClosed) {
+		return rpcws.ErrBrokerClosed
+	}
+	return fmt.Errorf("redis broker: %s: %w", op, err)
+}

@@ -49,3 +49,8 @@ func newBroker(t *testing.T, url string) rpcws.Broker {
 	}
 	return b
 }
+
+func TestRecovery(t *testing.T) {
+	srv := engines.StartT(t, engines.Redis)
+	brokertest.RunRecovery(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) })
+}

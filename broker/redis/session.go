@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -35,7 +34,7 @@ func (b *Broker) SaveSession(ctx context.Context, id string, record []byte, ttl 
 		return b.client.Set(ctx, b.sessionKey(id), record, max(ttl, time.Millisecond)).Result()
 	})
 	if err != nil {
-		return fmt.Errorf("redis broker: save session: %w", err)
+		return b.fail("save session", err)
 	}
 	return nil
 }
@@ -51,7 +50,7 @@ func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Durat
 			pipe.PExpire(ctx, b.sessionKey(id), ttl)
 		}
 		if _, err := bounded(ctx, func() ([]goredis.Cmder, error) { return pipe.Exec(ctx) }); err != nil {
-			return fmt.Errorf("redis broker: touch sessions: %w", err)
+			return b.fail("touch sessions", err)
 		}
 		ids = ids[n:]
 	}
@@ -66,7 +65,7 @@ func (b *Broker) TakeSession(ctx context.Context, id string) ([]byte, error) {
 		return nil, rpcws.ErrNoSession
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redis broker: take session: %w", err)
+		return nil, b.fail("take session", err)
 	}
 	return rec, nil
 }

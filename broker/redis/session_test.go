@@ -232,3 +232,22 @@ func TestStalledCallCanceled(t *testing.T) {
 	}
 	b.Close() // ends the call left waiting on Redis
 }
+
+// After Close, every call fails with rpcws.ErrBrokerClosed.
+func TestClosedBroker(t *testing.T) {
+	srv := engines.StartT(t, engines.Redis)
+	b := started(t, srv.URL(), nopHistory{})
+	b.Close()
+	ctx := ctxT(t)
+	_, err1 := b.PublishHistory(ctx, "rpcws.t.x", []byte("m"), policy)
+	_, _, err2 := b.History(ctx, "rpcws.t.x", 0, 1)
+	err3 := b.TouchSessions(ctx, []string{"s"}, time.Minute)
+	_, err4 := b.TakeSession(ctx, "s")
+	err5 := b.AddPresence(ctx, time.Minute, rpcws.PresenceEntry{Topic: "rpcws.t.x", Peer: "p"})
+	_, err6 := b.Presence(ctx, "rpcws.t.x")
+	for i, err := range []error{err1, err2, err3, err4, err5, err6} {
+		if !errors.Is(err, rpcws.ErrBrokerClosed) {
+			t.Errorf("call %d after Close: %v, want rpcws.ErrBrokerClosed", i+1, err)
+		}
+	}
+}
