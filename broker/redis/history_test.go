@@ -261,6 +261,44 @@ func TestHistoryTTLKeepsPosition(t *testing.T) {
 	}
 }
 
+// A stream that the position cannot be trusted with (ahead of it, or not a
+// stream: written by hand, or left by a position lost alone) gives the
+// topic a new epoch, where every publish would fail.
+func TestHistoryStreamAhead(t *testing.T) {
+	srv := engines.StartT(t, engines.Redis)
+	b := started(t, srv.URL(), nopHistory{})
+	ctx := ctxT(t)
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	const ev = "rpcws:h:{rpcws.t.ahead}:ev"
+	first, err := b.PublishHistory(ctx, "rpcws.t.ahead", []byte("1"), policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, spoil := range []func() error{
+		func() error {
+			return admin.XAdd(ctx, &goredis.XAddArgs{Stream: ev, ID: "0-1000", Values: []string{"m", "x"}}).Err()
+		},
+		func() error { return admin.Set(ctx, ev, "not a stream", 0).Err() },
+	} {
+		if err := spoil(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := b.History(ctx, "rpcws.t.ahead", 0, 10); err != nil {
+			t.Fatalf("case %d: history: %v", i, err)
+		}
+		pos, err := b.PublishHistory(ctx, "rpcws.t.ahead", []byte("2"), policy)
+		if err != nil || pos.Epoch == first.Epoch || pos.Offset != 1 {
+			t.Fatalf("case %d: publish: %v %v, want a new epoch at offset 1 (was %v)", i, pos, err, first)
+		}
+		got, events, err := b.History(ctx, "rpcws.t.ahead", 0, 10)
+		if err != nil || got != pos || len(events) != 1 || string(events[0].Msg) != "2" {
+			t.Fatalf("case %d: history after: %v %v %v", i, got, events, err)
+		}
+		first = pos
+	}
+}
+
 // A message that begins like one with history but is malformed is
 // dropped, never delivered with a position; Publish refuses to send a
 // plain message that begins like one.
