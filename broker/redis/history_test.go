@@ -75,7 +75,7 @@ func (r *historyRecorder) wait(t *testing.T, n int) []at {
 
 // started returns a started broker on url that delivers to r, subscribed
 // to subjects, closed at cleanup.
-func started(t *testing.T, url string, r rpcws.BrokerReceiver, subjects ...string) *redis.Broker {
+func started(t testing.TB, url string, r rpcws.BrokerReceiver, subjects ...string) *redis.Broker {
 	t.Helper()
 	b, err := redis.New(url)
 	if err != nil {
