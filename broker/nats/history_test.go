@@ -19,3 +19,7 @@ func TestHistoryRestart(t *testing.T) {
 	brokertest.HistoryRestart(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) }, srv.RestartEmptyT)
 }
 
+func TestSessions(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	brokertest.RunSessions(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) })
+}

@@ -204,13 +204,18 @@ func (s *store) forgetStream() {
 	s.mu.Unlock()
 }
 
-// bucket returns the key-value bucket name whose MaxAge is age or more,
-// made or raised when needed.
+// errNoBucket is bucket's answer for a bucket that does not exist and
+// was not to be made.
+var errNoBucket = errors.New("nats broker: no such bucket")
+
+// bucket returns the key-value bucket name whose MaxAge is age or more
+// (0: unlimited), made or raised when needed; with age 0 (a read), an
+// absent bucket is errNoBucket.
 func (s *store) bucket(ctx context.Context, name string, age time.Duration) (jetstream.KeyValue, error) {
 	s.mu.Lock()
 	b, ok := s.buckets[name]
 	s.mu.Unlock()
-	if ok && b.age >= age {
+	if ok && covers(b.age, age) {
 		return b.kv, nil
 	}
 	if err := s.lock(ctx); err != nil {
@@ -219,6 +224,9 @@ func (s *store) bucket(ctx context.Context, name string, age time.Duration) (jet
 	defer s.unlock()
 	kv, err := s.js.KeyValue(ctx, name)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		if age <= 0 {
+			return nil, errNoBucket
+		}
 		kv, err = s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, TTL: age, Storage: jetstream.FileStorage})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = s.js.KeyValue(ctx, name)
@@ -238,7 +246,7 @@ func (s *store) bucket(ctx context.Context, name string, age time.Duration) (jet
 		return nil, fmt.Errorf("nats broker: bucket %s: %w", name, err)
 	}
 	have := st.TTL()
-	if have < age {
+	if !covers(have, age) {
 		cfg := st.Config()
 		cfg.TTL = age
 		if kv, err = s.js.UpdateKeyValue(ctx, cfg); err != nil {
@@ -251,6 +259,10 @@ func (s *store) bucket(ctx context.Context, name string, age time.Duration) (jet
 	s.mu.Unlock()
 	return kv, nil
 }
+
+// covers reports whether a bucket's MaxAge have (0: unlimited) keeps
+// values for age.
+func covers(have, age time.Duration) bool { return have <= 0 || have >= age }
 
 // forgetBucket drops bucket name, which the server no longer has.
 func (s *store) forgetBucket(name string) {
