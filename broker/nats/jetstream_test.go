@@ -23,3 +23,8 @@ func TestSessions(t *testing.T) {
 	srv := engines.StartT(t, engines.NATS)
 	brokertest.RunSessions(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) })
 }
+
+func TestPresence(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	brokertest.RunPresence(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) })
+}
