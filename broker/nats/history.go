@@ -77,7 +77,7 @@ func (b *Broker) PublishHistory(ctx context.Context, subject string, msg []byte,
 	}
 	want := limits{int64(max(p.Size, 1)), max(p.TTL, positionKeep) + ageMargin}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		st, err := b.st.historyStreamFor(ctx, want, true)
+		st, err := b.st.historyStreamFor(ctx, want)
 		if err != nil {
 			return rpcws.Position{}, err
 		}
@@ -105,7 +105,7 @@ func (b *Broker) tryPublish(ctx context.Context, st jetstream.Stream, subject, h
 		return rpcws.Position{}, err
 	}
 	if l.seq == 0 {
-		if l.pos.Epoch, err = b.epochOf(ctx, subject); err != nil {
+		if l.pos.Epoch, err = b.epochOf(ctx, st, subject); err != nil {
 			return rpcws.Position{}, err
 		}
 	}
@@ -187,20 +187,23 @@ func positionOf(h gonats.Header) (rpcws.Position, error) {
 	return rpcws.Position{Epoch: epoch, Offset: off}, nil
 }
 
-// epochOf returns the epoch of subject for numbering that starts now: the
-// one in epochBucket, made there when absent (create if absent: every
-// node gets the same). Why an epoch there can never be used again after
-// the offsets it numbered were lost: it is written once, never refreshed,
-// and expires positionKeep after it was made; an event that used it was
-// published after it was made, and stays in the stream for positionKeep +
-// ageMargin at least (the stream's MaxAge; its events leave otherwise only
-// when newer ones of their subject replace them, and MaxMsgs and MaxBytes
-// are unlimited). So while a topic has an event in the stream its epoch
-// comes from that event, and once it has none its old epoch is gone from
-// the bucket too, and a new one is made. A server that lost its store
-// lost both.
-func (b *Broker) epochOf(ctx context.Context, subject string) (string, error) {
-	key := keyOf(subject)
+// epochOf returns the epoch of subject for numbering that starts now in
+// the history stream st: the one in epochBucket under st's generation and
+// subject, made there when absent (create if absent: every node gets the
+// same). Why an epoch there can never be used again after the offsets it
+// numbered were lost: it is written once, never refreshed, and expires
+// positionKeep after it was made; an event that used it was published
+// after it was made, and stays in the stream for positionKeep + ageMargin
+// at least (the stream's MaxAge; its events leave otherwise only when
+// newer ones of their subject replace them, and MaxMsgs and MaxBytes are
+// unlimited). So while a topic has an event in the stream its epoch comes
+// from that event, and once it has none its old epoch is gone from the
+// bucket too, and a new one is made. A stream deleted and made again has
+// a new generation, so new epochs; a server that lost its store lost the
+// bucket too. (Purging a topic's events by hand, short of deleting the
+// stream, is the one way to lose them that this cannot see.)
+func (b *Broker) epochOf(ctx context.Context, st jetstream.Stream, subject string) (string, error) {
+	key := generation(st) + "." + keyOf(subject)
 	var epoch string
 	err := b.st.withBucket(ctx, epochBucket, positionKeep, func(kv jetstream.KeyValue) error {
 		for range 3 {
@@ -251,8 +254,12 @@ func (b *Broker) History(ctx context.Context, subject string, after uint64, limi
 	}
 	for try := 0; ; try++ {
 		pos, evs, err := b.readHistory(ctx, subject, hs, after, limit)
-		if try == 0 && missing(err) {
+		if err != nil {
+			// Look the stream up again next time: a direct get from a
+			// stream that is gone is not refused but never answered.
 			b.st.forgetStream()
+		}
+		if try == 0 && missing(err) {
 			continue
 		}
 		if err != nil {
@@ -263,17 +270,13 @@ func (b *Broker) History(ctx context.Context, subject string, after uint64, limi
 }
 
 func (b *Broker) readHistory(ctx context.Context, subject, hs string, after uint64, limit int) (rpcws.Position, []rpcws.HistoryEvent, error) {
-	st, err := b.st.historyStreamFor(ctx, limits{}, false)
-	if errors.Is(err, errNoStream) {
-		epoch, err := b.epochOf(ctx, subject)
-		return rpcws.Position{Epoch: epoch}, nil, err
-	}
+	st, err := b.st.historyStreamFor(ctx, limits{1, positionKeep + ageMargin})
 	if err != nil {
 		return rpcws.Position{}, nil, err
 	}
 	m, err := st.GetLastMsgForSubject(ctx, hs)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		epoch, err := b.epochOf(ctx, subject)
+		epoch, err := b.epochOf(ctx, st, subject)
 		return rpcws.Position{Epoch: epoch}, nil, err
 	}
 	if err != nil {

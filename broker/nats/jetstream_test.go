@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	gonats "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rpcws/rpcws/broker/nats"
 	"golang.org/x/sync/errgroup"
 
@@ -241,5 +243,37 @@ func TestJetStreamStall(t *testing.T) {
 				t.Errorf("%s with NATS stopped: %v after %v (context of %v)", name, err, took.Round(time.Millisecond), timeout)
 			}
 		}
+	}
+}
+
+// A history stream deleted by hand, its epochs' bucket kept, is made
+// again with new epochs: the old offsets are gone.
+func TestHistoryStreamDeleted(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	bs, _ := startHistory(t, srv.URL(), 1)
+	const subject = "rpcws.t.deleted"
+	p := rpcws.HistoryPolicy{Size: 10, TTL: time.Minute}
+	before, err := bs[0].PublishHistory(ctxT(t), subject, []byte("x"), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := gonats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctxT(t), "RPCWS_HISTORY"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := bs[0].PublishHistory(ctxT(t), subject, []byte("y"), p)
+	if err != nil || after.Offset != 1 || after.Epoch == before.Epoch {
+		t.Fatalf("publish after the stream was deleted: %+v, %v; want offset 1 in an epoch other than %q", after, err, before.Epoch)
+	}
+	if pos, _, err := bs[0].History(ctxT(t), subject, 0, 10); err != nil || pos != after {
+		t.Fatalf("history: %+v, %v; want %+v", pos, err, after)
 	}
 }

@@ -97,6 +97,8 @@ func New(url string, opts ...gonats.Option) (*Broker, error) {
 			if nc.IsClosed() {
 				return // Close, not a loss
 			}
+			<-b.ready
+			b.st.reset()
 			b.logger().Warn("rpcws nats broker: lost the connection to NATS; reconnecting", "error", err)
 		}),
 		gonats.ErrorHandler(func(nc *gonats.Conn, sub *gonats.Subscription, err error) {
