@@ -1,22 +1,3 @@
-// Package nats is an [rpcws.Broker] on NATS core pub/sub, through
-// github.com/nats-io/nats.go: replicas of an rpcws service that share a
-// NATS server (or cluster) reach each other's connections with
-// [rpcws.Handler.Publish].
-//
-//	b, err := nats.New("nats://127.0.0.1:4222")
-//	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{Broker: b})
-//
-// All subscriptions of a broker feed one bounded channel, read by one
-// goroutine that hands every message to the handler at once (the handler
-// never waits on a client). When that channel is full, nats.go drops the
-// message and reports a slow consumer; the broker reports the gap on that
-// subject ([rpcws.BrokerReceiver.Lost]) and its members receive
-// rpcws.resync. When the connection drops, nats.go reconnects and
-// subscribes again by itself; once it is back, every connection receives
-// rpcws.resync. A connection that goes silent without closing is found by
-// nats.go's own pings (nats.PingInterval, nats.MaxPingsOutstanding) and
-// handled the same way. The handler's subjects contain no wildcards: topic
-// names are escaped.
 package nats
 
 import (
