@@ -128,6 +128,10 @@ func (b *Broker) tryPublish(ctx context.Context, st jetstream.Stream, subject, h
 	return pos, nil
 }
 
+// errRemade is the error of epochOf when the history stream was deleted
+// and made again since it was looked up: the caller looks it up again.
+var errRemade = errors.New("the history stream was made again")
+
 // isWrongLast reports whether err is the server's refusal of a publish
 // whose expected last sequence of its subject was not the last.
 func isWrongLast(err error) bool {
@@ -203,7 +207,15 @@ func positionOf(h gonats.Header) (rpcws.Position, error) {
 // bucket too. (Purging a topic's events by hand, short of deleting the
 // stream, is the one way to lose them that this cannot see.)
 func (b *Broker) epochOf(ctx context.Context, st jetstream.Stream, subject string) (string, error) {
-	key := generation(st) + "." + keyOf(subject)
+	gen := generation(st)
+	if _, err := st.Info(ctx); err != nil { // the generation now, not when it was looked up
+		return "", fmt.Errorf("nats broker: epoch of %s: %w", subject, err)
+	}
+	if generation(st) != gen {
+		b.st.forgetStream()
+		return "", fmt.Errorf("nats broker: epoch of %s: %w", subject, errRemade)
+	}
+	key := gen + "." + keyOf(subject)
 	var epoch string
 	err := b.st.withBucket(ctx, epochBucket, positionKeep, func(kv jetstream.KeyValue) error {
 		for range 3 {

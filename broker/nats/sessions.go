@@ -37,7 +37,7 @@ func (b *Broker) SaveSession(ctx context.Context, id string, record []byte, ttl 
 	if b.isClosed() {
 		return rpcws.ErrBrokerClosed
 	}
-	err := b.st.withBucket(ctx, sessionBucket, ttl, func(kv jetstream.KeyValue) error {
+	err := b.st.withBucket(ctx, sessionBucket, max(ttl, time.Millisecond), func(kv jetstream.KeyValue) error {
 		_, err := kv.Put(ctx, sessionKey(id), expiring(ttl, record))
 		return err
 	})
@@ -55,7 +55,7 @@ func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Durat
 	if b.isClosed() {
 		return rpcws.ErrBrokerClosed
 	}
-	err := b.st.withBucket(ctx, sessionBucket, ttl, func(kv jetstream.KeyValue) error {
+	err := b.st.withBucket(ctx, sessionBucket, max(ttl, time.Millisecond), func(kv jetstream.KeyValue) error {
 		g, ctx := errgroup.WithContext(ctx)
 		g.SetLimit(touchParallel)
 		for _, id := range ids {

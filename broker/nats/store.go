@@ -96,7 +96,7 @@ func (s *store) unlock() { <-s.sem }
 // (nothing answers on its subjects): the server lost it, or it was never
 // made.
 func missing(err error) bool {
-	return errors.Is(err, gonats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+	return errors.Is(err, errRemade) || errors.Is(err, gonats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound)
 }
 
