@@ -77,6 +77,8 @@ type cluster struct {
 
 	closeOnce sync.Once
 
+	betweenBatches func() // nil; a test's hook, called by detach between its batches without the lock
+
 	logSubscribe, logPublish, logMalformed, logSlow rateLog
 
 	published, received, delivered, dropped, malformed, gaps, resyncs atomic.Uint64

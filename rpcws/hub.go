@@ -202,6 +202,9 @@ func (h *Handler) detach(p *Peer) {
 		c.removeMember(p, s)
 		if n++; n%detachBatch == 0 {
 			c.mu.Unlock()
+			if c.betweenBatches != nil {
+				c.betweenBatches()
+			}
 			c.mu.Lock()
 		}
 	}
