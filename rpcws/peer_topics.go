@@ -41,6 +41,12 @@ func (p *Peer) User() string {
 // subscription takes effect the connection receives a [ResyncEvent] naming
 // the topic, for the events it may have missed meanwhile.
 //
+// With [HandlerOptions.History], Join then writes the connection's
+// rpcws.joined frame, with the topic's position, before any event of the
+// topic and before the reply of the request that joined; it fails with a
+// [*BrokerError] (code Unavailable), the join undone, when the engine does
+// not tell the position within one more JoinTimeout.
+//
 // Errors: on a nil *Peer, [ErrNoPeer]; a bad name, [ErrBadName]; after
 // the connection closed, [ErrClosed]; over [HandlerOptions.MaxTopicsPerConn]
 // or [HandlerOptions.MaxTopics], or when the handler's byte budget has no
@@ -60,7 +66,11 @@ func (p *Peer) Join(ctx context.Context, topic string) error {
 }
 
 // Leave takes the connection out of topic. Leaving a topic one is not in
-// succeeds. It never waits on the broker. On a nil *Peer it returns
+// succeeds. It never waits on the broker's subscriptions; with
+// [HandlerOptions.History] it writes an rpcws.left frame to the
+// connection (waiting for room as Notify does), and with History or
+// [HandlerOptions.Presence] it waits at most [HandlerOptions.JoinTimeout]
+// for the engine to record that the connection left. On a nil *Peer it returns
 // [ErrNoPeer]; a bad name is [ErrBadName].
 func (p *Peer) Leave(ctx context.Context, topic string) error {
 	if p == nil || p.h == nil {
@@ -69,7 +79,7 @@ func (p *Peer) Leave(ctx context.Context, topic string) error {
 	if !validName(topic) {
 		return fmt.Errorf("%w: topic %q", ErrBadName, topic)
 	}
-	p.h.cluster.leave(p, topic)
+	p.h.cluster.leave(ctx, p, topic)
 	return nil
 }
 
