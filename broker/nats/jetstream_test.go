@@ -277,3 +277,9 @@ func TestHistoryStreamDeleted(t *testing.T) {
 		t.Fatalf("history: %+v, %v; want %+v", pos, err, after)
 	}
 }
+
+// Sessions and recovery end to end, with three replicas on NATS.
+func TestRecovery(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	brokertest.RunRecovery(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) })
+}
