@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -282,4 +283,65 @@ func TestHistoryStreamDeleted(t *testing.T) {
 func TestRecovery(t *testing.T) {
 	srv := engines.StartT(t, engines.NATS)
 	brokertest.RunRecovery(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) })
+}
+
+// Takers on three brokers race for sessions that another broker keeps
+// touching: each session is taken exactly once, and touching never brings
+// a taken one back.
+func TestTakeWhileTouched(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	bs, _ := startHistory(t, srv.URL(), 4)
+	takers, toucher := bs[:3], bs[3]
+	for round := range 10 {
+		id := fmt.Sprintf("touched-%d", round)
+		if err := toucher.SaveSession(ctxT(t), id, []byte(id), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		touched := make(chan error, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					touched <- nil
+					return
+				default:
+				}
+				if err := toucher.TouchSessions(ctxT(t), []string{id}, time.Minute); err != nil {
+					touched <- err
+					return
+				}
+			}
+		}()
+		var wins, wg = make(chan string, 12), sync.WaitGroup{}
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rec, err := takers[i%3].TakeSession(ctxT(t), id)
+				switch {
+				case err == nil:
+					wins <- string(rec)
+				case !errors.Is(err, rpcws.ErrNoSession):
+					wins <- "error: " + err.Error()
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		if err := <-touched; err != nil {
+			t.Fatal(err)
+		}
+		close(wins)
+		var got []string
+		for w := range wins {
+			got = append(got, w)
+		}
+		if len(got) != 1 || got[0] != id {
+			t.Fatalf("round %d: 12 takers got %q, want %q once", round, got, id)
+		}
+		if rec, err := takers[0].TakeSession(ctxT(t), id); !errors.Is(err, rpcws.ErrNoSession) {
+			t.Fatalf("round %d: a taken session, touched, taken again: %q, %v", round, rec, err)
+		}
+	}
 }

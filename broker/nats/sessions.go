@@ -20,7 +20,7 @@ const touchParallel = 32
 
 // takeAttempts bounds the tries of TakeSession that lose to a concurrent
 // touch of the session.
-const takeAttempts = 8
+const takeAttempts = 32
 
 // sessionKey is the key of session id in sessionBucket: a hash, so that
 // the secret id never appears in a subject (which the server may log or
