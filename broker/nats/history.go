@@ -75,6 +75,8 @@ func (b *Broker) PublishHistory(ctx context.Context, subject string, msg []byte,
 	if b.isClosed() {
 		return rpcws.Position{}, rpcws.ErrBrokerClosed
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	want := limits{int64(max(p.Size, 1)), max(p.TTL, positionKeep) + ageMargin}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		st, err := b.st.historyStreamFor(ctx, want)
@@ -264,6 +266,8 @@ func (b *Broker) History(ctx context.Context, subject string, after uint64, limi
 	if b.isClosed() {
 		return rpcws.Position{}, nil, rpcws.ErrBrokerClosed
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	for try := 0; ; try++ {
 		pos, evs, err := b.readHistory(ctx, subject, hs, after, limit)
 		if err != nil {

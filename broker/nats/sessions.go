@@ -37,6 +37,8 @@ func (b *Broker) SaveSession(ctx context.Context, id string, record []byte, ttl 
 	if b.isClosed() {
 		return rpcws.ErrBrokerClosed
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	err := b.st.withBucket(ctx, sessionBucket, max(ttl, time.Millisecond), func(kv jetstream.KeyValue) error {
 		_, err := kv.Put(ctx, sessionKey(id), expiring(ttl, record))
 		return err
@@ -55,6 +57,8 @@ func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Durat
 	if b.isClosed() {
 		return rpcws.ErrBrokerClosed
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	err := b.st.withBucket(ctx, sessionBucket, max(ttl, time.Millisecond), func(kv jetstream.KeyValue) error {
 		g, ctx := errgroup.WithContext(ctx)
 		g.SetLimit(touchParallel)
@@ -96,6 +100,8 @@ func (b *Broker) TakeSession(ctx context.Context, id string) ([]byte, error) {
 	if b.isClosed() {
 		return nil, rpcws.ErrBrokerClosed
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	var rec []byte
 	err := b.st.withBucket(ctx, sessionBucket, 0, func(kv jetstream.KeyValue) error {
 		var err error

@@ -186,6 +186,15 @@ func awaitReady(ctx context.Context, probe func(context.Context) error) error {
 	}
 }
 
+// bounded returns ctx, with a deadline of flushTimeout from now when it
+// has none: every call of the broker waits on NATS for a bounded time.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, flushTimeout)
+}
+
 // probeTimeout bounds one probe of awaitReady.
 const probeTimeout = 200 * time.Millisecond
 
