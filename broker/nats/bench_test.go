@@ -102,3 +102,26 @@ func benchJetStream(b *testing.B, url string, n int) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkHistory reads a topic's position alone, and with its last 1,
+// 8 (one direct get each) and 9, 100 events (through a consumer).
+func BenchmarkHistory(b *testing.B) {
+	srv := engines.StartT(b, engines.NATS)
+	bs, _ := startHistory(b, srv.URL(), 1)
+	ctx := context.Background()
+	const subject = "rpcws.t.read"
+	for range 100 {
+		if _, err := bs[0].PublishHistory(ctx, subject, []byte("event"), rpcws.HistoryPolicy{Size: 100, TTL: time.Minute}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, n := range []int{0, 1, 8, 9, 100} {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
+			for range b.N {
+				if _, evs, err := bs[0].History(ctx, subject, 100-uint64(n), n); err != nil || len(evs) != n {
+					b.Fatalf("%d events, %v", len(evs), err)
+				}
+			}
+		})
+	}
+}

@@ -254,10 +254,10 @@ func newEpoch() string {
 }
 
 // History returns the topic's position and its last limit events above
-// after. It reads the topic's last event, then walks back from it, one
-// direct get by stream sequence per event (the prev header), at most
-// min(limit, the topic's size) of them, stopping at the first event that
-// is past its TTL, trimmed, or at or below after.
+// after, at most the topic's size, that are within their TTL. It reads
+// the topic's last event, then up to walkMax events walking back from it,
+// one direct get by stream sequence each (the prev header), or more
+// through a consumer (readForward).
 func (b *Broker) History(ctx context.Context, subject string, after uint64, limit int) (rpcws.Position, []rpcws.HistoryEvent, error) {
 	hs, err := historySubject(subject)
 	if err != nil {
@@ -307,8 +307,75 @@ func (b *Broker) readHistory(ctx context.Context, subject, hs string, after uint
 	}
 	size, _ := strconv.Atoi(m.Header.Get(hdrSize))
 	want := int(min(uint64(min(limit, max(size, 1))), pos.Offset-after))
+	if want > walkMax {
+		evs, err := readForward(ctx, st, m, pos, want, time.Now())
+		return pos, evs, err
+	}
 	evs, err := walkBack(ctx, st, m, pos, want, time.Now())
 	return pos, evs, err
+}
+
+// walkMax is the most events a read gets one by one (walkBack); more are
+// read at once through a consumer (readForward), which costs about three
+// round trips.
+const walkMax = 8
+
+// readForward returns, oldest first, up to want events ending with last
+// (at pos): through an ephemeral consumer of the topic's history subject,
+// which delivers every event of it the stream keeps (at most the largest
+// size any node asked) in one batch, deleted once read.
+func readForward(ctx context.Context, st jetstream.Stream, last *jetstream.RawStreamMsg, pos rpcws.Position, want int, now time.Time) ([]rpcws.HistoryEvent, error) {
+	c, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     last.Subject,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: flushTimeout,
+		MemoryStorage:     true,
+		Replicas:          1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer st.DeleteConsumer(ctx, c.CachedInfo().Name) // or the server does, once inactive
+	n := int(min(c.CachedInfo().NumPending, maxRead))
+	if n == 0 {
+		return nil, nil
+	}
+	batch, err := c.FetchNoWait(n)
+	if err != nil {
+		return nil, err
+	}
+	var evs []rpcws.HistoryEvent
+	for {
+		select {
+		case m, ok := <-batch.Messages():
+			if !ok {
+				return contiguous(evs, pos, want), batch.Error()
+			}
+			meta, err := m.Metadata()
+			if err != nil || meta.Sequence.Stream > last.Sequence {
+				continue // newer than the position read
+			}
+			if off := atOf(m.Headers(), meta.Timestamp, pos.Epoch, now); off > 0 {
+				evs = append(evs, rpcws.HistoryEvent{Offset: off, Msg: m.Data()})
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// maxRead bounds the events readForward reads of one topic.
+const maxRead = 1 << 16
+
+// contiguous returns the last want events of evs (ascending offsets) that
+// run without a gap up to pos.
+func contiguous(evs []rpcws.HistoryEvent, pos rpcws.Position, want int) []rpcws.HistoryEvent {
+	i := len(evs)
+	for i > 0 && len(evs)-i < want && evs[i-1].Offset == pos.Offset-uint64(len(evs)-i) {
+		i--
+	}
+	return evs[i:]
 }
 
 // walkBack returns, oldest first, up to want events ending with m (the
@@ -335,15 +402,24 @@ func walkBack(ctx context.Context, st jetstream.Stream, m *jetstream.RawStreamMs
 	return evs, nil
 }
 
-// expected reports whether m is the event at epoch and off, of the same
-// subject, and still within its TTL at now.
+// expected reports whether m is the event at epoch and off, still within
+// its TTL at now.
 func expected(m *jetstream.RawStreamMsg, epoch string, off uint64, now time.Time) bool {
-	pos, err := positionOf(m.Header)
-	if err != nil || pos.Epoch != epoch || pos.Offset != off {
-		return false
+	return atOf(m.Header, m.Time, epoch, now) == off
+}
+
+// atOf returns the offset of an event with headers h, stored at stored,
+// when it is of epoch and still within its TTL at now; 0 otherwise.
+func atOf(h gonats.Header, stored time.Time, epoch string, now time.Time) uint64 {
+	pos, err := positionOf(h)
+	if err != nil || pos.Epoch != epoch {
+		return 0
 	}
-	ttl, _ := strconv.ParseInt(m.Header.Get(hdrTTL), 10, 64)
-	return ttl <= 0 || now.Sub(m.Time) < time.Duration(ttl)*time.Millisecond
+	ttl, _ := strconv.ParseInt(h.Get(hdrTTL), 10, 64)
+	if ttl > 0 && now.Sub(stored) >= time.Duration(ttl)*time.Millisecond {
+		return 0
+	}
+	return pos.Offset
 }
 
 // noteLast records l as the last event of hs unless a later one is known.

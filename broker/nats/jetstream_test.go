@@ -345,3 +345,60 @@ func TestTakeWhileTouched(t *testing.T) {
 		}
 	}
 }
+
+// Reads of more than a few events (through a consumer): the topic's own
+// size applies, a smaller size of the last publish too, and events past
+// their own TTL are left out while younger ones stay.
+func TestHistoryReadForward(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	bs, _ := startHistory(t, srv.URL(), 1)
+	b := bs[0]
+	publish := func(subject string, n, size int, ttl time.Duration) {
+		t.Helper()
+		for range n {
+			if _, err := b.PublishHistory(ctxT(t), subject, []byte("x"), rpcws.HistoryPolicy{Size: size, TTL: ttl}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	read := func(subject string, after uint64, limit int) []uint64 {
+		t.Helper()
+		_, evs, err := b.History(ctxT(t), subject, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var offs []uint64
+		for _, e := range evs {
+			offs = append(offs, e.Offset)
+		}
+		return offs
+	}
+	span := func(from, to uint64) []uint64 {
+		var s []uint64
+		for o := from; o <= to; o++ {
+			s = append(s, o)
+		}
+		return s
+	}
+	publish("rpcws.t.sized", 30, 20, time.Minute)
+	if got := read("rpcws.t.sized", 0, 100); !slices.Equal(got, span(11, 30)) {
+		t.Fatalf("size 20 after 30 publishes: %v", got)
+	}
+	if got := read("rpcws.t.sized", 15, 12); !slices.Equal(got, span(19, 30)) {
+		t.Fatalf("after 15, limit 12: %v", got)
+	}
+	publish("rpcws.t.shrunk", 30, 50, time.Minute)
+	publish("rpcws.t.shrunk", 5, 10, time.Minute)
+	if got := read("rpcws.t.shrunk", 0, 100); !slices.Equal(got, span(26, 35)) {
+		t.Fatalf("size 10 after size 50: %v", got)
+	}
+	publish("rpcws.t.aged", 10, 100, 500*time.Millisecond)
+	publish("rpcws.t.aged", 10, 100, time.Minute)
+	deadline := time.Now().Add(brokertest.Wait)
+	for got := read("rpcws.t.aged", 0, 100); !slices.Equal(got, span(11, 20)); got = read("rpcws.t.aged", 0, 100) {
+		if time.Now().After(deadline) || len(got) < 10 || got[len(got)-1] != 20 {
+			t.Fatalf("events with a TTL of 500ms, then of a minute: %v", got)
+		}
+		time.Sleep(50 * time.Millisecond) // the first ten expire by the clock
+	}
+}
