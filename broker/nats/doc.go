@@ -78,5 +78,10 @@
 // their current values, at most [MaxPresence].
 //
 // The stream and buckets are made on first use, with one replica and file
-// storage; every node of a service must share them.
+// storage; every node of a service must share them. To replicate them in
+// a NATS cluster, make them beforehand with the same configuration and
+// more replicas: the broker takes them as they are, raising only their
+// limits. (Direct gets may then be answered by a replica that is a little
+// behind: a publish stays gap-free, as the leader checks its condition,
+// but a read of history may miss the very last events.)
 package nats
