@@ -24,16 +24,19 @@ type sessionConn struct {
 	read bool // a frame was read before: a recover now is BadRequest
 }
 
-// recoverMarker is in every frame that may be a recover request: frames
-// without it are passed on unparsed.
-var recoverMarker = []byte(`"rpcws.recover"`)
+// mayRecover reports whether frame may be a recover request: one of the
+// markers is in every such frame, however its type is escaped. Frames
+// without are passed on unparsed.
+func mayRecover(frame []byte) bool {
+	return bytes.Contains(frame, []byte("recover")) || bytes.Contains(frame, []byte(`\u`))
+}
 
 // ReadFrame reads the next frame for the codec, answering the recover
 // requests among them.
 func (c *sessionConn) ReadFrame(ctx context.Context, buf []byte) ([]byte, error) {
 	for {
 		frame, err := c.transport.ReadFrame(ctx, buf)
-		if err != nil || !bytes.Contains(frame, recoverMarker) {
+		if err != nil || !mayRecover(frame) {
 			c.read = true
 			return frame, err
 		}
