@@ -56,6 +56,26 @@ func BenchmarkPublish(b *testing.B) {
 		}
 		b.ReportMetric(float64(after-before)/float64(b.N/n*n), "msgs/op")
 	}
+	runOne := func(b *testing.B, x *nats.Broker, n int, topic func(i int) string, publish func(*nats.Broker, string) error) {
+		before := x.OutMsgs()
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range b.N / n {
+					if err := publish(x, topic(i)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.StopTimer()
+		b.ReportMetric(float64(x.OutMsgs()-before)/float64(b.N/n*n), "msgs/op")
+	}
 	plain := func(x *nats.Broker, s string) error { return x.Publish(ctx, s, []byte("event")) }
 	history := func(x *nats.Broker, s string) error {
 		_, err := x.PublishHistory(ctx, s, []byte("event"), p)
@@ -69,6 +89,7 @@ func BenchmarkPublish(b *testing.B) {
 	b.Run("jetstream/4", func(b *testing.B) { benchJetStream(b, srv.URL(), 4) })
 	b.Run("history/4-one-topic", func(b *testing.B) { run(b, 4, same, history) })
 	b.Run("history/4-own-topics", func(b *testing.B) { run(b, 4, own, history) })
+	b.Run("history/4-one-broker", func(b *testing.B) { runOne(b, bs[0], 4, same, history) })
 }
 
 // benchJetStream publishes to the history stream with n connections, as

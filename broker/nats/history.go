@@ -62,7 +62,8 @@ func historySubject(subject string) (string, error) {
 // PublishHistory stores msg as the topic's next event and returns its
 // position; the history stream republishes it to subject, where
 // subscribers receive it through ReceiveAt. The offset is taken
-// optimistically: the event is published with the position after the
+// optimistically (one publish per topic at a time on this node, the others
+// wait): the event is published with the position after the
 // topic's last event and, as a condition the server checks, that event's
 // stream sequence (Nats-Expected-Last-Subject-Sequence); when another
 // publisher stored one first, the server refuses and PublishHistory reads
@@ -77,6 +78,11 @@ func (b *Broker) PublishHistory(ctx context.Context, subject string, msg []byte,
 	}
 	ctx, cancel := bounded(ctx)
 	defer cancel()
+	unlock, err := b.topics.lock(ctx, subject)
+	if err != nil {
+		return rpcws.Position{}, err
+	}
+	defer unlock()
 	want := limits{int64(max(p.Size, 1)), max(p.TTL, positionKeep) + ageMargin}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		st, err := b.st.historyStreamFor(ctx, want)

@@ -22,11 +22,12 @@ const flushTimeout = 10 * time.Second
 // Broker is an [rpcws.Broker] on one NATS connection. Its methods are safe
 // for concurrent use.
 type Broker struct {
-	nc   *gonats.Conn
-	st   *store // JetStream: history, sessions, presence
-	in   chan *gonats.Msg
-	quit chan struct{}
-	done chan struct{}
+	nc     *gonats.Conn
+	st     *store     // JetStream: history, sessions, presence
+	topics topicLocks // one publish with history per topic at a time
+	in     chan *gonats.Msg
+	quit   chan struct{}
+	done   chan struct{}
 
 	ready chan struct{} // closed once New knows whether it connected at once
 	late  bool          // the first connection was not made at once: its making is a gap; set before ready
