@@ -29,7 +29,9 @@
 // in stream order: subscribers receive it on their core subscription to S
 // and the broker hands it to [rpcws.HistoryReceiver.ReceiveAt]. Only
 // stored events are republished, so a publish that lost its race for an
-// offset reaches no one; plain publishes to S never touch the stream.
+// offset reaches no one (a core subscriber to rpcwsh.S would receive it:
+// a JetStream publish is a core publish first); plain publishes to S never
+// touch the stream.
 //
 // JetStream numbers a stream, not a subject. Each topic gets offsets 1, 2,
 // 3, … with no gap across every node by optimistic concurrency: an event
@@ -38,13 +40,14 @@
 // (Nats-Expected-Last-Subject-Sequence); when another node stored one
 // first, the server refuses, and the publisher reads the new last event
 // (a direct get) and tries again, at most 64 times within its context.
-// The cost, measured by BenchmarkPublish on one 2-core machine: one round
-// trip per publish for one publisher per topic (the broker remembers the
-// last event of the topics it published to or received), no slower than
-// a bare JetStream publish (0.2 to 0.5 ms each; a plain publish queues in
-// 0.3 µs); with four nodes racing for one topic, 2.8 messages per publish
-// (about one lost race each) and 2,100 to 2,900 publishes/s in all,
-// against 6,500 to 8,700/s when each has its own topic.
+// The cost, measured by BenchmarkPublish on one busy 2-core machine: one
+// round trip per publish while one node publishes to a topic (it
+// remembers the last event of the topics it published to or received, and
+// its own publishers to one topic take turns), as fast as a bare
+// JetStream publish (0.2 to 0.5 ms each; a plain publish queues in 0.3
+// µs); with four nodes racing for one topic, 2.8 messages per publish
+// (about one lost race each) and 2,100 to 3,700 publishes/s in all,
+// against 6,500 to 9,000/s when each has its own topic.
 //
 // A topic's position is its last event, kept apart from the events'
 // TTL: the stream's MaxAge is max(TTL, 24h) + 1h, and an event past the
