@@ -25,13 +25,19 @@
 // Events published with history are stored in one stream, RPCWS_HISTORY,
 // an event of subject S on rpcwsh.S (S needs two tokens or more, as the
 // handler's rpcws.t.<topic> has), with its position in headers. The
-// stream republishes every event it stored to S itself, headers included,
-// in stream order: subscribers receive it on their core subscription to S
+// stream republishes every event it stored to S itself, headers included:
+// subscribers receive it on their core subscription to S
 // and the broker hands it to [rpcws.HistoryReceiver.ReceiveAt]. Only
 // stored events are republished, so a publish that lost its race for an
 // offset reaches no one (a core subscriber to rpcwsh.S would receive it:
 // a JetStream publish is a core publish first); plain publishes to S never
-// touch the stream.
+// touch the stream. NATS 2.9 may republish two events stored at
+// once from two connections the wrong way round; each names the stream
+// sequence of its topic's event before it, and the broker holds an event
+// whose predecessor has not arrived (at most 200 ms and 1,024 events)
+// and hands events to the handler in offset order. One that never comes
+// is reported lost ([rpcws.BrokerReceiver.Lost]), as is one that comes
+// after a later one was delivered.
 //
 // JetStream numbers a stream, not a subject. Each topic gets offsets 1, 2,
 // 3, … with no gap across every node by optimistic concurrency: an event

@@ -456,20 +456,3 @@ func (s *store) forgetLast(hs string) {
 	delete(s.lasts, hs)
 	s.mu.Unlock()
 }
-
-// republished returns the position of a message that the history stream
-// republished, and notes it as its topic's last event; ok is false for
-// any other message.
-func (s *store) republished(m *gonats.Msg) (pos rpcws.Position, ok bool) {
-	if len(m.Header) == 0 || m.Header.Get(jetstream.StreamHeader) != historyStream {
-		return rpcws.Position{}, false
-	}
-	pos, err := positionOf(m.Header)
-	if err != nil {
-		return rpcws.Position{}, false
-	}
-	if seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64); err == nil {
-		s.noteLast(m.Header.Get(jetstream.SubjectHeader), last{seq, pos})
-	}
-	return pos, true
-}

@@ -25,6 +25,7 @@ type Broker struct {
 	nc     *gonats.Conn
 	st     *store     // JetStream: history, sessions, presence
 	topics topicLocks // one publish with history per topic at a time
+	order  orderer    // republished events back in offset order
 	in     chan *gonats.Msg
 	quit   chan struct{}
 	done   chan struct{}
@@ -71,6 +72,7 @@ func New(url string, opts ...gonats.Option) (*Broker, error) {
 		gonats.ReconnectHandler(func(nc *gonats.Conn) {
 			<-b.ready
 			b.st.reset() // the server may have come back without its streams
+			b.order.forget(nil)
 			b.logger().Info("rpcws nats broker: connection to NATS is back; subscribed again", "server", nc.ConnectedUrlRedacted())
 			b.lost(nc, nil)
 		}),
@@ -81,6 +83,7 @@ func New(url string, opts ...gonats.Option) (*Broker, error) {
 			}
 			<-b.ready
 			b.st.reset()
+			b.order.forget(nil)
 			b.logger().Warn("rpcws nats broker: lost the connection to NATS; reconnecting", "error", err)
 		}),
 		gonats.ErrorHandler(func(nc *gonats.Conn, sub *gonats.Subscription, err error) {
@@ -153,22 +156,67 @@ func (b *Broker) Start(r rpcws.BrokerReceiver) error {
 	return nil
 }
 
-// read hands every message to r: through ReceiveAt, with its position,
-// those the history stream republished, when r takes them.
+// read hands every message to r: through ReceiveAt, with its position
+// and in offset order (see orderer), those the history stream
+// republished, when r takes them.
 func (b *Broker) read(r rpcws.BrokerReceiver) {
 	defer close(b.done)
 	hr, _ := r.(rpcws.HistoryReceiver)
+	wait := time.NewTimer(reorderWait)
+	wait.Stop()
+	waiting := false
 	for {
 		select {
 		case m := <-b.in:
-			if pos, ok := b.st.republished(m); ok && hr != nil {
-				hr.ReceiveAt(m.Subject, pos, m.Data)
+			p, ok := parsePositioned(m)
+			if !ok || hr == nil {
+				r.Receive(m.Subject, m.Data)
 				continue
 			}
-			r.Receive(m.Subject, m.Data)
+			b.st.noteLast(historyPrefix+p.subject, last{p.seq, p.pos})
+			if b.ordered(hr, p) && !waiting {
+				wait.Reset(reorderWait)
+				waiting = true
+			}
+		case <-wait.C:
+			waiting = false
+			next := b.order.expire(time.Now(), func(subject string, out []positioned) {
+				b.lost(nil, []string{subject})
+				deliverAt(hr, out)
+			})
+			if !next.IsZero() {
+				wait.Reset(time.Until(next))
+				waiting = true
+			}
 		case <-b.quit:
+			wait.Stop()
 			return
 		}
+	}
+}
+
+// ordered delivers p, and the events it lets follow, in offset order
+// when this broker is subscribed to its subject (the handler discards
+// the others); it reports whether events wait.
+func (b *Broker) ordered(hr rpcws.HistoryReceiver, p positioned) (waiting bool) {
+	b.mu.Lock()
+	_, subscribed := b.subs[p.subject]
+	b.mu.Unlock()
+	if !subscribed {
+		hr.ReceiveAt(p.subject, p.pos, p.data)
+		return false
+	}
+	out, lost, waiting := b.order.add(p, time.Now())
+	if lost {
+		b.lost(nil, []string{p.subject})
+	}
+	deliverAt(hr, out)
+	return waiting
+}
+
+func deliverAt(hr rpcws.HistoryReceiver, out []positioned) {
+	for _, e := range out {
+		hr.ReceiveAt(e.subject, e.pos, e.data)
 	}
 }
 
@@ -213,6 +261,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, subject string) error {
 	sub := b.subs[subject]
 	delete(b.subs, subject)
 	b.mu.Unlock()
+	b.order.forget(&subject)
 	if sub == nil {
 		return nil
 	}
