@@ -146,8 +146,8 @@ func (s *store) historyStreamFor(ctx context.Context, want limits) (jetstream.St
 
 // historyConfig is the history stream's configuration: events stored on
 // historyPrefix + subject and republished, once stored, to subject itself
-// (with their headers, in stream order), where the topic's subscribers
-// receive them; direct gets for reading.
+// with their headers (see orderer for their order), where the topic's
+// subscribers receive them; direct gets for reading.
 func historyConfig(l limits) jetstream.StreamConfig {
 	src := historyPrefix + "*.>"
 	return jetstream.StreamConfig{
