@@ -756,3 +756,35 @@ func TestForgedTakeover(t *testing.T) {
 		t.Fatalf("after a takeover with the session's hash: %s %d", f.raw, f.closeBy)
 	}
 }
+
+// A replay larger than the connection's queue waits for room, as Notify
+// does: the client gets every event, and is not cut as a slow consumer.
+func TestReplayWaitsForRoom(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	nd := newHistNodes(t, &bus, 1, func(o *rpcws.HandlerOptions) {
+		o.History.Size = 300
+		o.MaxQueuedBytes = 512
+	})[0]
+	c := dialWire(t, nd.url, "")
+	s := c.session(t)
+	var j rpcws.JoinedData
+	json.Unmarshal(c.ok(t, "chat.join", map[string]any{"topic": "big"})[0].Data, &j)
+	dropped(t, nd, c, 0)
+	pad := strings.Repeat("x", 200)
+	for i := range 300 {
+		if err := nd.h.Publish(context.Background(), rpcws.Topic("big"), "m", pad+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := dialWire(t, nd.url, "")
+	c2.session(t)
+	before, reply := c2.call(t, rpcws.RecoverMethod, recoverArgs(s.ID, map[string]rpcws.Position{"big": {Epoch: j.Epoch}}))
+	if r := recoverReply(t, reply); !r.Recovered || !r.Topics["big"].Recovered {
+		t.Fatalf("reply %s", reply.raw)
+	}
+	got := offsetsOf(before, "big")
+	if len(got) != 300 || got[0] != 1 || got[299] != 300 {
+		t.Fatalf("replayed %d events", len(got))
+	}
+}

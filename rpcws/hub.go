@@ -229,6 +229,9 @@ func (c *cluster) join(ctx context.Context, p *Peer, name string) error {
 	if ready != nil {
 		c.awaitInEffect(ctx, s, ready)
 	}
+	if !c.hist.engine() {
+		return nil
+	}
 	// The engine's other steps share one more join timeout.
 	ectx, cancel := c.joinContext(ctx)
 	defer cancel()
@@ -301,20 +304,20 @@ func (c *cluster) joinAt(ctx, ectx context.Context, p *Peer, name, subject strin
 
 // leave takes p out of a topic; the subject is unsubscribed in the
 // background when p was its last local member. With history it writes
-// rpcws.left (within the join timeout, or the write timeout cuts it); with
-// presence or sessions it waits for the engine at most the join timeout.
+// rpcws.left, as Notify writes; with presence or sessions it waits for the
+// engine at most the join timeout.
 func (c *cluster) leave(ctx context.Context, p *Peer, name string) {
-	ctx, cancel := c.joinContext(ctx)
-	defer cancel()
 	was := c.exit(p, name)
 	if c.hist.on() {
 		if frame, err := codec.EncodeEvent(LeftEvent, LeftData{Topic: name}); err == nil {
-			p.send(ctx, frame)
+			p.send(ctx, frame) // as Notify writes
 		}
 	}
-	if was {
-		c.removePresence(ctx, p, Topic(name).mustSubject())
-		c.changed(ctx, p)
+	if was && c.hist.engine() {
+		ectx, cancel := c.joinContext(ctx)
+		defer cancel()
+		c.removePresence(ectx, p, Topic(name).mustSubject())
+		c.changed(ectx, p)
 	}
 }
 

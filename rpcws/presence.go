@@ -89,7 +89,7 @@ func (c *cluster) refreshPresence(ctx context.Context) {
 // closeTopics does what a closed connection's topics need beyond the
 // index: its presence removed at once, its session saved to outlive it.
 func (c *cluster) closeTopics(p *Peer, topics map[string]*subscription) {
-	if c.hist == nil || !c.hist.on() && c.hist.pb == nil {
+	if !c.hist.engine() {
 		return
 	}
 	names := make([]string, 0, len(topics))

@@ -260,6 +260,11 @@ func (c *cluster) sendResync(p *Peer, topics []string) bool {
 	if err != nil {
 		return true
 	}
+	if p.maxFrame > 0 && len(frame) > p.maxFrame {
+		// Too many to name (a client listed thousands): an empty list
+		// tells that anything may have been lost.
+		frame, _ = resyncFrame(nil)
+	}
 	c.resyncs.Add(1)
 	return p.send(p.Context(), frame) == nil
 }

@@ -181,3 +181,33 @@ func TestStalledEngineBounded(t *testing.T) {
 		}
 	})
 }
+
+// A live connection stays present however long it lives: its replica
+// re-adds it before its TTL ends.
+func TestPresenceRefreshed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = time.Minute
+		var h *rpcws.Handler
+		srv := rpc.NewServer()
+		srv.RegisterName("Chat", &HChat{h: func() *rpcws.Handler { return h }})
+		h = rpcws.NewHandler(srv, &rpcws.HandlerOptions{
+			Broker:   new(rpcws.MemoryBus).NewBroker(),
+			Presence: &rpcws.PresenceOptions{TTL: ttl},
+			Logger:   slog.New(slog.DiscardHandler),
+		})
+		defer h.Shutdown(context.Background())
+		a, b := codec.Pipe()
+		go h.ServeConn(b)
+		defer a.Close()
+		c := &bubbleClient{t: t, conn: a}
+		if before, reply := c.call("chat.join", map[string]any{"topic": "p"}); len(before) != 0 || reply.Type == "error" {
+			t.Fatalf("join without history: %v %s", before, reply.raw)
+		}
+		for range 10 {
+			time.Sleep(ttl / 2)
+			if m, err := h.Presence(context.Background(), "p"); err != nil || len(m) != 1 {
+				t.Fatalf("presence after a while: %v %v", m, err)
+			}
+		}
+	})
+}
