@@ -831,3 +831,38 @@ func TestJoinLeaveRace(t *testing.T) {
 		}
 	}
 }
+
+// A replay counts in the handler's byte budget until written: one the
+// budget has no room for is not made, and the topic is resynced instead,
+// while a small one on the same handler is replayed.
+func TestReplayWithinBudget(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	nd := newHistNodes(t, &bus, 1, func(o *rpcws.HandlerOptions) { o.MaxBytes = 256 << 10 })[0]
+	pub := dialWire(t, nd.url, "")
+	pub.session(t)
+	c := dialWire(t, nd.url, "")
+	s := c.session(t)
+	c.ok(t, "chat.join", map[string]any{"topic": "big"})
+	c.ok(t, "chat.join", map[string]any{"topic": "small"})
+	pBig, pSmall := quietPosition(t, nd.h, "big"), quietPosition(t, nd.h, "small")
+	dropped(t, nd, c, 1)
+	large := strings.Repeat("x", 100<<10)
+	for range 3 { // 300 KiB of events, 600 KiB with their frames
+		pub.ok(t, "chat.publish", map[string]any{"topic": "big", "data": large})
+	}
+	pub.ok(t, "chat.publish", map[string]any{"topic": "small", "data": "s"})
+	c2 := dialWire(t, nd.url, "")
+	c2.session(t)
+	before, reply := c2.call(t, rpcws.RecoverMethod, recoverArgs(s.ID, map[string]rpcws.Position{"big": pBig, "small": pSmall}))
+	r := recoverReply(t, reply)
+	if !r.Recovered || r.Topics["big"].Recovered || !r.Topics["small"].Recovered {
+		t.Fatalf("reply %s", reply.raw)
+	}
+	if got := resyncTopics(before); fmt.Sprint(got) != "[[big]]" {
+		t.Fatalf("resyncs %v", got)
+	}
+	if len(offsetsOf(before, "big")) != 0 || fmt.Sprint(offsetsOf(before, "small")) != "[1]" {
+		t.Fatalf("replayed big %v, small %v", offsetsOf(before, "big"), offsetsOf(before, "small"))
+	}
+}

@@ -203,14 +203,32 @@ func (c *cluster) restore(ctx context.Context, p *Peer, r restoring, oldPeer str
 	ok := err == nil && limit > 0 && at.Epoch == pos.Epoch && complete(events, after, pos.Offset)
 	var replay [][]byte
 	if ok {
-		replay = c.replayFrames(r.name, pos.Epoch, events, oldPeer)
+		// The replay's bytes count in the connection's budgets until
+		// written, as its replies do: a replay the shared budget has no
+		// room for is not made, and the topic is resynced instead.
+		held := replayBytes(events)
+		if ok = p.adm.Hold(held); ok {
+			defer p.adm.Charge(-held)
+			replay = c.replayFrames(r.name, pos.Epoch, events, oldPeer)
+		}
 	}
+	events = nil // not kept while the replay is written
 	overflow, err := c.open(p.Context(), p, r.name, r.g, pos, replay)
 	if err != nil {
 		return TopicRecovery{}, err
 	}
 	now, _ := p.positionOf(r.name)
 	return TopicRecovery{Epoch: now.Epoch, Offset: now.Offset, Recovered: ok && !overflow}, nil
+}
+
+// replayBytes is what a replay of events holds until written: each
+// event's message, and its frame built from it.
+func replayBytes(events []HistoryEvent) int64 {
+	var n int64
+	for _, e := range events {
+		n += 2 * int64(len(e.Msg))
+	}
+	return n
 }
 
 // complete reports whether events are every event after offset after up
