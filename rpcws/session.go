@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -164,7 +165,7 @@ func (c *cluster) endSession(ctx context.Context, p *Peer, topics []string) {
 			err = c.hist.sb.SaveSession(ctx, s.id, rec, c.hist.window)
 		}
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrBrokerClosed) { // closed: the replica is gone, as a crash would be
 		c.warn(&c.logSubscribe, "could not save a closed connection's session: its client may not recover", "peer", p.id, "error", err)
 	}
 }
