@@ -201,12 +201,13 @@ func (r *reconnector) run(l *link) {
 			r.end(l, err)
 			return
 		}
+		r.state.Store(int32(StateConnected)) // before any call can see the new connection
 		r.mu.Lock()
 		r.retired = addStats(r.retired, l.cc.Stats())
 		r.cur.Store(next)
 		r.mu.Unlock()
 		close(l.next)
-		r.setState(StateConnected)
+		r.tell(StateConnected)
 		l = next
 	}
 }
@@ -221,8 +222,13 @@ func (r *reconnector) end(l *link, err *codec.Error) {
 	close(l.next)
 }
 
+// setState records the client's state and tells OnState.
 func (r *reconnector) setState(s ConnState) {
 	r.state.Store(int32(s))
+	r.tell(s)
+}
+
+func (r *reconnector) tell(s ConnState) {
 	if r.onState != nil {
 		r.onState(s)
 	}
