@@ -280,6 +280,9 @@ func (r *reconnector) attempt(snap snapshot) (*link, snapshot, error) {
 	if snap.session != "" {
 		if err := r.recoverSession(ctx, cc, tr, snap); err != nil {
 			cc.Close()
+			r.mu.Lock()
+			r.retired = addStats(r.retired, cc.Stats())
+			r.mu.Unlock()
 			return nil, tr.snapshotAs(snap.session), err
 		}
 	}

@@ -57,7 +57,7 @@ func (t *tracker) onEvent(ev codec.Event) {
 		t.libraryFrame(ev)
 		return
 	}
-	if ev.Topic != "" && ev.Epoch != "" && ev.Offset > 0 {
+	if ev.Offset > 0 && validPosition(ev.Topic, ev.Epoch) {
 		t.mu.Lock()
 		p, ok := t.topics[ev.Topic]
 		if ok && p.Epoch == ev.Epoch && ev.Offset <= p.Offset {
@@ -86,7 +86,7 @@ func (t *tracker) libraryFrame(ev codec.Event) {
 		}
 	case JoinedEvent:
 		var d JoinedData
-		if json.Unmarshal(ev.Data, &d) != nil || d.Topic == "" || d.Epoch == "" {
+		if json.Unmarshal(ev.Data, &d) != nil || !validPosition(d.Topic, d.Epoch) {
 			return
 		}
 		if _, ok := t.topics[d.Topic]; !ok && len(t.topics) >= maxTrackedTopics {
@@ -102,6 +102,13 @@ func (t *tracker) libraryFrame(ev codec.Event) {
 			delete(t.joined, d.Topic)
 		}
 	}
+}
+
+// validPosition reports whether a topic and its epoch are what a server
+// sends (a name of [MaxNameLen] characters at most, an epoch of 64 bytes
+// at most), so that what the client keeps of a topic stays small.
+func validPosition(topic, epoch string) bool {
+	return validName(topic) && epoch != "" && len(epoch) <= 64
 }
 
 // snapshot returns the connection's session and positions, to recover on
