@@ -44,3 +44,18 @@ func TestOnEventFrame(t *testing.T) {
 		}
 	}
 }
+
+// A client without OnEvent ignores events: they are no bad frames.
+func TestEventsWithoutOnEvent(t *testing.T) {
+	client, cc, srv := newClient(t, nil)
+	defer client.Close()
+	srv.send(`{"type":"demo.tick","data":{"n":1}}`)
+	done := client.Go("Demo.Echo", 1, new(int), nil)
+	srv.reply(srv.next(), `1`)
+	if call := <-done.Done; call.Error != nil {
+		t.Fatal(call.Error)
+	}
+	if got := cc.Stats(); got != (codec.ClientStats{}) {
+		t.Fatalf("stats: %+v, want none", got)
+	}
+}
