@@ -36,7 +36,8 @@ const (
 // may have run them); calls made while the client reconnects wait for the
 // new connection, within their deadline or [DialOptions].Timeout. Each
 // attempt (the dial and the recovery) is bounded by DialOptions.Timeout
-// too.
+// too, and dials as Dial did: with the same [DialOptions].WebSocket (its
+// headers, cookies and HTTP client).
 //
 // When the server keeps history (PROTOCOL.md, "Sessions and recovery"),
 // the client recovers its session as the first request of the new
@@ -62,8 +63,8 @@ type ReconnectOptions struct {
 	// Disconnected. Zero or negative means no limit.
 	MaxAttempts int
 
-	// OnState, if set, is told each change of the client's state after
-	// Dial returns: [StateReconnecting] at a drop, [StateConnected] once a
+	// OnState, if set, is told each change of the client's state after its
+	// first connection: [StateReconnecting] at a drop, [StateConnected] once a
 	// new connection (and its recovery) is ready, [StateClosed] at the end.
 	// It is called on the client's reconnecting goroutine, one call at a
 	// time, in order: it must not block, nor call Close.
@@ -256,7 +257,7 @@ func (r *reconnector) redial(snap snapshot) (*link, *codec.Error) {
 		if r.ctx.Err() != nil {
 			return nil, closedError()
 		}
-		r.logf("reconnecting failed", "attempt", n+1, "error", err)
+		r.logf("reconnecting failed", "attempt", n+1, "error", r.redacted(err))
 	}
 	return nil, &codec.Error{Code: codec.CodeDisconnected,
 		Message: "connection closed; reconnecting gave up after " + strconv.Itoa(n) + " attempts: " + err.Error(), Err: err}
@@ -428,6 +429,16 @@ func (r *reconnector) stats() ClientStats {
 	r.mu.Unlock()
 	s.DroppedEvents += r.events.Dropped()
 	return s
+}
+
+// redacted is err's text for the log, without the URL's query, which may
+// carry a token.
+func (r *reconnector) redacted(err error) string {
+	msg := err.Error()
+	if _, query, ok := strings.Cut(r.url, "?"); ok && query != "" {
+		msg = strings.ReplaceAll(msg, query, "…")
+	}
+	return msg
 }
 
 func (r *reconnector) logf(msg string, args ...any) {

@@ -231,6 +231,12 @@ func TestReconnectEndToEnd(t *testing.T) {
 	if len(resyncs) > 0 {
 		t.Fatalf("other events: %q", resyncs)
 	}
+	// The replayed events may all have come before the recovery's reply:
+	// a call waits for it.
+	var out string
+	if err := client.CallContext(ctx, "Feed.Echo", "after", &out); err != nil {
+		t.Fatal(err)
+	}
 	if s := client.State(); s != rpcws.StateConnected {
 		t.Fatalf("state: %v", s)
 	}
