@@ -2,8 +2,11 @@ package rpcws
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"math/rand/v2"
 	"net/rpc"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -290,14 +293,18 @@ func (r *reconnector) attempt(snap snapshot) (*link, snapshot, error) {
 	return &link{cc: cc, tr: tr, next: make(chan struct{})}, snapshot{}, nil
 }
 
-// recoverSession sends rpcws.recover as the first request of the connection cc
-// and takes in its reply. An error means the connection failed (it went,
+// recoverSession sends rpcws.recover as the first request of the
+// connection cc and takes in its reply. An error means the connection failed (it went,
 // or did not answer in time): the attempt failed. A server that refuses the
 // request has lost the session's topics: the application is told with an
 // rpcws.resync naming them, as a server would.
 func (r *reconnector) recoverSession(ctx context.Context, cc *codec.ClientCodec, tr *tracker, snap snapshot) error {
 	var reply RecoverReply
-	err := cc.Call(ctx, RecoverMethod, &RecoverArgs{Session: snap.session, Topics: snap.topics}, &reply)
+	args := RecoverArgs{Session: snap.session, Topics: snap.topics}
+	if args.Topics == nil {
+		args.Topics = map[string]Position{} // {}, not null
+	}
+	err := cc.Call(ctx, RecoverMethod, &args, &reply)
 	switch codec.ErrorCode(err) {
 	case "":
 		tr.recovered(&reply)
@@ -317,16 +324,10 @@ func (r *reconnector) resync(snap snapshot) {
 	if len(snap.topics) == 0 {
 		return
 	}
-	data := []byte(`{"topics":[`)
-	first := true
-	for topic := range snap.topics {
-		if !first {
-			data = append(data, ',')
-		}
-		first = false
-		data = strconv.AppendQuote(data, topic)
-	}
-	r.events.Add(ResyncEvent, append(data, "]}"...))
+	data, _ := json.Marshal(struct {
+		Topics []string `json:"topics"`
+	}{slices.Sorted(maps.Keys(snap.topics))})
+	r.events.Add(ResyncEvent, data)
 }
 
 // live returns the current connection, or nil while there is none.
