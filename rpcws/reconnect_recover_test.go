@@ -189,6 +189,7 @@ func TestClientHidesLibraryFrames(t *testing.T) {
 	fc.send(`{"type":"rpcws.session","data":{"id":"secret","window":120000}}`)
 	fc.send(`{"type":"rpcws.joined","data":{"topic":"room","epoch":"e1","offset":0}}`)
 	fc.send(`{"type":"rpcws.left","data":{"topic":"room"}}`)
+	fc.send(`{"type":"rpcws.future","data":1}`) // reserved for the library
 	fc.send(`{"type":"rpcws.resync","data":{"topics":["room"]}}`)
 	fc.event("room", "e1", 1)
 	want := []string{`rpcws.resync {"topics":["room"]}`, msg("room", 1)}
