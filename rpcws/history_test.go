@@ -2,6 +2,7 @@ package rpcws_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -398,6 +399,9 @@ func TestRecoverReplaysMissed(t *testing.T) {
 	if f := c2.next(t); f.Topic != "a" || f.Offset != 8 {
 		t.Fatalf("live event after recovery %s", f.raw)
 	}
+	if before := c2.ok(t, "chat.id", nil); len(before) != 0 {
+		t.Fatalf("events of a topic the session never held: %v", before)
+	}
 	m, err := nodes[0].h.Presence(context.Background(), "a")
 	if err != nil || len(m) != 1 || m[0].User != "ann" {
 		t.Fatalf("presence %v %v", m, err)
@@ -477,6 +481,12 @@ func TestRecoverRefused(t *testing.T) {
 	c4 := dialWire(t, nd.url, "ann")
 	c4.session(t)
 	c4.ok(t, "chat.id", nil)
+	if err := c4.ws.Write(context.Background(), websocket.MessageText, []byte(`{"id":"e","type":"rpcws\u002erecover","data":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if reply = c4.next(t); string(reply.ID) != `"e"` || reply.Code != "BadRequest" {
+		t.Fatalf("an escaped rpcws.recover after a request: %s", reply.raw)
+	}
 	_, reply = c4.call(t, rpcws.RecoverMethod, recoverArgs("x", nil))
 	if reply.Type != "error" || reply.Code != "BadRequest" {
 		t.Fatalf("rpcws.recover after a request: %s", reply.raw)
@@ -667,3 +677,114 @@ func TestHistoryBrokerLacks(t *testing.T) {
 
 // plainBroker hides the optional interfaces of the broker it wraps.
 type plainBroker struct{ rpcws.Broker }
+
+// An offset at or below the last is never delivered twice; an epoch change
+// is told with a resync naming the topic, and delivery goes on.
+func TestPositionsDedupAndEpoch(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	nd := newHistNodes(t, &bus, 1, nil)[0]
+	c := dialWire(t, nd.url, "")
+	c.session(t)
+	var j rpcws.JoinedData
+	json.Unmarshal(c.ok(t, "chat.join", map[string]any{"topic": "a"})[0].Data, &j)
+	c.ok(t, "chat.publish", map[string]any{"topic": "a", "data": 1})
+	nd.h.DeliverAt("a", rpcws.Position{Epoch: j.Epoch, Offset: 1}, "m", []byte(`"again"`))
+	nd.h.DeliverAt("a", rpcws.Position{Epoch: "new", Offset: 1}, "m", []byte(`"new epoch"`))
+	nd.h.DeliverAt("a", rpcws.Position{Epoch: "new", Offset: 1}, "m", []byte(`"new epoch again"`))
+	nd.h.DeliverAt("a", rpcws.Position{Epoch: "new", Offset: 2}, "m", []byte(`"next"`))
+	var got []string
+	for _, f := range c.ok(t, "chat.id", nil) {
+		got = append(got, f.raw)
+	}
+	want := []string{
+		`{"type":"rpcws.resync","data":{"topics":["a"]}}`,
+		`{"type":"m","data":"new epoch","topic":"a","epoch":"new","offset":1}`,
+		`{"type":"m","data":"next","topic":"a","epoch":"new","offset":2}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A replica without history delivers the events that one with history
+// published as it always did: no position, no frame of sessions.
+func TestMixedReplicas(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	with := newHistNodes(t, &bus, 1, nil)[0]
+	without := newHistNodes(t, &bus, 1, func(o *rpcws.HandlerOptions) { o.History, o.Presence = nil, nil })[0]
+	c := dialWire(t, without.url, "")
+	c.ok(t, "chat.join", map[string]any{"topic": "a"})
+	if err := with.h.Publish(context.Background(), rpcws.Topic("a"), "m", 1); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.next(t); f.raw != `{"type":"m","data":1}` {
+		t.Fatalf("event %s", f.raw)
+	}
+}
+
+// A takeover from the broker closes a connection only when it carries the
+// hash of that connection's session: a forged one closes nothing.
+func TestForgedTakeover(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	nd := newHistNodes(t, &bus, 1, nil)[0]
+	c := dialWire(t, nd.url, "")
+	s := c.session(t)
+	_, r := c.call(t, "chat.id", nil)
+	var peer string
+	json.Unmarshal(r.Data, &peer)
+	raw := bus.NewBroker()
+	defer raw.Close()
+	takeover := func(secret string) {
+		sum := sha256.Sum256([]byte(secret))
+		msg := append([]byte{2, byte(len(peer))}, peer...)
+		msg = append(msg, sum[:]...)
+		node := peer[:strings.LastIndexByte(peer, '.')]
+		if err := raw.Publish(context.Background(), "rpcws.n."+node, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	takeover("a guess")
+	takeover("")
+	if before := c.ok(t, "chat.id", nil); len(before) != 0 {
+		t.Fatalf("frames after forged takeovers: %v", before)
+	}
+	takeover(s.ID)
+	if f := c.next(t); f.Type != "closed" || f.closeBy != websocket.StatusPolicyViolation {
+		t.Fatalf("after a takeover with the session's hash: %s %d", f.raw, f.closeBy)
+	}
+}
+
+// A replay larger than the connection's queue waits for room, as Notify
+// does: the client gets every event, and is not cut as a slow consumer.
+func TestReplayWaitsForRoom(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	nd := newHistNodes(t, &bus, 1, func(o *rpcws.HandlerOptions) {
+		o.History.Size = 300
+		o.MaxQueuedBytes = 512
+	})[0]
+	c := dialWire(t, nd.url, "")
+	s := c.session(t)
+	var j rpcws.JoinedData
+	json.Unmarshal(c.ok(t, "chat.join", map[string]any{"topic": "big"})[0].Data, &j)
+	dropped(t, nd, c, 0)
+	pad := strings.Repeat("x", 200)
+	for i := range 300 {
+		if err := nd.h.Publish(context.Background(), rpcws.Topic("big"), "m", pad+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := dialWire(t, nd.url, "")
+	c2.session(t)
+	before, reply := c2.call(t, rpcws.RecoverMethod, recoverArgs(s.ID, map[string]rpcws.Position{"big": {Epoch: j.Epoch}}))
+	if r := recoverReply(t, reply); !r.Recovered || !r.Topics["big"].Recovered {
+		t.Fatalf("reply %s", reply.raw)
+	}
+	got := offsetsOf(before, "big")
+	if len(got) != 300 || got[0] != 1 || got[299] != 300 {
+		t.Fatalf("replayed %d events", len(got))
+	}
+}

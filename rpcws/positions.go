@@ -1,7 +1,9 @@
 package rpcws
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"strconv"
 	"sync"
 
@@ -64,10 +66,18 @@ func (p *Peer) dropGate(topic string) {
 	p.pos.mu.Unlock()
 }
 
+// The cluster takes positioned messages from a [HistoryBroker].
+var _ HistoryReceiver = (*cluster)(nil)
+
 // ReceiveAt delivers a message published with a position to the local
 // members of its topic, each at most once and in offset order (see gate).
-// It never waits on a connection.
+// It never waits on a connection. A replica without history delivers it
+// as Receive does, without its position.
 func (c *cluster) ReceiveAt(subject string, pos Position, msg []byte) {
+	if !c.hist.on() {
+		c.Receive(subject, msg)
+		return
+	}
 	c.received.Add(1)
 	env, ok := parseBrokerEnvelope(msg)
 	if !ok {
@@ -239,4 +249,14 @@ func (p *Peer) positionOf(topic string) (Position, bool) {
 		return Position{}, false
 	}
 	return Position{Epoch: g.epoch, Offset: g.last}, true
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it
+// but with no HTML escaping.
+func appendJSONString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s) // a string never fails
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
