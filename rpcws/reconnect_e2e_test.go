@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpcws/rpcws/internal/testutil"
 	"github.com/rpcws/rpcws/rpcws"
 )
 
@@ -78,15 +79,16 @@ func (k *killable) kill() {
 // handlers with history on one bus: a replica that restarts behind a load
 // balancer.
 type replicas struct {
-	t    *testing.T
-	bus  rpcws.MemoryBus
-	feed *Feed
-	cur  atomic.Pointer[rpcws.Handler]
-	ln   *killable
-	hs   *httptest.Server
-	url  string
-	all  []*rpcws.Handler
-	down atomic.Bool // refuse upgrades (503)
+	t       *testing.T
+	bus     rpcws.MemoryBus
+	feed    *Feed
+	cur     atomic.Pointer[rpcws.Handler]
+	ln      *killable
+	hs      *httptest.Server
+	url     string
+	all     []*rpcws.Handler
+	down    atomic.Bool  // refuse upgrades (503)
+	refused atomic.Int32 // upgrades refused so far
 }
 
 func newReplicas(t *testing.T) *replicas {
@@ -99,6 +101,7 @@ func newReplicas(t *testing.T) *replicas {
 	r.ln = &killable{Listener: ln}
 	r.hs = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if r.down.Load() {
+			r.refused.Add(1)
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
@@ -198,14 +201,26 @@ func TestReconnectEndToEnd(t *testing.T) {
 		}
 		switch i {
 		case 60:
+			r.down.Store(true)
 			r.ln.kill()
 			if err := <-held; !errors.Is(err, rpcws.ErrDisconnected) {
 				t.Fatalf("call pending at the drop: %v", err)
 			}
-		case 61:
-			var out string // made during the outage, or just after it
-			if err := client.CallContext(ctx, "Feed.Echo", "during", &out); err != nil || out != "during" {
-				t.Fatalf("call during the outage: %q, %v", out, err)
+			// A call made during the outage: it succeeds once the server
+			// is back, after an attempt or more that it refused.
+			during := make(chan error, 1)
+			go func() {
+				var out string
+				err := client.CallContext(ctx, "Feed.Echo", "during", &out)
+				if err == nil && out != "during" {
+					err = errors.New("reply " + out)
+				}
+				during <- err
+			}()
+			testutil.WaitFor(t, "an attempt to reconnect", func() bool { return r.refused.Load() > 0 })
+			r.down.Store(false)
+			if err := <-during; err != nil {
+				t.Fatalf("call during the outage: %v", err)
 			}
 		case 150:
 			r.restart()
