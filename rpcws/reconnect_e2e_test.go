@@ -361,3 +361,61 @@ func TestReconnectPastHistoryEndToEnd(t *testing.T) {
 		t.Fatalf("Close while reconnecting took %v", d)
 	}
 }
+
+// Drops that fall during recoveries too: each client gets the events in
+// order and none twice; a gap, if any, is told by a resync. After the last
+// drop, once every client is connected, a last event reaches every client
+// still in the topic, and the others were told.
+func TestReconnectDropsDuringRecovery(t *testing.T) {
+	r := newReplicas(t)
+	defer r.close()
+	const clients, events = 10, 300
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var fs []*follower
+	for range clients {
+		f := newFollower(t, ctx, r.url, events+1)
+		defer f.c.Close()
+		fs = append(fs, f)
+	}
+	pub := r.handler()
+	for i := 1; i <= events; i++ {
+		if err := pub.Publish(ctx, rpcws.Topic("news"), "feed.item", i); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if i%25 == 0 {
+			if i%100 == 0 {
+				r.restart()
+			} else {
+				r.ln.kill()
+			}
+		}
+	}
+	connected(t, fs)
+	if err := pub.Publish(ctx, rpcws.Topic("news"), "feed.item", events+1); err != nil {
+		t.Fatal(err)
+	}
+	told := 0
+	for i, f := range fs {
+		testutil.WaitFor(t, "the last event or a resync", func() bool {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return len(f.got) > 0 && f.got[len(f.got)-1] == events+1 || len(f.others) > 0
+		})
+		f.mu.Lock()
+		got, others := slices.Clone(f.got), slices.Clone(f.others)
+		f.mu.Unlock()
+		for k := 1; k < len(got); k++ {
+			if got[k] <= got[k-1] {
+				t.Fatalf("client %d: %d after %d", i, got[k], got[k-1])
+			}
+		}
+		if gap := len(got) == 0 || got[0] != 1 || got[len(got)-1]-got[0] != len(got)-1 || len(got) < events+1; gap && len(others) == 0 {
+			t.Fatalf("client %d: a gap with no resync: %v", i, got)
+		}
+		if len(others) > 0 {
+			told++
+		}
+	}
+	t.Logf("%d of %d clients were told of a gap", told, clients)
+}
