@@ -103,6 +103,11 @@ func (s ConnState) String() string {
 	return "ConnState(" + strconv.Itoa(int(s)) + ")"
 }
 
+// maxGoWaiting bounds the calls of Go that wait for a new connection, each
+// on a goroutine of its own: beyond it, Go fails at once (Call and
+// CallContext wait on their caller's goroutine, and need no bound).
+const maxGoWaiting = 1024
+
 // reconnector is a [Client] with Reconnect: a succession of connections,
 // one at a time, and the goroutine (run) that replaces one that drops.
 type reconnector struct {
@@ -120,8 +125,9 @@ type reconnector struct {
 	done     chan struct{} // closed once the client has ended: Close, or given up
 	endErr   *codec.Error  // what calls get once done; set before done and the last link's next close
 
-	state atomic.Int32 // a ConnState
-	cur   atomic.Pointer[link]
+	state     atomic.Int32 // a ConnState
+	cur       atomic.Pointer[link]
+	goWaiting atomic.Int64 // calls of Go waiting for a connection
 
 	mu      sync.Mutex  // guards retired, and cur's changes against Stats
 	retired ClientStats // of the connections before cur's
@@ -281,7 +287,7 @@ func (r *reconnector) attempt(snap snapshot) (*link, snapshot, error) {
 	if err != nil {
 		return nil, snap, err
 	}
-	if snap.session != "" {
+	if snap.session != "" && len(snap.topics) > 0 { // nothing to recover without topics
 		if err := r.recoverSession(ctx, cc, tr, snap); err != nil {
 			cc.Close()
 			r.mu.Lock()
@@ -385,15 +391,29 @@ func (r *reconnector) goCall(method string, args, reply any, done chan *rpc.Call
 		return cc.Go(method, args, reply, done)
 	}
 	rc := &rpc.Call{ServiceMethod: method, Args: args, Reply: reply, Done: done}
+	if r.goWaiting.Add(1) > maxGoWaiting {
+		r.goWaiting.Add(-1)
+		rc.Error = &codec.Error{Code: codec.CodeDisconnected,
+			Message: "the client is reconnecting, and " + strconv.Itoa(maxGoWaiting) + " calls of Go already wait for it"}
+		r.handOver(rc)
+		return rc
+	}
 	go func() { // bounded by the client's timeout, and by Close
+		defer r.goWaiting.Add(-1)
 		rc.Error = r.call(context.Background(), method, args, reply)
-		select {
-		case done <- rc:
-		default:
-			r.logf("dropped the outcome of a call: its done channel is full", "method", method)
-		}
+		r.handOver(rc)
 	}()
 	return rc
+}
+
+// handOver sends a finished call of Go on its done channel, unless the
+// channel is full, as net/rpc does.
+func (r *reconnector) handOver(rc *rpc.Call) {
+	select {
+	case rc.Done <- rc:
+	default:
+		r.logf("dropped the outcome of a call: its done channel is full", "method", rc.ServiceMethod)
+	}
 }
 
 func (r *reconnector) notify(ctx context.Context, method string, args any) error {

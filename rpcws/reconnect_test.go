@@ -502,3 +502,55 @@ func TestReconnectNoDelay(t *testing.T) {
 		}
 	})
 }
+
+// Calls of Go wait for the new connection each on a goroutine of their
+// own: 1024 at most; one more fails at once. Close fails those waiting.
+func TestReconnectGoWaitingBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScripted(t, true)
+		defer s.close()
+		c, fc := s.dial(s.options(&rpcws.ReconnectOptions{Delay: time.Hour}))
+		s.down.Store(true)
+		fc.drop()
+		synctest.Wait()
+		done := make(chan *rpc.Call, 1025)
+		for range 1024 {
+			c.Go("Demo.Echo", "x", nil, done)
+		}
+		over := c.Go("Demo.Echo", "x", nil, done)
+		if got := <-done; got != over || !errors.Is(over.Error, rpcws.ErrDisconnected) || !strings.Contains(over.Error.Error(), "1024 calls") {
+			t.Fatalf("the 1025th call: %v", got.Error)
+		}
+		c.Close()
+		for range 1024 {
+			if call := <-done; !errors.Is(call.Error, rpc.ErrShutdown) {
+				t.Fatalf("a waiting call after Close: %v", call.Error)
+			}
+		}
+	})
+}
+
+// A session without topics has nothing to recover: the new connection's
+// first frame is the application's.
+func TestReconnectNoTopicsNoRecovery(t *testing.T) {
+	s := newScripted(t, false)
+	defer s.close()
+	st := newStates()
+	c, fc := s.dial(s.options(&rpcws.ReconnectOptions{Delay: time.Millisecond, OnState: st.on}))
+	defer c.Close()
+	fc.send(`{"type":"rpcws.session","data":{"id":"S1","window":120000}}`)
+	fc.send(`{"type":"rpcws.joined","data":{"topic":"room","epoch":"e1","offset":0}}`)
+	fc.send(`{"type":"rpcws.left","data":{"topic":"room"}}`)
+	// A call answered after the frames above shows that they were read.
+	go func() { c.Call("Demo.Echo", "x", nil) }()
+	fc.reply(fc.read(), `null`)
+	fc.drop()
+	fc2 := s.accept()
+	if st.next(t) != rpcws.StateReconnecting || st.next(t) != rpcws.StateConnected {
+		t.Fatalf("states: %v", st.all())
+	}
+	go func() { c.Call("Demo.Echo", "y", nil) }()
+	if f := fc2.read(); f.Type != "demo.echo" || string(f.Data) != `"y"` {
+		t.Fatalf("first frame: %s %s", f.Type, f.Data)
+	}
+}
