@@ -40,6 +40,7 @@ type session struct {
 	version atomic.Uint64
 	saved   uint64
 	taken   atomic.Bool // recovered by another connection: never saved again
+	ended   atomic.Bool // its connection closed: endSession saves it last
 }
 
 // sessionRecord is what the broker keeps of a session.
@@ -121,7 +122,7 @@ func (c *cluster) saveSession(ctx context.Context, p *Peer) {
 	}
 	defer func() { <-s.sem }()
 	v := s.version.Load()
-	if s.taken.Load() || s.saved == v {
+	if s.taken.Load() || s.ended.Load() || s.saved == v {
 		return
 	}
 	rec, err := json.Marshal(sessionRecord{User: s.user, Peer: p.id, Node: c.node, Topics: p.Topics()})
@@ -143,6 +144,7 @@ func (c *cluster) endSession(ctx context.Context, p *Peer, topics []string) {
 	if s == nil {
 		return
 	}
+	s.ended.Store(true) // a join's save that comes later would store no topics
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():

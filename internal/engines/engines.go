@@ -1,6 +1,9 @@
 // Package engines starts the pub/sub engines that the brokers' tests and
 // benchmarks run against, redis-server and nats-server, as child processes
-// on free 127.0.0.1 ports, with nothing written to disk, and stops them.
+// on free 127.0.0.1 ports, and stops them. Redis writes nothing to disk;
+// NATS runs JetStream (-js) with its store in a temporary directory that
+// lives as long as the Server: kept across Restart, emptied by
+// RestartEmpty, removed by Stop.
 package engines
 
 import (
@@ -32,9 +35,10 @@ type Server struct {
 	Addr string // 127.0.0.1:port
 	bin  string
 
-	mu  sync.Mutex // guards cmd and out
-	cmd *exec.Cmd
-	out *buffer
+	mu    sync.Mutex // guards cmd, out and store
+	cmd   *exec.Cmd
+	out   *buffer
+	store string // NATS: JetStream's store directory; "" until started
 }
 
 // program returns the path of kind's server program.
@@ -66,6 +70,7 @@ func Start(kind string) (*Server, error) {
 	ln.Close()
 	s := &Server{Kind: kind, Addr: addr, bin: bin}
 	if err := s.start(); err != nil {
+		s.Stop()
 		return nil, err
 	}
 	return s, nil
@@ -101,7 +106,11 @@ func (s *Server) start() error {
 		args = []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--dir", os.TempDir(), "--daemonize", "no", "--protected-mode", "yes"}
 	case NATS:
-		args = []string{"-a", "127.0.0.1", "-p", port}
+		store, err := s.storeDir()
+		if err != nil {
+			return err
+		}
+		args = []string{"-a", "127.0.0.1", "-p", port, "-js", "-sd", store}
 	}
 	out := new(buffer)
 	cmd := exec.Command(s.bin, args...)
@@ -143,8 +152,34 @@ func (s *Server) answers() bool {
 	return strings.HasPrefix(string(buf[:n]), want)
 }
 
-// Stop kills the engine and waits for it to exit.
+// storeDir returns JetStream's store directory, made on first use.
+func (s *Server) storeDir() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.store == "" {
+		dir, err := os.MkdirTemp("", "rpcws-nats-*")
+		if err != nil {
+			return "", err
+		}
+		s.store = dir
+	}
+	return s.store, nil
+}
+
+// Stop kills the engine, waits for it to exit and removes what it stored.
 func (s *Server) Stop() {
+	s.kill()
+	s.mu.Lock()
+	store := s.store
+	s.store = ""
+	s.mu.Unlock()
+	if store != "" {
+		os.RemoveAll(store)
+	}
+}
+
+// kill kills the engine and waits for it to exit.
+func (s *Server) kill() {
 	s.mu.Lock()
 	cmd := s.cmd
 	s.cmd = nil
@@ -156,8 +191,17 @@ func (s *Server) Stop() {
 }
 
 // Restart kills the engine, as a crash would, and starts it again on the
-// same port.
+// same port with what it had stored: NATS keeps its JetStream streams and
+// buckets (Redis runs without persistence, so it comes back empty).
 func (s *Server) Restart() error {
+	s.kill()
+	return s.start()
+}
+
+// RestartEmpty kills the engine and starts it again on the same port
+// without anything it stored, as a restart without persistence would:
+// NATS loses its JetStream streams and buckets.
+func (s *Server) RestartEmpty() error {
 	s.Stop()
 	return s.start()
 }
@@ -169,6 +213,49 @@ func (s *Server) Pause(t testing.TB) {
 	t.Helper()
 	t.Cleanup(s.Resume)
 	s.signal(t, syscall.SIGSTOP)
+	s.awaitStopped(t)
+}
+
+// awaitStopped waits until every thread of the engine is stopped: a
+// signal is delivered asynchronously, and a multi-threaded engine (NATS
+// with JetStream) may otherwise answer a request or two after Pause
+// returned. Where /proc is missing it returns at once.
+func (s *Server) awaitStopped(t testing.TB) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	tasks := fmt.Sprintf("/proc/%d/task", cmd.Process.Pid)
+	deadline := time.Now().Add(5 * time.Second)
+	for !allStopped(tasks) {
+		if time.Now().After(deadline) {
+			t.Fatalf("engines: %s not stopped 5s after SIGSTOP", s.bin)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped reports whether every task under dir (/proc/PID/task) is in
+// state T (stopped); true when dir cannot be read.
+func allStopped(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/stat")
+		if err != nil {
+			continue // the thread ended
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume lets a paused engine go on (SIGCONT).
@@ -189,6 +276,14 @@ func (s *Server) signal(t testing.TB, sig syscall.Signal) {
 func (s *Server) RestartT(t *testing.T) {
 	t.Helper()
 	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RestartEmptyT is RestartEmpty for a test: it fails t on error.
+func (s *Server) RestartEmptyT(t *testing.T) {
+	t.Helper()
+	if err := s.RestartEmpty(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -42,7 +42,7 @@ func withHistory(h rpcws.HistoryOptions) func(*rpcws.HandlerOptions) {
 func testExactlyOnce(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	const clients, events = 30, 300
 	nodes := newNodesWith(t, newBroker, 3, withHistory(rpcws.HistoryOptions{Size: 1000}))
-	topic := uniqueSubject("feed")
+	topic := uniqueTopic("feed")
 	var rcs []*rclient
 	for i := range clients {
 		user := ""
@@ -124,7 +124,7 @@ func (rc *rclient) follow(nodes []*node, i int, topic string, last uint64, drops
 
 func testReplayExcluded(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	nodes := newNodesWith(t, newBroker, 2, withHistory(rpcws.HistoryOptions{}))
-	topic := uniqueSubject("excluded")
+	topic := uniqueTopic("excluded")
 	a := connectR(t, nodes[0], "ada")
 	a.joinR(t, topic)
 	b := nodes[1].dialQuiet(t, "")
@@ -152,7 +152,7 @@ func testReplayExcluded(t *testing.T, newBroker func(t *testing.T) rpcws.Broker)
 // as last saved and vouched for).
 func testRecoverReplicaGone(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	nodes := newNodesWith(t, newBroker, 3, withHistory(rpcws.HistoryOptions{}))
-	topic := uniqueSubject("gone")
+	topic := uniqueTopic("gone")
 	a := connectR(t, nodes[0], "ada")
 	a.joinR(t, topic)
 	b := connectR(t, nodes[1], "")
@@ -180,7 +180,7 @@ func testRecoverReplicaGone(t *testing.T, newBroker func(t *testing.T) rpcws.Bro
 
 func testPastHistorySize(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	nodes := newNodesWith(t, newBroker, 2, withHistory(rpcws.HistoryOptions{Size: 5}))
-	topic, kept := uniqueSubject("past-size"), uniqueSubject("kept")
+	topic, kept := uniqueTopic("past-size"), uniqueTopic("kept")
 	a := connectR(t, nodes[0], "")
 	a.joinR(t, topic)
 	a.joinR(t, kept)
@@ -214,7 +214,7 @@ func testPastHistorySize(t *testing.T, newBroker func(t *testing.T) rpcws.Broker
 func testPastWindow(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	const window = 500 * time.Millisecond
 	nodes := newNodesWith(t, newBroker, 2, withHistory(rpcws.HistoryOptions{RecoveryWindow: window}))
-	topic := uniqueSubject("past-window")
+	topic := uniqueTopic("past-window")
 	a := connectR(t, nodes[0], "ada")
 	a.joinR(t, topic)
 	a.drop()
@@ -466,4 +466,10 @@ func (rc *rclient) reconnect(n *node) (rpcws.RecoverReply, error) {
 		rc.pos[name] = rpcws.Position{Epoch: tr.Epoch, Offset: tr.Offset}
 	}
 	return r, nil
+}
+
+// uniqueTopic returns a topic name no other test uses, so that suites may
+// share an engine.
+func uniqueTopic(name string) string {
+	return name + " " + strconv.FormatInt(time.Now().UnixNano(), 36)
 }
