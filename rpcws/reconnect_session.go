@@ -43,7 +43,13 @@ type tracker struct {
 // snap: it starts from snap's positions, which the replayed events move
 // on. Without a session to recover, it starts with no topic.
 func newTracker(snap snapshot, events *eventq.Queue, logf func(string, ...any)) *tracker {
-	t := &tracker{events: events, logf: logf, topics: make(map[string]Position), joined: make(map[string]bool), old: make(map[string]struct{})}
+	t := &tracker{
+		events: events,
+		logf:   logf,
+		topics: make(map[string]Position),
+		joined: make(map[string]bool),
+		old:    make(map[string]struct{}),
+	}
 	if snap.session != "" {
 		maps.Copy(t.topics, snap.topics)
 		for topic := range snap.topics {
@@ -76,6 +82,7 @@ func (t *tracker) onEvent(ev codec.Event) {
 	if ev.Offset > 0 && validPosition(ev.Topic, ev.Epoch) {
 		t.mu.Lock()
 		p, ok := t.topics[ev.Topic]
+		t.took(ev.Topic)
 		if ok && p.Epoch == ev.Epoch && ev.Offset <= p.Offset {
 			t.mu.Unlock()
 			return // had already: a server must send none twice
@@ -83,7 +90,6 @@ func (t *tracker) onEvent(ev codec.Event) {
 		if ok || len(t.topics) < maxTrackedTopics {
 			t.topics[ev.Topic] = Position{Epoch: ev.Epoch, Offset: ev.Offset}
 		}
-		t.took(ev.Topic)
 		t.mu.Unlock()
 	}
 	if ev.Type == ResyncEvent && len(t.old) > 0 {
