@@ -521,6 +521,7 @@ export class Client {
   // that the server told of: every topic listed gets a resync.
   #recovered(msg) {
     const { topics, attempt } = this.#recovering;
+    const held = this.#held;
     this.#stopRecovery();
     if (this.#session?.ws !== this.#ws) this.#session = null; // used up: no new one came
     const d = msg?.type === 'error' ? null : msg?.data;
@@ -533,8 +534,6 @@ export class Client {
       this.#positions.clear();
       this.#dispatch({ type: RESYNC, data: { topics: Object.keys(topics) } });
     }
-    const held = this.#held;
-    this.#held = [];
     for (const { id, frame } of held) {
       if (id !== undefined && !this.#pending.has(id)) continue; // timed out or aborted while held
       try {
