@@ -62,7 +62,7 @@ func TestBrowserRecovery(t *testing.T) {
 		s := startRecovery(t, true, reports)
 		host := fmt.Sprintf("%s:%d", pageHost, s.hs.Listener.Addr().(*net.TCPAddr).Port)
 		page := fmt.Sprintf("http://%s/test/recovery.html?url=%s", host, url.QueryEscape(s.wsURL))
-		checkRecoveryReport(t, open(t, page, reports, time.Minute))
+		checkRecoveryReport(t, open(t, page, reports, 2*time.Minute))
 	})
 }
 
