@@ -99,9 +99,11 @@ func (c *cluster) closeTopics(p *Peer, topics map[string]*subscription) {
 		subjects = append(subjects, s.subject)
 		p.dropGate(name)
 	}
-	c.removePresence(context.Background(), p, subjects...)
+	ctx, cancel := c.joinContext(context.Background())
+	defer cancel()
+	c.removePresence(ctx, p, subjects...)
 	if c.hist.on() {
-		c.endSession(p, sorted(names))
+		c.endSession(ctx, p, sorted(names))
 	}
 }
 

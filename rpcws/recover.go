@@ -129,6 +129,10 @@ type restoring struct {
 // when the connection closed meanwhile.
 func (c *cluster) recover(ctx context.Context, p *Peer, args RecoverArgs) (RecoverReply, bool) {
 	reply := RecoverReply{Topics: map[string]TopicRecovery{}}
+	// The engine's reads of a recovery share brokerTimeout: past it, the
+	// topics left are joined, unrecovered.
+	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
+	defer cancel()
 	rec, ok := c.takeSession(ctx, p, args.Session)
 	if !ok {
 		var lost []string
@@ -175,8 +179,8 @@ func (c *cluster) recover(ctx context.Context, p *Peer, args RecoverArgs) (Recov
 	if !c.sendResync(p, lost) {
 		return reply, false
 	}
-	c.addPresence(ctx, p, subjects...)
-	c.changed(ctx, p)
+	c.addPresence(p.Context(), p, subjects...)
+	c.changed(p.Context(), p)
 	return reply, true
 }
 
@@ -188,9 +192,7 @@ func (c *cluster) restore(ctx context.Context, p *Peer, r restoring, oldPeer str
 	if has && at.Epoch != "" {
 		after, limit = at.Offset, c.hist.policy.Size
 	}
-	bctx, cancel := brokerContext(ctx)
-	pos, events, err := c.hist.hb.History(bctx, r.subject, after, limit)
-	cancel()
+	pos, events, err := c.hist.hb.History(ctx, r.subject, after, limit)
 	if err != nil {
 		c.warn(&c.logSubscribe, "recovery: the broker did not tell a topic's history", "topic", r.name, "error", err)
 		pos = Position{} // the first live event sets it
