@@ -113,6 +113,27 @@ func wantAllPass(t *testing.T, recs map[string]record, code int, allowed ...stri
 	}
 }
 
+// deviation checks that check failed on rule with a detail that contains why, a
+// foreign server's known deviation from PROTOCOL.md, and takes it out of recs. It
+// returns the exit code the run would have had without it.
+func deviation(t *testing.T, recs map[string]record, code int, check, rule, why string) int {
+	t.Helper()
+	r, ok := recs[check]
+	if !ok || r.Verdict != "fail" || r.Rule.Name != rule || !strings.Contains(r.Detail, why) {
+		t.Errorf("%s: %s on rule %s (%s); want the known failure on rule %s: %s", check, r.Verdict, r.Rule.Name, r.Detail, rule, why)
+	}
+	delete(recs, check)
+	for _, r := range recs {
+		if r.Verdict == "fail" {
+			return code
+		}
+	}
+	if code == 1 {
+		return 0
+	}
+	return code
+}
+
 // The reference server passes every check at both levels, the slow one too unless
 // -short.
 func TestConformanceReferenceServer(t *testing.T) {
@@ -231,6 +252,9 @@ func TestConformanceForeignServers(t *testing.T) {
 		t.Parallel()
 		url := startPython(t, pythonServer)
 		recs, code := records(t, "--quick", url)
+		// aiohttp fails a connection whose text frame is not UTF-8 (1007) before the
+		// server's code sees the frame: a known deviation, kept known.
+		code = deviation(t, recs, code, "utf8", "utf8", "closed the connection (1007)")
 		wantAllPass(t, recs, code, "slow")
 
 		// Its frames are spelled in Python's words (", " and ": " between fields,

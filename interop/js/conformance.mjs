@@ -31,6 +31,9 @@
 //   --quick             skip the slow checks (the lesson's exercise, which takes 15 s)
 //   --filter REGEXP     run only the checks whose "scenario TITLE" / "transcript FILE" matches
 //   --transcripts DIR   read transcripts from DIR instead of the bundled ones
+//   --max-frame BYTES   the frame limit the server documents (default 1048576, 1 MiB)
+//   --max-type BYTES    the limit on a request's type the server documents (default 256)
+//   --max-id BYTES      the limit on a request's id, its raw JSON text (default 1024)
 //
 // Exit code: 0 when no check failed (skipped checks do not fail a run), 1 when one did
 // or when no check matched, 2 on a usage error. Needs Node 20 or later; on Node 20 it
@@ -53,7 +56,8 @@ if (typeof globalThis.WebSocket !== 'function') {
 }
 
 const usage = `usage: rpcws-conformance [--strict] [--json] [--only NAMES] [--skip NAMES] [--list] [--quick]
-                         [--filter REGEXP] [--transcripts DIR] ws://host:port/rpc`;
+                         [--filter REGEXP] [--transcripts DIR] [--max-frame BYTES] [--max-type BYTES]
+                         [--max-id BYTES] ws://host:port/rpc`;
 let opts;
 try {
   opts = parseArgs({
@@ -67,6 +71,9 @@ try {
       quick: { type: 'boolean', default: false },
       filter: { type: 'string' },
       transcripts: { type: 'string' },
+      'max-frame': { type: 'string', default: '1048576' },
+      'max-type': { type: 'string', default: '256' },
+      'max-id': { type: 'string', default: '1024' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -80,6 +87,17 @@ if (values.help || (opts.positionals.length !== 1 && !values.list)) {
   process.exit(values.help ? 0 : 2);
 }
 const url = opts.positionals[0];
+
+// The limits the server documents (PROTOCOL.md, "Frames"): whole numbers of bytes.
+const limits = {};
+for (const [flag, key, least] of [['max-frame', 'maxFrame', 64], ['max-type', 'maxType', 3], ['max-id', 'maxId', 3]]) {
+  const n = Number(values[flag]);
+  if (!Number.isSafeInteger(n) || n < least) {
+    console.error(`conformance: --${flag}: want a whole number of bytes, at least ${least}; got ${values[flag]}\n${usage}`);
+    process.exit(2);
+  }
+  limits[key] = n;
+}
 
 // Imported only now: the client needs the WebSocket that the restart above provides.
 const { default: assert } = await import('node:assert/strict');
@@ -150,6 +168,7 @@ const results = await runChecks({
   slow: !values.quick,
   filter,
   select,
+  limits,
   report(r) {
     counts[r.status]++;
     const title = r.kind === 'transcript' ? `transcript ${r.name}` : r.name;

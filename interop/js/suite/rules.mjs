@@ -15,6 +15,18 @@ export const rules = {
     section: 'Frames',
     text: 'Writers emit only the fields shown below, in that order, and leave out `id` where the table shows none',
   },
+  frameLimit: {
+    section: 'Frames',
+    text: 'A server never writes a frame larger than the limit it enforces: a reply that would be larger becomes an error reply with code `TooLarge`.',
+  },
+  utf8: {
+    section: 'Frames',
+    text: 'Text frames carry valid UTF-8 only. A request whose text is not valid UTF-8 gets `ParseError`; no writer ever echoes invalid bytes.',
+  },
+  fieldLimits: {
+    section: 'Frames',
+    text: '`type` and `id` have length limits that the server documents (small: hundreds of bytes for `type`, about a kilobyte for `id`); over them the request gets `BadRequest` and nothing of it is kept.',
+  },
   concurrent: {
     section: 'Frames',
     text: 'One connection serves its requests concurrently: a quick request is not held up behind a slow one, and replies overtake each other.',
@@ -106,6 +118,18 @@ export const strictRule = {
   section: 'strict level (not a rule of PROTOCOL.md)',
   text: "the reference server's exact bytes, as testdata/transcripts holds them",
 };
+
+/**
+ * Thrown by a check that cannot run where it is (a browser cannot write invalid
+ * UTF-8; a server that keeps no history has no sessions to check): the check is
+ * reported as skipped, with the message as its reason.
+ */
+export class SkipCheck extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'SkipCheck';
+  }
+}
 
 /** A rule as one line: `Section: "text"`. */
 export function ruleLine(rule) {

@@ -7,7 +7,13 @@ import { openRaw } from './frames.mjs';
 import { scenarios, probes } from './scenarios.mjs';
 import { parseTranscript, replayTranscript } from './transcripts.mjs';
 import { compareFrame } from './compare.mjs';
-import { rules } from './rules.mjs';
+import { rules, SkipCheck } from './rules.mjs';
+
+/** The limits of PROTOCOL.md's "Frames" that rpcws documents; a server may document others. */
+export const defaultLimits = Object.freeze({ maxFrame: 1 << 20, maxType: 256, maxId: 1024 });
+
+/** Whether this runs in Node, where the checks that write raw bytes (node: true) can run. */
+export const inNode = typeof process === 'object' && typeof process.versions?.node === 'string';
 
 /**
  * Asks the target for each type; resolves with the set of those it answers
@@ -38,16 +44,18 @@ export async function probe(url, types) {
  * Runs one scenario against url, bounded by its timeout, and closes every connection
  * it opened. Rejects with the scenario's failure.
  * @param {(typeof scenarios)[number]} scenario
- * @param {{url: string, assert: any, strict?: boolean}} env strict: frames compared with
- *   t.frame must be the reference server's exact bytes (the default: this project's
- *   tests run the scenarios against its own servers).
+ * @param {{url: string, assert: any, strict?: boolean, limits?: Partial<typeof defaultLimits>}} env
+ *   strict: frames compared with t.frame must be the reference server's exact bytes (the
+ *   default: this project's tests run the scenarios against its own servers); limits:
+ *   the target's documented limits (t.limits), rpcws's by default.
  */
-export async function runScenario(scenario, { url, assert, strict = true }) {
+export async function runScenario(scenario, { url, assert, strict = true, limits }) {
   const opened = [];
   const t = {
     url,
     assert,
     strict,
+    limits: { ...defaultLimits, ...limits },
     /** Compares a frame with the reference server's (suite/compare.mjs). */
     frame: (got, want, options = {}) => compareFrame(got, want, { strict, ...options }),
     /** A client connected to the target; options as for connect. */
@@ -59,6 +67,20 @@ export async function runScenario(scenario, { url, assert, strict = true }) {
     /** A raw WebSocket to the target. */
     raw: async () => {
       const conn = await openRaw(url);
+      opened.push(() => conn.close());
+      return conn;
+    },
+    /** A WebSocket on a bare socket that writes any bytes (suite/rawbytes.mjs, Node only). */
+    bytes: async (target = url) => {
+      if (!inNode) throw new SkipCheck('needs Node: a browser cannot write a text frame that is not UTF-8');
+      const { openBytes } = await import('./rawbytes.mjs');
+      const conn = await openBytes(target);
+      opened.push(() => conn.close());
+      return conn;
+    },
+    /** A raw WebSocket to another URL (the target's with another query, say). */
+    rawAt: async (target) => {
+      const conn = await openRaw(target);
       opened.push(() => conn.close());
       return conn;
     },
@@ -93,9 +115,10 @@ export async function runScenario(scenario, { url, assert, strict = true }) {
  *   default); false: judge only what PROTOCOL.md pins.
  * @param {RegExp} [o.filter] Only checks whose "kind name" matches.
  * @param {(check: string) => boolean} [o.select] Only checks whose short name it accepts.
+ * @param {Partial<typeof defaultLimits>} [o.limits] The target's documented limits.
  * @param {(result: object) => void} [o.report]
  */
-export async function runChecks({ url, assert, transcripts = [], slow = false, strict = true, filter, select = () => true, report = () => {} }) {
+export async function runChecks({ url, assert, transcripts = [], slow = false, strict = true, filter, select = () => true, limits, report = () => {} }) {
   const results = [];
   const add = (r) => {
     results.push(r);
@@ -103,7 +126,8 @@ export async function runChecks({ url, assert, transcripts = [], slow = false, s
   };
   const chosen = (kind, name, check) => (!filter || filter.test(`${kind} ${name}`)) && select(check);
 
-  const wanted = scenarios.filter((s) => chosen('scenario', s.name, s.check));
+  // A browser leaves out the checks that need Node; it does not report them either.
+  const wanted = scenarios.filter((s) => (inNode || !s.node) && chosen('scenario', s.name, s.check));
   const scripts = [];
   for (const { name, text } of transcripts) {
     const check = `transcript/${name.replace(/\.txt$/, '')}`;
@@ -136,10 +160,11 @@ export async function runChecks({ url, assert, transcripts = [], slow = false, s
     }
     const start = performance.now();
     try {
-      await runScenario(s, { url, assert, strict });
+      await runScenario(s, { url, assert, strict, limits });
       add({ ...base, status: 'pass', ms: performance.now() - start });
     } catch (err) {
-      add({ ...base, rule: err?.rule ?? s.rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
+      if (err instanceof SkipCheck) add({ ...base, status: 'skip', reason: err.message, ms: 0 });
+      else add({ ...base, rule: err?.rule ?? s.rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
     }
   }
 
