@@ -68,6 +68,7 @@ export class ByteConn {
   #messages = [];
   #waiters = [];
   #closed = null;
+  #first = true;
 
   constructor(sock, rest) {
     this.#sock = sock;
@@ -124,6 +125,11 @@ export class ByteConn {
   }
 
   #deliver(m) {
+    // A first rpcws.session frame (a server that keeps history) is set aside, as
+    // suite/frames.mjs does.
+    const first = this.#first;
+    this.#first = false;
+    if (first && m.text && /^\{"type":\s*"rpcws\.session"/.test(m.bytes.toString('utf8'))) return;
     const w = this.#waiters.shift();
     if (w) {
       clearTimeout(w.timer);

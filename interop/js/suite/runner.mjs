@@ -5,9 +5,10 @@
 import { connect } from '../rpcws.js';
 import { openRaw } from './frames.mjs';
 import { scenarios, probes } from './scenarios.mjs';
+import { historyScenarios, historyNeeds, historyProbes, detectHistory } from './history.mjs';
 import { parseTranscript, replayTranscript } from './transcripts.mjs';
 import { compareFrame } from './compare.mjs';
-import { rules, SkipCheck } from './rules.mjs';
+import { rules, historyRules, SkipCheck } from './rules.mjs';
 
 /** The limits of PROTOCOL.md's "Frames" that rpcws documents; a server may document others. */
 export const defaultLimits = Object.freeze({ maxFrame: 1 << 20, maxType: 256, maxId: 1024 });
@@ -28,7 +29,7 @@ export async function probe(url, types) {
     const missing = new Set();
     await Promise.all(
       [...new Set(types)].map((type) =>
-        client.request(type, probes[type] ?? null).catch((err) => {
+        client.request(type, probes[type] ?? historyProbes[type] ?? null).catch((err) => {
           if (err.code === 'MethodNotFound') missing.add(type);
           else if (err.code === 'Timeout' || err.code === 'Disconnected') throw err;
         }),
@@ -49,12 +50,13 @@ export async function probe(url, types) {
  *   default: this project's tests run the scenarios against its own servers); limits:
  *   the target's documented limits (t.limits), rpcws's by default.
  */
-export async function runScenario(scenario, { url, assert, strict = true, limits }) {
+export async function runScenario(scenario, { url, assert, strict = true, limits, historySize = 100 }) {
   const opened = [];
   const t = {
     url,
     assert,
     strict,
+    historySize,
     limits: { ...defaultLimits, ...limits },
     /** Compares a frame with the reference server's (suite/compare.mjs). */
     frame: (got, want, options = {}) => compareFrame(got, want, { strict, ...options }),
@@ -78,9 +80,12 @@ export async function runScenario(scenario, { url, assert, strict = true, limits
       opened.push(() => conn.close());
       return conn;
     },
-    /** A raw WebSocket to another URL (the target's with another query, say). */
+    /**
+     * A raw WebSocket to another URL (the target's with another query, say) that reads
+     * a first rpcws.session frame as any other.
+     */
     rawAt: async (target) => {
-      const conn = await openRaw(target);
+      const conn = await openRaw(target, { keepSession: true });
       opened.push(() => conn.close());
       return conn;
     },
@@ -116,9 +121,12 @@ export async function runScenario(scenario, { url, assert, strict = true, limits
  * @param {RegExp} [o.filter] Only checks whose "kind name" matches.
  * @param {(check: string) => boolean} [o.select] Only checks whose short name it accepts.
  * @param {Partial<typeof defaultLimits>} [o.limits] The target's documented limits.
+ * @param {'off' | 'auto' | 'on'} [o.history] The history level (suite/history.mjs): left
+ *   out (the default), run if the target keeps history and skipped if not, or required.
+ * @param {number} [o.historySize] How many events per topic the target keeps (100).
  * @param {(result: object) => void} [o.report]
  */
-export async function runChecks({ url, assert, transcripts = [], slow = false, strict = true, filter, select = () => true, limits, report = () => {} }) {
+export async function runChecks({ url, assert, transcripts = [], slow = false, strict = true, filter, select = () => true, limits, history = 'off', historySize = 100, report = () => {} }) {
   const results = [];
   const add = (r) => {
     results.push(r);
@@ -147,26 +155,7 @@ export async function runChecks({ url, assert, transcripts = [], slow = false, s
     return results;
   }
 
-  for (const s of wanted) {
-    const base = { kind: 'scenario', name: s.name, check: s.check, rule: s.rule };
-    const lacking = s.needs.filter((type) => missing.has(type));
-    if (lacking.length > 0) {
-      add({ ...base, status: 'skip', reason: `target lacks ${lacking.join(', ')}`, ms: 0 });
-      continue;
-    }
-    if (s.slow && !slow) {
-      add({ ...base, status: 'skip', reason: 'slow (run with slow checks on)', ms: 0 });
-      continue;
-    }
-    const start = performance.now();
-    try {
-      await runScenario(s, { url, assert, strict, limits });
-      add({ ...base, status: 'pass', ms: performance.now() - start });
-    } catch (err) {
-      if (err instanceof SkipCheck) add({ ...base, status: 'skip', reason: err.message, ms: 0 });
-      else add({ ...base, rule: err?.rule ?? s.rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
-    }
-  }
+  await runList(wanted, missing);
 
   for (const { name, check, steps, rule } of scripts) {
     const base = { kind: 'transcript', name, check, rule };
@@ -178,7 +167,57 @@ export async function runChecks({ url, assert, transcripts = [], slow = false, s
       add({ ...base, rule: err?.rule ?? rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
     }
   }
+
+  // The history level: only for a target whose first frame is rpcws.session.
+  const leveled = history === 'off' ? [] : historyScenarios.filter((s) => chosen('scenario', s.name, s.check));
+  if (leveled.length === 0) return results;
+  let why;
+  try {
+    const { history: keeps, first } = await detectHistory(url);
+    if (!keeps) why = `the target keeps no history: its first frame is not rpcws.session but ${first.slice(0, 120)}`;
+  } catch (err) {
+    why = `cannot tell whether the target keeps history: ${describe(err)}`;
+  }
+  if (why === undefined) {
+    try {
+      missing = await probe(url, historyNeeds);
+    } catch (err) {
+      why = `cannot probe for ${historyNeeds.join(', ')}: ${describe(err)}`;
+    }
+  }
+  if (why !== undefined) {
+    for (const s of leveled) {
+      const base = { kind: 'scenario', name: s.name, check: s.check };
+      if (history === 'on') add({ ...base, rule: historyRules.session, status: 'fail', reason: why, ms: 0 });
+      else add({ ...base, rule: s.rule, status: 'skip', reason: why.startsWith('the target keeps no history') ? 'the target keeps no history: its first frame is not rpcws.session' : why, ms: 0 });
+    }
+    return results;
+  }
+  await runList(leveled, missing);
   return results;
+
+  async function runList(list, missing) {
+    for (const s of list) {
+      const base = { kind: 'scenario', name: s.name, check: s.check, rule: s.rule };
+      const lacking = s.needs.filter((type) => missing.has(type));
+      if (lacking.length > 0) {
+        add({ ...base, status: 'skip', reason: `target lacks ${lacking.join(', ')}`, ms: 0 });
+        continue;
+      }
+      if (s.slow && !slow) {
+        add({ ...base, status: 'skip', reason: 'slow (run with slow checks on)', ms: 0 });
+        continue;
+      }
+      const start = performance.now();
+      try {
+        await runScenario(s, { url, assert, strict, limits, historySize });
+        add({ ...base, status: 'pass', ms: performance.now() - start });
+      } catch (err) {
+        if (err instanceof SkipCheck) add({ ...base, status: 'skip', reason: err.message, ms: 0 });
+        else add({ ...base, rule: err?.rule ?? s.rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
+      }
+    }
+  }
 }
 
 function describe(err) {
