@@ -29,11 +29,14 @@ type node interface {
 	Start(t *testing.T)
 }
 
-// buildServer builds the cluster server's binary into a temporary directory
-// of t and returns its path.
-func buildServer(t *testing.T) string {
+// buildServer builds the cluster server's binary into dir, once for all
+// the subtests that ask, and returns its path.
+func buildServer(t *testing.T, dir string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "cluster")
+	bin := filepath.Join(dir, "cluster")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput()

@@ -14,9 +14,6 @@ import (
 // engine, so that a stalled engine fails the request rather than holding it.
 const engineTimeout = 5 * time.Second
 
-// MaxHistoryLimit is the largest limit topic.history takes.
-const MaxHistoryLimit = 1000
-
 // PresenceArgs is the data of topic.presence.
 type PresenceArgs struct {
 	Topic json.RawMessage `json:"topic"`
@@ -103,10 +100,10 @@ func (t *topics) History(args *HistoryArgs, reply *HistoryReply) error {
 }
 
 // historyLimit decodes topic.history's limit: a JSON integer from 1 to
-// MaxHistoryLimit. Anything else is InvalidParams.
+// rpcws.MaxHistoryLimit (1000). Anything else is InvalidParams.
 func historyLimit(raw json.RawMessage) (int, error) {
 	var n int
-	if len(raw) == 0 || json.Unmarshal(raw, &n) != nil || n < 1 || n > MaxHistoryLimit {
+	if len(raw) == 0 || json.Unmarshal(raw, &n) != nil || n < 1 || n > rpcws.MaxHistoryLimit {
 		return 0, &codec.Error{Code: codec.CodeInvalidParams, Message: "limit must be an integer from 1 to 1000"}
 	}
 	return n, nil
