@@ -105,10 +105,24 @@ var ErrBrokerClosed = errors.New("rpcws: broker closed")
 // A Handler without a broker gets one of its own; share a bus between
 // handlers to run replicas in one process (in tests, say). The zero value
 // is ready to use.
+//
+// The brokers of a bus keep history, sessions and presence for each other
+// too ([HistoryBroker], [SessionBroker], [PresenceBroker]): what
+// [HandlerOptions.History] and [HandlerOptions.Presence] need, with no
+// engine.
 type MemoryBus struct {
 	mu   sync.RWMutex // guards subs
 	subs map[string]map[*memoryBroker]struct{}
+
+	state memoryState // history, sessions and presence: memory_history.go
 }
+
+// The in-process broker implements every optional interface.
+var (
+	_ HistoryBroker  = (*memoryBroker)(nil)
+	_ SessionBroker  = (*memoryBroker)(nil)
+	_ PresenceBroker = (*memoryBroker)(nil)
+)
 
 // NewBroker returns a new node's broker on the bus.
 func (b *MemoryBus) NewBroker() Broker { return &memoryBroker{bus: b} }
@@ -167,16 +181,36 @@ func (m *memoryBroker) Publish(ctx context.Context, subject string, msg []byte) 
 	if m.isClosed() {
 		return ErrBrokerClosed
 	}
-	m.bus.mu.RLock()
-	nodes := make([]*memoryBroker, 0, len(m.bus.subs[subject]))
-	for n := range m.bus.subs[subject] {
-		nodes = append(nodes, n)
-	}
-	m.bus.mu.RUnlock()
-	for _, n := range nodes {
+	for _, n := range m.bus.nodes(subject) {
 		n.deliver(subject, msg)
 	}
 	return nil
+}
+
+// nodes returns the nodes subscribed to subject.
+func (b *MemoryBus) nodes(subject string) []*memoryBroker {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	nodes := make([]*memoryBroker, 0, len(b.subs[subject]))
+	for n := range b.subs[subject] {
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// deliverAt hands a message published with history to the node's
+// receiver: through ReceiveAt, or Receive for a receiver without it.
+func (m *memoryBroker) deliverAt(subject string, pos Position, msg []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.recv == nil || m.closed {
+		return
+	}
+	if r, ok := m.recv.(HistoryReceiver); ok {
+		r.ReceiveAt(subject, pos, msg)
+	} else {
+		m.recv.Receive(subject, msg)
+	}
 }
 
 func (m *memoryBroker) deliver(subject string, msg []byte) {

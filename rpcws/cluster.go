@@ -76,6 +76,9 @@ type cluster struct {
 	wg            sync.WaitGroup // the workers
 
 	closeOnce sync.Once
+	hist      *history // history, sessions and presence: history.go
+
+	betweenBatches func() // nil; a test's hook, called by detach between its batches without the lock
 
 	logSubscribe, logPublish, logMalformed, logSlow rateLog
 
@@ -98,6 +101,7 @@ func (h *Handler) startCluster() {
 		maxFrame:    int(max(o.ReadLimit, -1)),
 		subs:        make(map[string]*subscription), peers: make(map[string]*Peer)}
 	h.cluster = c
+	c.startHistory()
 	if err := b.Start(c); err != nil {
 		c.logger().Error("rpcws: the broker did not start: nothing is published or received", "error", err)
 		return
@@ -126,6 +130,7 @@ func (h *Handler) startCluster() {
 func (h *Handler) closeCluster() {
 	c := h.cluster
 	c.closeOnce.Do(func() {
+		c.stopHistory()
 		if err := c.broker.Close(); err != nil {
 			c.logger().Warn("rpcws: broker close failed", "error", err)
 		}
@@ -233,7 +238,7 @@ func (h *Handler) Publish(ctx context.Context, to Address, eventType string, dat
 		bctx, cancel = context.WithTimeout(ctx, brokerTimeout)
 		defer cancel()
 	}
-	if err := c.broker.Publish(bctx, subject, msg); err != nil {
+	if err := c.publish(bctx, to, subject, msg); err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return ctx.Err() // the caller gave up: not the engine's fault
 		}
@@ -244,10 +249,24 @@ func (h *Handler) Publish(ctx context.Context, to Address, eventType string, dat
 	return nil
 }
 
+// publish hands msg to the broker: with history, an event to a topic is
+// appended to the topic's history and gets its position.
+func (c *cluster) publish(ctx context.Context, to Address, subject string, msg []byte) error {
+	if to.kind == kindTopic && c.hist.on() {
+		_, err := c.hist.hb.PublishHistory(ctx, subject, msg, c.hist.policy)
+		return err
+	}
+	return c.broker.Publish(ctx, subject, msg)
+}
+
 // Receive delivers a message from the broker to the local connections its
 // subject addresses, as a frame built anew (see rebuildEvent): what is not
 // a valid event is dropped and counted. It never waits on a connection.
 func (c *cluster) Receive(subject string, msg []byte) {
+	if len(msg) > 0 && msg[0] == controlVersion {
+		c.control(subject, msg)
+		return
+	}
 	c.received.Add(1)
 	env, ok := parseBrokerEnvelope(msg)
 	if !ok {

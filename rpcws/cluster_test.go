@@ -3,13 +3,13 @@ package rpcws_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"net/rpc"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rpcws/rpcws/codec"
 	"github.com/rpcws/rpcws/internal/testutil"
@@ -116,40 +116,37 @@ func TestDetachHoldsNoOne(t *testing.T) {
 	}
 	defer c.Close()
 
-	// One client joins a new topic after another, and notes how many of
-	// the big connection's topics were left when each join returned.
-	var joined, during atomic.Int64
-	stop := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		for i := 0; ; i++ {
+	// The closed connection's detach pauses after its first batch, with
+	// the lock released: a join must be served then, and find most of the
+	// big connection's topics still there.
+	const wait = 10 * time.Second
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h.PauseDetach(func() {
+		once.Do(func() {
+			close(paused)
 			select {
-			case <-stop:
-				errc <- nil
-				return
-			default:
+			case <-resume:
+			case <-time.After(wait):
 			}
-			var ok bool
-			if err := c.Call("Joiner.Join", &JoinArgs{N: 1, Prefix: fmt.Sprint("new ", i, " ")}, &ok); err != nil {
-				errc <- err
-				return
-			}
-			joined.Add(1)
-			if left := int64(h.LocalTopics()) - joined.Load(); 0 < left && left < n {
-				during.Add(1)
-			}
-		}
-	}()
-	big.Close()
-	testutil.WaitFor(t, "the closed connection to leave its topics", func() bool {
-		return int64(h.LocalTopics())-joined.Load() <= 0
+		})
 	})
-	close(stop)
-	if err := <-errc; err != nil {
-		t.Fatal(err)
+	big.Close()
+	select {
+	case <-paused:
+	case <-time.After(wait):
+		t.Fatal("the closed connection did not start leaving its topics")
 	}
-	t.Logf("%d of %d joins served while the closed connection left its topics", during.Load(), joined.Load())
-	if during.Load() == 0 {
-		t.Errorf("no join served while the closed connection left its topics")
+	before := h.LocalTopics()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := c.CallContext(ctx, "Joiner.Join", &JoinArgs{N: 1, Prefix: "new "}, &ok); err != nil {
+		close(resume)
+		t.Fatalf("a join while the closed connection leaves its topics: %v", err)
 	}
+	if got := h.LocalTopics(); got != before+1 || got <= n/2 {
+		t.Errorf("%d topics after a join served mid-detach (%d before, of %d): want the join in and the detach paused", got, before, n)
+	}
+	close(resume)
+	testutil.WaitFor(t, "the closed connection to leave its topics", func() bool { return h.LocalTopics() == 1 })
 }

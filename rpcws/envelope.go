@@ -98,3 +98,18 @@ func rebuildEvent(frame []byte, maxFrame int) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// appendUvarintString appends s with its length as a uvarint before it.
+func appendUvarintString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// readUvarintString reads what appendUvarintString wrote, and the rest.
+func readUvarintString(b []byte) (s string, rest []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return "", nil, false
+	}
+	return string(b[k : k+int(n)]), b[k+int(n):], true
+}

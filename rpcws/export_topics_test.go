@@ -6,3 +6,7 @@ func (h *Handler) LocalTopics() int {
 	defer h.cluster.mu.RUnlock()
 	return h.cluster.topics
 }
+
+// PauseDetach has f called between the batches in which a closed
+// connection leaves its topics, without the hub's lock held.
+func (h *Handler) PauseDetach(f func()) { h.cluster.betweenBatches = f }

@@ -194,13 +194,24 @@ type HandlerOptions struct {
 	// event published to a topic an epoch and an offset, and a client that
 	// reconnects within the recovery window gets its topics back and the
 	// events it missed. The broker must implement [HistoryBroker] and
-	// [SessionBroker]. Nil means none of it: exactly the wire without
-	// history.
+	// [SessionBroker]; one that does not gets an Error line from
+	// NewHandler, and the handler runs without history. Nil means none
+	// of it: exactly the wire without history.
+	//
+	// With history, a join waits for the topic's position (at most
+	// JoinTimeout, or 5 s when joins never wait) and fails with a
+	// [*BrokerError] when the engine does not tell it; joins and leaves
+	// save the connection's session within JoinTimeout. A session is bound
+	// to the connection's identity: its user name when it has one (see
+	// UserName), else its Go type and value as fmt's %v prints them; no
+	// identity and no user name count as one identity.
 	History *HistoryOptions
 
 	// Presence turns on [Handler.Presence]: the connections in a topic on
 	// every replica, kept in the broker's engine. The broker must
-	// implement [PresenceBroker]. Nil means none.
+	// implement [PresenceBroker]; one that does not gets an Error line
+	// from NewHandler, and the handler runs without presence. Joins and
+	// leaves then wait for the engine at most JoinTimeout. Nil means none.
 	Presence *PresenceOptions
 }
 
@@ -431,6 +442,7 @@ func (a *admission) upgrading() {
 // shutting down meanwhile.
 func (a *admission) start(t transport, identity any, remoteAddr string) *Peer {
 	p := a.h.newPeer(t, identity, remoteAddr)
+	a.h.openSession(p) // its first frame, before any event can be queued
 	if !a.h.register(p, a.upgraded) {
 		t.closeWith(websocket.StatusGoingAway, "server shutting down")
 		return nil
@@ -477,7 +489,13 @@ func (h *Handler) newPeer(conn transport, identity any, remoteAddr string) *Peer
 		spawn = h.workers.Go
 	}
 	var p *Peer // the codec binds Callers to it
-	sc := codec.NewServerCodec(conn, &codec.ServerOptions{
+	var codecConn codec.Conn = conn
+	var sconn *sessionConn
+	if h.cluster.hist.on() {
+		sconn = &sessionConn{transport: conn} // answers rpcws.recover (recover.go)
+		codecConn = sconn
+	}
+	sc := codec.NewServerCodec(codecConn, &codec.ServerOptions{
 		MethodName:   methodName,
 		Logger:       h.logger(),
 		OnCall:       h.opts.OnCall,
@@ -499,6 +517,9 @@ func (h *Handler) newPeer(conn transport, identity any, remoteAddr string) *Peer
 		remoteAddr:   remoteAddr,
 		h:            h,
 		id:           h.cluster.newPeerID(),
+	}
+	if sconn != nil {
+		sconn.p = p
 	}
 	return p
 }

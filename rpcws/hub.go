@@ -196,12 +196,16 @@ func (h *Handler) detach(p *Peer) {
 	if charged != 0 && p.adm != nil {
 		p.adm.Charge(-charged)
 	}
+	c.closeTopics(p, topics)
 	n := 0
 	c.mu.Lock()
 	for _, s := range topics {
 		c.removeMember(p, s)
 		if n++; n%detachBatch == 0 {
 			c.mu.Unlock()
+			if c.betweenBatches != nil {
+				c.betweenBatches()
+			}
 			c.mu.Lock()
 		}
 	}
@@ -212,46 +216,116 @@ func (h *Handler) detach(p *Peer) {
 const detachBatch = 256
 
 // join adds p to a topic. It waits for the broker's subscription at most
-// the join timeout, never under a lock.
+// the join timeout, never under a lock. With history, it then writes the
+// connection's rpcws.joined frame, with the topic's position, before any
+// event of the topic (see positions.go); with presence, it records p in
+// the topic's presence; with sessions, it saves p's session.
 func (c *cluster) join(ctx context.Context, p *Peer, name string) error {
 	subject := Topic(name).mustSubject()
-	c.mu.Lock()
-	if p.addr.gone {
-		c.mu.Unlock()
-		return ErrClosed
+	s, g, ready, err := c.enter(p, name, subject)
+	if err != nil || s == nil {
+		return err
 	}
-	s := c.subs[subject]
-	if _, in := s.membersOf()[p]; in {
-		c.mu.Unlock()
-		return nil
+	if ready != nil {
+		c.awaitInEffect(ctx, s, ready)
+	}
+	if g != nil {
+		if err := c.joinAt(ctx, p, name, subject, g); err != nil {
+			return err
+		}
+	}
+	c.addPresence(ctx, p, subject)
+	c.changed(ctx, p)
+	return nil
+}
+
+// enter makes p a member of a topic, under the lock, with a held gate when
+// the handler keeps history. It returns a nil subscription when p was a
+// member already, and the channel to wait on for the broker, if any.
+func (c *cluster) enter(p *Peer, name, subject string) (s *subscription, g *gate, ready chan struct{}, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p.addr.gone {
+		return nil, nil, nil, ErrClosed
+	}
+	if _, in := c.subs[subject].membersOf()[p]; in {
+		return nil, nil, nil, nil
 	}
 	if err := c.admit(p, name, subject); err != nil {
-		c.mu.Unlock()
-		return err
+		return nil, nil, nil, err
 	}
 	s = c.addMember(p, kindTopic, name, subject)
 	if p.addr.topics == nil {
 		p.addr.topics = make(map[string]*subscription)
 	}
 	p.addr.topics[name] = s
-	ready := s.readyOf()
-	c.mu.Unlock()
-	if ready != nil {
-		c.awaitInEffect(ctx, s, ready)
+	if c.hist.on() {
+		g = p.hold(name)
+	}
+	return s, g, s.readyOf(), nil
+}
+
+// joinAt reads the topic's position, once the subscription is in effect,
+// and opens p's gate with the joined frame. When the engine does not tell
+// the position within the join timeout, the join is undone and fails.
+func (c *cluster) joinAt(ctx context.Context, p *Peer, name, subject string, g *gate) error {
+	hctx, cancel := c.joinContext(ctx)
+	pos, _, err := c.hist.hb.History(hctx, subject, 0, 0)
+	cancel()
+	if err != nil {
+		c.exit(p, name)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.warn(&c.logSubscribe, "join failed: the broker did not tell the topic's position", "topic", name, "error", err)
+		return &BrokerError{Op: "join topic " + strconv.Quote(name), Err: err}
+	}
+	frame, err := codec.EncodeEvent(JoinedEvent, JoinedData{Topic: name, Epoch: pos.Epoch, Offset: pos.Offset})
+	if err != nil {
+		c.exit(p, name)
+		return err
+	}
+	// Written within the connection's life, not the caller's context: a
+	// gate left held would take no more events.
+	overflow, err := c.open(p.Context(), p, name, g, pos, [][]byte{frame})
+	if err != nil {
+		return err
+	}
+	if overflow {
+		c.resyncTopic(p, name)
 	}
 	return nil
 }
 
 // leave takes p out of a topic; the subject is unsubscribed in the
-// background when p was its last local member.
-func (c *cluster) leave(p *Peer, name string) {
+// background when p was its last local member. With history it writes
+// rpcws.left; with presence or sessions it waits for the engine at most
+// the join timeout.
+func (c *cluster) leave(ctx context.Context, p *Peer, name string) {
+	was := c.exit(p, name)
+	if c.hist.on() {
+		if frame, err := codec.EncodeEvent(LeftEvent, LeftData{Topic: name}); err == nil {
+			p.send(ctx, frame)
+		}
+	}
+	if was {
+		c.removePresence(ctx, p, Topic(name).mustSubject())
+		c.changed(ctx, p)
+	}
+}
+
+// exit takes p out of a topic under the lock, and reports whether it was
+// a member.
+func (c *cluster) exit(p *Peer, name string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, in := p.addr.topics[name]
 	if !in {
-		return
+		return false
 	}
 	delete(p.addr.topics, name)
 	c.release(p, name)
 	c.removeMember(p, s)
+	p.dropGate(name)
+	return true
 }

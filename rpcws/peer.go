@@ -28,6 +28,9 @@ type Peer struct {
 	h    *Handler // for Join and Leave: peer_topics.go
 	id   string
 	addr peerAddr // guarded by h.cluster.mu (hub.go)
+
+	sess *session  // nil without history (session.go)
+	pos  positions // where it stands in its topics, with history (positions.go)
 }
 
 // Notify pushes an event {"type": eventType, "data": data} to the peer,

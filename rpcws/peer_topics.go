@@ -60,7 +60,11 @@ func (p *Peer) Join(ctx context.Context, topic string) error {
 }
 
 // Leave takes the connection out of topic. Leaving a topic one is not in
-// succeeds. It never waits on the broker. On a nil *Peer it returns
+// succeeds. It never waits on the broker's subscriptions; with
+// [HandlerOptions.History] it writes an rpcws.left frame to the
+// connection (waiting for room as Notify does), and with History or
+// [HandlerOptions.Presence] it waits at most [HandlerOptions.JoinTimeout]
+// for the engine to record that the connection left. On a nil *Peer it returns
 // [ErrNoPeer]; a bad name is [ErrBadName].
 func (p *Peer) Leave(ctx context.Context, topic string) error {
 	if p == nil || p.h == nil {
@@ -69,7 +73,7 @@ func (p *Peer) Leave(ctx context.Context, topic string) error {
 	if !validName(topic) {
 		return fmt.Errorf("%w: topic %q", ErrBadName, topic)
 	}
-	p.h.cluster.leave(p, topic)
+	p.h.cluster.leave(ctx, p, topic)
 	return nil
 }
 

@@ -321,6 +321,7 @@ func (b *Broker) read(c *subConn, r rpcws.BrokerReceiver, resub int, back func()
 		back()
 	}
 	rd := &reader{br: bufio.NewReaderSize(c.nc, 64<<10)}
+	hr, _ := r.(rpcws.HistoryReceiver)
 	pinged := false
 	for {
 		if b.health > 0 {
@@ -346,7 +347,7 @@ func (b *Broker) read(c *subConn, r rpcws.BrokerReceiver, resub int, back func()
 		pinged = false
 		switch p.kind {
 		case "message":
-			r.Receive(p.channel, p.payload)
+			b.deliver(r, hr, p.channel, p.payload)
 		case "subscribe", "unsubscribe":
 			last, fresh := b.replied(c, p.channel, p.kind == "subscribe")
 			if last && p.kind == "subscribe" {
@@ -358,6 +359,24 @@ func (b *Broker) read(c *subConn, r rpcws.BrokerReceiver, resub int, back func()
 				}
 			}
 		}
+	}
+}
+
+// deliver hands a message to r: one published with history to hr, with
+// its position, when r takes positions; a plain one to Receive. A message
+// that begins like one with history but is malformed is dropped and
+// logged (without its content).
+func (b *Broker) deliver(r rpcws.BrokerReceiver, hr rpcws.HistoryReceiver, channel string, payload []byte) {
+	pos, msg, ok, forged := parseHistoryMessage(payload)
+	switch {
+	case forged:
+		r.Logger().Warn("rpcws redis broker: dropped a malformed history message", "channel", channel, "bytes", len(payload))
+	case ok && hr != nil:
+		hr.ReceiveAt(channel, pos, msg)
+	case ok:
+		r.Receive(channel, msg)
+	default:
+		r.Receive(channel, payload)
 	}
 }
 

@@ -31,6 +31,8 @@
 package redis
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +58,15 @@ type Options struct {
 	// interval makes the broker replace the connection and report the gap.
 	// Zero means [DefaultHealthInterval]; negative means no pings.
 	HealthInterval time.Duration
+
+	// KeyPrefix begins the name of every key the broker keeps (history,
+	// sessions, presence), so that several services can share a database.
+	// Empty means [DefaultKeyPrefix].
+	KeyPrefix string
 }
+
+// DefaultKeyPrefix is the default of [Options.KeyPrefix].
+const DefaultKeyPrefix = "rpcws:"
 
 // Broker is an [rpcws.Broker] on one Redis server. Its methods are safe for
 // concurrent use.
@@ -64,6 +74,7 @@ type Broker struct {
 	client *goredis.Client // publishes
 	opts   *goredis.Options
 	health time.Duration
+	prefix string          // of every key
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the connecting goroutine ends
@@ -87,6 +98,10 @@ var _ rpcws.Broker = (*Broker)(nil)
 // connection is down: the interest is kept, and subscribed on reconnection.
 var errNotConnected = errors.New("redis broker: not connected to Redis; subscribing once connected")
 
+// errPlainMagic is the error of a Publish of a message that begins like
+// one published with history.
+var errPlainMagic = errors.New("redis broker: publish: the message begins like one published with history")
+
 // New returns a broker on the Redis server at url
 // ("redis://[user:password@]host:port[/db]", see go-redis's ParseURL). It
 // does not connect yet: Start does, in the background.
@@ -106,6 +121,9 @@ func NewWithOptions(opts Options) *Broker {
 		c := *opts.Redis
 		o = &c
 	}
+	// Every call is bounded by its caller's context, not only by the
+	// client's timeouts: a stalled Redis holds no caller past its deadline.
+	o.ContextTimeoutEnabled = true
 	if opts.HealthInterval == 0 {
 		opts.HealthInterval = DefaultHealthInterval
 	}
@@ -113,6 +131,7 @@ func NewWithOptions(opts Options) *Broker {
 		client:   goredis.NewClient(o),
 		opts:     o,
 		health:   max(opts.HealthInterval, 0),
+		prefix:   cmp.Or(opts.KeyPrefix, DefaultKeyPrefix),
 		done:     make(chan struct{}),
 		subjects: make(map[string]*interest),
 	}
@@ -215,7 +234,12 @@ func (b *Broker) Unsubscribe(ctx context.Context, subject string) error {
 
 // Publish publishes msg to subject and waits for Redis to take it, so that
 // one caller's messages keep their order.
+// A message that begins like one published with history is refused, so
+// that subscribers never take one for the other.
 func (b *Broker) Publish(ctx context.Context, subject string, msg []byte) error {
+	if bytes.HasPrefix(msg, []byte(historyMagic)) {
+		return errPlainMagic
+	}
 	if err := b.client.Publish(ctx, subject, msg).Err(); err != nil {
 		return fmt.Errorf("redis broker: publish: %w", err)
 	}

@@ -1,6 +1,9 @@
 // Package engines starts the pub/sub engines that the brokers' tests and
 // benchmarks run against, redis-server and nats-server, as child processes
-// on free 127.0.0.1 ports, with nothing written to disk, and stops them.
+// on free 127.0.0.1 ports, and stops them. Redis writes nothing to disk;
+// NATS runs JetStream (-js) with its store in a temporary directory that
+// lives as long as the Server: kept across Restart, emptied by
+// RestartEmpty, removed by Stop.
 package engines
 
 import (
@@ -32,9 +35,10 @@ type Server struct {
 	Addr string // 127.0.0.1:port
 	bin  string
 
-	mu  sync.Mutex // guards cmd and out
-	cmd *exec.Cmd
-	out *buffer
+	mu    sync.Mutex // guards cmd, out and store
+	cmd   *exec.Cmd
+	out   *buffer
+	store string // NATS: JetStream's store directory; "" until started
 }
 
 // program returns the path of kind's server program.
@@ -66,6 +70,7 @@ func Start(kind string) (*Server, error) {
 	ln.Close()
 	s := &Server{Kind: kind, Addr: addr, bin: bin}
 	if err := s.start(); err != nil {
+		s.Stop()
 		return nil, err
 	}
 	return s, nil
@@ -101,7 +106,11 @@ func (s *Server) start() error {
 		args = []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--dir", os.TempDir(), "--daemonize", "no", "--protected-mode", "yes"}
 	case NATS:
-		args = []string{"-a", "127.0.0.1", "-p", port}
+		store, err := s.storeDir()
+		if err != nil {
+			return err
+		}
+		args = []string{"-a", "127.0.0.1", "-p", port, "-js", "-sd", store}
 	}
 	out := new(buffer)
 	cmd := exec.Command(s.bin, args...)
@@ -143,8 +152,34 @@ func (s *Server) answers() bool {
 	return strings.HasPrefix(string(buf[:n]), want)
 }
 
-// Stop kills the engine and waits for it to exit.
+// storeDir returns JetStream's store directory, made on first use.
+func (s *Server) storeDir() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.store == "" {
+		dir, err := os.MkdirTemp("", "rpcws-nats-*")
+		if err != nil {
+			return "", err
+		}
+		s.store = dir
+	}
+	return s.store, nil
+}
+
+// Stop kills the engine, waits for it to exit and removes what it stored.
 func (s *Server) Stop() {
+	s.kill()
+	s.mu.Lock()
+	store := s.store
+	s.store = ""
+	s.mu.Unlock()
+	if store != "" {
+		os.RemoveAll(store)
+	}
+}
+
+// kill kills the engine and waits for it to exit.
+func (s *Server) kill() {
 	s.mu.Lock()
 	cmd := s.cmd
 	s.cmd = nil
@@ -156,8 +191,17 @@ func (s *Server) Stop() {
 }
 
 // Restart kills the engine, as a crash would, and starts it again on the
-// same port.
+// same port with what it had stored: NATS keeps its JetStream streams and
+// buckets (Redis runs without persistence, so it comes back empty).
 func (s *Server) Restart() error {
+	s.kill()
+	return s.start()
+}
+
+// RestartEmpty kills the engine and starts it again on the same port
+// without anything it stored, as a restart without persistence would:
+// NATS loses its JetStream streams and buckets.
+func (s *Server) RestartEmpty() error {
 	s.Stop()
 	return s.start()
 }
@@ -189,6 +233,14 @@ func (s *Server) signal(t testing.TB, sig syscall.Signal) {
 func (s *Server) RestartT(t *testing.T) {
 	t.Helper()
 	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RestartEmptyT is RestartEmpty for a test: it fails t on error.
+func (s *Server) RestartEmptyT(t *testing.T) {
+	t.Helper()
+	if err := s.RestartEmpty(); err != nil {
 		t.Fatal(err)
 	}
 }

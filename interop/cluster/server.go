@@ -26,6 +26,8 @@ type options struct {
 	Logger         *slog.Logger
 	OriginPatterns []string
 	PingInterval   time.Duration
+	History        *rpcws.HistoryOptions  // nil: no history, no sessions
+	Presence       *rpcws.PresenceOptions // nil: topic.presence fails
 }
 
 // server is one replica of the cluster server: the reference services, the
@@ -61,6 +63,8 @@ func newServer(opts options) *server {
 		PingInterval:  opts.PingInterval,
 		Broker:        opts.Broker,
 		Authorize:     userFromQuery,
+		History:       opts.History,
+		Presence:      opts.Presence,
 	})
 	s.mux = http.NewServeMux()
 	s.mux.Handle("/rpc", s.rpc)

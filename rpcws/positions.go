@@ -1,0 +1,242 @@
+package rpcws
+
+import (
+	"context"
+	"strconv"
+	"sync"
+
+	"github.com/rpcws/rpcws/codec"
+)
+
+// Where each connection stands in each of its topics, when the handler
+// keeps history: the epoch and offset of the last event it was given. A
+// topic's gate delivers an event at most once (an offset at or below the
+// last is dropped) and tells an epoch change with a resync. While a join
+// or a recovery is under way the gate is held: live events wait in it,
+// bounded, until the joined frame or the replay is written, and are then
+// merged by offset.
+
+// positions are one connection's gates, by topic name.
+type positions struct {
+	mu    sync.Mutex
+	gates map[string]*gate
+}
+
+// gate is one topic's position on one connection; guarded by positions.mu.
+type gate struct {
+	epoch    string
+	last     uint64
+	held     bool
+	buf      []heldEvent
+	bufBytes int
+	overflow bool // events were dropped while held: the topic needs a resync
+}
+
+// heldEvent is an event that reached a held gate.
+type heldEvent struct {
+	pos   Position
+	frame []byte // nil when the event excluded this connection
+}
+
+// Bounds of a held gate: beyond them events are dropped, and the topic
+// gets a resync when the gate opens.
+const (
+	maxHeldBytes = 4 << 20
+	minHeld      = 64
+)
+
+// hold creates p's gate for topic, held; the caller holds cluster.mu.
+func (p *Peer) hold(topic string) *gate {
+	p.pos.mu.Lock()
+	defer p.pos.mu.Unlock()
+	if p.pos.gates == nil {
+		p.pos.gates = make(map[string]*gate)
+	}
+	g := &gate{held: true}
+	p.pos.gates[topic] = g
+	return g
+}
+
+// dropGate forgets p's gate for topic: its events reach it no more.
+func (p *Peer) dropGate(topic string) {
+	p.pos.mu.Lock()
+	delete(p.pos.gates, topic)
+	p.pos.mu.Unlock()
+}
+
+// ReceiveAt delivers a message published with a position to the local
+// members of its topic, each at most once and in offset order (see gate).
+// It never waits on a connection.
+func (c *cluster) ReceiveAt(subject string, pos Position, msg []byte) {
+	c.received.Add(1)
+	env, ok := parseBrokerEnvelope(msg)
+	if !ok {
+		c.refuse(subject, errNotEnvelope, len(msg))
+		return
+	}
+	frame, err := rebuildEvent(env.frame, c.maxFrame)
+	if err != nil {
+		c.refuse(subject, err, len(msg))
+		return
+	}
+	c.mu.RLock()
+	s := c.subs[subject]
+	name := ""
+	if s != nil {
+		name = s.name
+	}
+	c.mu.RUnlock()
+	if s == nil || s.kind != kindTopic {
+		return // no member here any more
+	}
+	frame = appendPosition(frame, name, pos)
+	if c.maxFrame > 0 && len(frame) > c.maxFrame {
+		c.refuse(subject, errEventTooLarge, len(msg))
+		return
+	}
+	for _, p := range c.recipients(subject, "") {
+		f := frame
+		if env.except != "" && p.id == env.except {
+			f = nil
+		}
+		c.deliverAt(p, name, pos, f)
+	}
+}
+
+// appendPosition turns the event frame {"type":E,"data":D} into
+// {"type":E,"data":D,"topic":T,"epoch":P,"offset":N}, in a new slice.
+func appendPosition(frame []byte, topic string, pos Position) []byte {
+	out := make([]byte, 0, len(frame)+len(topic)+len(pos.Epoch)+48)
+	out = append(out, frame[:len(frame)-1]...) // without its closing brace
+	out = append(out, `,"topic":`...)
+	out = appendJSONString(out, topic)
+	out = append(out, `,"epoch":`...)
+	out = appendJSONString(out, pos.Epoch)
+	out = append(out, `,"offset":`...)
+	out = strconv.AppendUint(out, pos.Offset, 10)
+	return append(out, '}')
+}
+
+// deliverAt hands one positioned event to p's gate for topic: queued at
+// once when the gate is open, kept when it is held. A nil frame is an
+// event that excluded p: it moves the position and is not written.
+func (c *cluster) deliverAt(p *Peer, topic string, pos Position, frame []byte) {
+	p.pos.mu.Lock()
+	defer p.pos.mu.Unlock()
+	g := p.pos.gates[topic]
+	switch {
+	case g == nil:
+		return // left meanwhile
+	case g.held:
+		c.keepHeld(g, pos, frame)
+		return
+	}
+	if pos.Epoch != g.epoch {
+		if g.epoch != "" { // "": not known yet (the engine did not tell it)
+			c.resyncTopic(p, topic)
+		}
+		g.epoch, g.last = pos.Epoch, 0
+	}
+	if pos.Offset <= g.last {
+		return // had it already
+	}
+	g.last = pos.Offset
+	if frame != nil {
+		c.push(p, frame, topic)
+	}
+}
+
+// keepHeld keeps an event in a held gate, within its bounds.
+func (c *cluster) keepHeld(g *gate, pos Position, frame []byte) {
+	limit := minHeld
+	if c.hist != nil {
+		limit = max(2*c.hist.policy.Size, minHeld)
+	}
+	if g.overflow || len(g.buf) >= limit || g.bufBytes+len(frame) > maxHeldBytes {
+		g.overflow = true
+		return
+	}
+	g.buf = append(g.buf, heldEvent{pos: pos, frame: frame})
+	g.bufBytes += len(frame)
+}
+
+// resyncTopic queues a resync naming one topic to p, without waiting.
+func (c *cluster) resyncTopic(p *Peer, topic string) {
+	frame, err := resyncFrame([]string{topic})
+	if err != nil {
+		return
+	}
+	c.resyncs.Add(1)
+	c.push(p, frame, ResyncEvent)
+}
+
+// resyncFrame encodes a resync event naming topics.
+func resyncFrame(topics []string) ([]byte, error) {
+	if topics == nil {
+		topics = []string{}
+	}
+	return codec.EncodeEvent(ResyncEvent, struct {
+		Topics []string `json:"topics"`
+	}{topics})
+}
+
+// open writes first (a joined frame, or a replay) to p, then the events
+// that the held gate g of topic kept meanwhile, merged by offset after
+// position at, and opens the gate. It waits for room in p's outbox as
+// Notify does. It reports whether events were dropped while the gate was
+// held (the topic then needs a resync); on a write error the gate stays
+// held and the error is returned.
+func (c *cluster) open(ctx context.Context, p *Peer, topic string, g *gate, at Position, first [][]byte) (overflow bool, err error) {
+	for _, f := range first {
+		if err := p.send(ctx, f); err != nil {
+			return false, err
+		}
+	}
+	p.pos.mu.Lock()
+	g.epoch, g.last = at.Epoch, at.Offset
+	for {
+		buf := g.buf
+		g.buf, g.bufBytes = nil, 0
+		if len(buf) == 0 {
+			g.held = false
+			overflow, g.overflow = g.overflow, false
+			p.pos.mu.Unlock()
+			return overflow, nil
+		}
+		var out [][]byte
+		for _, e := range buf {
+			if e.pos.Epoch != g.epoch {
+				if f, err := resyncFrame([]string{topic}); err == nil && g.epoch != "" {
+					out = append(out, f)
+				}
+				g.epoch, g.last = e.pos.Epoch, 0
+			}
+			if e.pos.Offset <= g.last {
+				continue
+			}
+			g.last = e.pos.Offset
+			if e.frame != nil {
+				out = append(out, e.frame)
+			}
+		}
+		p.pos.mu.Unlock()
+		for _, f := range out {
+			if err := p.send(ctx, f); err != nil {
+				return false, err
+			}
+			c.delivered.Add(1)
+		}
+		p.pos.mu.Lock()
+	}
+}
+
+// positionOf returns p's position in topic, and whether it has one.
+func (p *Peer) positionOf(topic string) (Position, bool) {
+	p.pos.mu.Lock()
+	defer p.pos.mu.Unlock()
+	g := p.pos.gates[topic]
+	if g == nil {
+		return Position{}, false
+	}
+	return Position{Epoch: g.epoch, Offset: g.last}, true
+}
