@@ -40,6 +40,15 @@ function frameSeen(ws, match) {
   });
 }
 
+/**
+ * A '*' handler that pushes onto list every event but the library's own (rpcws.*, such
+ * as the rpcws.session a server that keeps history sends first): those are not the
+ * application's (PROTOCOL.md, "Events the library sends").
+ */
+const appEvents = (list) => (data, frame) => {
+  if (!String(frame?.type).startsWith('rpcws.')) list.push(frame);
+};
+
 /** Resolves once `count` events of `type` arrived on client; returns their data. */
 function collectEvents(client, type, count) {
   const got = [];
@@ -67,7 +76,7 @@ function lessonExercise({ holdMs, timeoutMs }) {
     const sleeps = [700, 100, holdMs, 500, 300]; // sent in this order
     const arrived = []; // indexes, in the order the replies arrived
     const events = [];
-    client.on('*', (data, frame) => events.push(frame));
+    client.on('*', appEvents(events));
     const late = frameSeen(client.socket, (f) => f.type === 'demo.sleep.response' && f.data?.ms === holdMs);
 
     const elapsed = within();
@@ -397,7 +406,7 @@ export const scenarios = [
     async run({ connect, assert }) {
       const client = await connect();
       const events = [];
-      client.on('*', (data, frame) => events.push(frame));
+      client.on('*', appEvents(events));
       const late = frameSeen(client.socket, (f) => f.type === 'demo.sleep.response');
       const elapsed = within();
       await assert.rejects(client.request('demo.sleep', { ms: 600 }, { timeoutMs: 100 }), { code: 'Timeout', message: 'timeout: demo.sleep' });
@@ -480,7 +489,7 @@ export const scenarios = [
       // Through the client: the reply, and the ticks as events, in order.
       const client = await connect();
       const all = [];
-      client.on('*', (data, frame) => all.push(frame));
+      client.on('*', appEvents(all));
       const ticks = collectEvents(client, 'demo.tick', 5);
       assert.deepEqual(await client.request('demo.ticks', { count: 5, intervalMs: 20 }), { count: 5 });
       assert.deepEqual(await ticks, [1, 2, 3, 4, 5].map((n) => ({ n })));
