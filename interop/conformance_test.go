@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rpcws/rpcws/internal/engines"
 	"github.com/rpcws/rpcws/internal/testutil"
 )
 
@@ -295,9 +296,10 @@ func TestConformanceForeignServers(t *testing.T) {
 }
 
 // The history level against the reference cluster server (interop/cluster, built
-// from this tree, in-process broker): with history, its default, the whole suite
-// passes, the history level included; with -history-size 0 the level is skipped,
-// saying why, and fails when --history requires it.
+// from this tree): with history, its default, the whole suite passes, the history
+// level included, with the in-process broker, and the level passes through Redis and
+// NATS; with -history-size 0 the level is skipped, saying why, and fails when
+// --history requires it.
 func TestConformanceHistoryLevel(t *testing.T) {
 	t.Parallel()
 	needNode(t)
@@ -307,16 +309,17 @@ func TestConformanceHistoryLevel(t *testing.T) {
 		url := startCluster(t, bin)
 		recs, code := records(t, "--quick", "--history", url)
 		wantAllPass(t, recs, code, "slow")
-		var n int
-		for name, r := range recs {
-			if strings.HasPrefix(name, "history/") && r.Verdict == "pass" {
-				n++
-			}
-		}
-		if n < 10 {
-			t.Errorf("%d checks of the history level passed, want them all (10 or more)", n)
-		}
+		wantHistoryPass(t, recs, code)
 	})
+	// History in the engines: the level through the Redis and NATS brokers.
+	for _, kind := range []string{engines.Redis, engines.NATS} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			url := startCluster(t, bin, "-broker", engines.StartT(t, kind).URL())
+			recs, code := records(t, "--history", "--only", "history/*", url)
+			wantHistoryPass(t, recs, code)
+		})
+	}
 	t.Run("none", func(t *testing.T) {
 		t.Parallel()
 		url := startCluster(t, bin, "-history-size", "0")
@@ -336,6 +339,28 @@ func TestConformanceHistoryLevel(t *testing.T) {
 			}
 		}
 	})
+}
+
+// wantHistoryPass fails the test unless the run exited 0 and every check of the
+// history level, all of them reported, passed.
+func wantHistoryPass(t *testing.T, recs map[string]record, code int) {
+	t.Helper()
+	if code != 0 {
+		t.Errorf("exit code = %d, want 0", code)
+	}
+	var n int
+	for name, r := range recs {
+		if !strings.HasPrefix(name, "history/") {
+			continue
+		}
+		n++
+		if r.Verdict != "pass" {
+			t.Errorf("%s: %s, want pass\n  rule: %s: %s\n  %s", name, r.Verdict, r.Rule.Section, r.Rule.Text, r.Detail)
+		}
+	}
+	if n < 10 {
+		t.Errorf("%d checks of the history level reported, want them all (10 or more)", n)
+	}
 }
 
 // The history level against the scripted server of interop/js/test/history-server.mjs:
