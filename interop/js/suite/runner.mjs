@@ -133,6 +133,7 @@ export async function runChecks({ url, assert, transcripts = [], slow = false, s
     report(r);
   };
   const chosen = (kind, name, check) => (!filter || filter.test(`${kind} ${name}`)) && select(check);
+  const env = { url, assert, strict, limits, historySize, slow, add };
 
   // A browser leaves out the checks that need Node; it does not report them either.
   const wanted = scenarios.filter((s) => (inNode || !s.node) && chosen('scenario', s.name, s.check));
@@ -155,7 +156,7 @@ export async function runChecks({ url, assert, transcripts = [], slow = false, s
     return results;
   }
 
-  await runList(wanted, missing);
+  await runList(wanted, missing, env);
 
   for (const { name, check, steps, rule } of scripts) {
     const base = { kind: 'transcript', name, check, rule };
@@ -168,55 +169,82 @@ export async function runChecks({ url, assert, transcripts = [], slow = false, s
     }
   }
 
-  // The history level: only for a target whose first frame is rpcws.session.
-  const leveled = history === 'off' ? [] : historyScenarios.filter((s) => chosen('scenario', s.name, s.check));
-  if (leveled.length === 0) return results;
-  let why;
-  try {
-    const { history: keeps, first } = await detectHistory(url);
-    if (!keeps) why = `the target keeps no history: its first frame is not rpcws.session but ${first.slice(0, 120)}`;
-  } catch (err) {
-    why = `cannot tell whether the target keeps history: ${describe(err)}`;
+  if (history !== 'off') {
+    await runHistoryLevel(
+      historyScenarios.filter((s) => chosen('scenario', s.name, s.check)),
+      history === 'on',
+      env,
+    );
   }
+  return results;
+}
+
+/**
+ * Runs the scenarios of list, each skipped if the target lacks a type it needs (in
+ * missing) or if it is slow and env.slow is not set, and adds each result.
+ */
+async function runList(list, missing, { url, assert, strict, limits, historySize, slow, add }) {
+  for (const s of list) {
+    const base = { kind: 'scenario', name: s.name, check: s.check, rule: s.rule };
+    const lacking = s.needs.filter((type) => missing.has(type));
+    if (lacking.length > 0) {
+      add({ ...base, status: 'skip', reason: `target lacks ${lacking.join(', ')}`, ms: 0 });
+      continue;
+    }
+    if (s.slow && !slow) {
+      add({ ...base, status: 'skip', reason: 'slow (run with slow checks on)', ms: 0 });
+      continue;
+    }
+    const start = performance.now();
+    try {
+      await runScenario(s, { url, assert, strict, limits, historySize });
+      add({ ...base, status: 'pass', ms: performance.now() - start });
+    } catch (err) {
+      if (err instanceof SkipCheck) add({ ...base, status: 'skip', reason: err.message, ms: 0 });
+      else add({ ...base, rule: err?.rule ?? s.rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
+    }
+  }
+}
+
+/**
+ * Runs the history level's scenarios of list if the target keeps history (its first
+ * frame is rpcws.session); if not, skips each, saying why, or, when required, fails it.
+ */
+async function runHistoryLevel(list, required, env) {
+  if (list.length === 0) return;
+  let why = await withoutHistory(env.url); // {skip, fail}: the reasons to report
+  let missing;
   if (why === undefined) {
     try {
-      missing = await probe(url, historyNeeds);
+      missing = await probe(env.url, historyNeeds);
     } catch (err) {
-      why = `cannot probe for ${historyNeeds.join(', ')}: ${describe(err)}`;
+      const reason = `cannot probe for ${historyNeeds.join(', ')}: ${describe(err)}`;
+      why = { skip: reason, fail: reason };
     }
   }
-  if (why !== undefined) {
-    for (const s of leveled) {
-      const base = { kind: 'scenario', name: s.name, check: s.check };
-      if (history === 'on') add({ ...base, rule: historyRules.session, status: 'fail', reason: why, ms: 0 });
-      else add({ ...base, rule: s.rule, status: 'skip', reason: why.startsWith('the target keeps no history') ? 'the target keeps no history: its first frame is not rpcws.session' : why, ms: 0 });
-    }
-    return results;
+  if (why === undefined) return runList(list, missing, env);
+  for (const s of list) {
+    const base = { kind: 'scenario', name: s.name, check: s.check, ms: 0 };
+    if (required) env.add({ ...base, rule: historyRules.session, status: 'fail', reason: why.fail });
+    else env.add({ ...base, rule: s.rule, status: 'skip', reason: why.skip });
   }
-  await runList(leveled, missing);
-  return results;
+}
 
-  async function runList(list, missing) {
-    for (const s of list) {
-      const base = { kind: 'scenario', name: s.name, check: s.check, rule: s.rule };
-      const lacking = s.needs.filter((type) => missing.has(type));
-      if (lacking.length > 0) {
-        add({ ...base, status: 'skip', reason: `target lacks ${lacking.join(', ')}`, ms: 0 });
-        continue;
-      }
-      if (s.slow && !slow) {
-        add({ ...base, status: 'skip', reason: 'slow (run with slow checks on)', ms: 0 });
-        continue;
-      }
-      const start = performance.now();
-      try {
-        await runScenario(s, { url, assert, strict, limits, historySize });
-        add({ ...base, status: 'pass', ms: performance.now() - start });
-      } catch (err) {
-        if (err instanceof SkipCheck) add({ ...base, status: 'skip', reason: err.message, ms: 0 });
-        else add({ ...base, rule: err?.rule ?? s.rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
-      }
-    }
+/**
+ * Why the history level cannot run against url, as the reasons to report when it is
+ * skipped and when it is failed; undefined when it can run.
+ * @param {string} url
+ * @returns {Promise<{skip: string, fail: string} | undefined>}
+ */
+async function withoutHistory(url) {
+  try {
+    const { history, first } = await detectHistory(url);
+    if (history) return undefined;
+    const skip = 'the target keeps no history: its first frame is not rpcws.session';
+    return { skip, fail: `${skip} but ${first.slice(0, 120)}` };
+  } catch (err) {
+    const reason = `cannot tell whether the target keeps history: ${describe(err)}`;
+    return { skip: reason, fail: reason };
   }
 }
 
