@@ -95,8 +95,22 @@ async function refreshMembers(client) {
 async function main() {
   $('room-name').textContent = room;
   $('me').textContent = user;
+  let client = null;
+  // The form never submits itself: before the connection it does nothing.
+  $('send').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const text = $('text').value.trim();
+    if (!text || !client) return;
+    $('text').value = '';
+    try {
+      await client.request('topic.publish', { topic: room, data: { user, text } });
+    } catch (err) {
+      log(`not sent: ${err.message}`);
+      $('text').value = text;
+    }
+  });
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rpc?user=${encodeURIComponent(user)}`;
-  const client = await connect(url, { reconnect: { initialDelayMs: 200, maxDelayMs: 3000 } });
+  client = await connect(url, { reconnect: { initialDelayMs: 200, maxDelayMs: 3000 } });
   window.chatClient = client; // for a console, and the page's test
 
   client.on('topic.message', (data, frame) => {
@@ -117,7 +131,7 @@ async function main() {
   client.on('reconnect', async (info) => {
     const back = info.recovered && info.topics && room in info.topics;
     setState('open', back ? 'connected · recovered' : 'connected');
-    log(back ? `reconnected: room recovered${info.topics[room].recovered ? ', nothing missed' : ''}` : 'reconnected: joining again');
+    log(back ? `reconnected: room recovered${info.topics[room].recovered ? ', every missed message replayed' : ', some messages lost'}` : 'reconnected: joining again');
     try {
       if (!back) {
         await client.request('topic.join', { topic: room });
@@ -132,25 +146,12 @@ async function main() {
 
   await client.request('topic.join', { topic: room });
   await scrollback(client);
+  await refreshMembers(client);
   setState('open', 'connected');
   log('connected');
-  await refreshMembers(client);
   setInterval(() => {
     if (client.connected) refreshMembers(client).catch(() => {});
   }, 5000);
-
-  $('send').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const text = $('text').value.trim();
-    if (!text) return;
-    $('text').value = '';
-    try {
-      await client.request('topic.publish', { topic: room, data: { user, text } });
-    } catch (err) {
-      log(`not sent: ${err.message}`);
-      $('text').value = text;
-    }
-  });
 }
 
 main().catch((err) => {
