@@ -398,6 +398,9 @@ func TestRecoverReplaysMissed(t *testing.T) {
 	if f := c2.next(t); f.Topic != "a" || f.Offset != 8 {
 		t.Fatalf("live event after recovery %s", f.raw)
 	}
+	if before := c2.ok(t, "chat.id", nil); len(before) != 0 {
+		t.Fatalf("events of a topic the session never held: %v", before)
+	}
 	m, err := nodes[0].h.Presence(context.Background(), "a")
 	if err != nil || len(m) != 1 || m[0].User != "ann" {
 		t.Fatalf("presence %v %v", m, err)
@@ -667,3 +670,49 @@ func TestHistoryBrokerLacks(t *testing.T) {
 
 // plainBroker hides the optional interfaces of the broker it wraps.
 type plainBroker struct{ rpcws.Broker }
+
+// An offset at or below the last is never delivered twice; an epoch change
+// is told with a resync naming the topic, and delivery goes on.
+func TestPositionsDedupAndEpoch(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	nd := newHistNodes(t, &bus, 1, nil)[0]
+	c := dialWire(t, nd.url, "")
+	c.session(t)
+	var j rpcws.JoinedData
+	json.Unmarshal(c.ok(t, "chat.join", map[string]any{"topic": "a"})[0].Data, &j)
+	c.ok(t, "chat.publish", map[string]any{"topic": "a", "data": 1})
+	nd.h.DeliverAt("a", rpcws.Position{Epoch: j.Epoch, Offset: 1}, "m", []byte(`"again"`))
+	nd.h.DeliverAt("a", rpcws.Position{Epoch: "new", Offset: 1}, "m", []byte(`"new epoch"`))
+	nd.h.DeliverAt("a", rpcws.Position{Epoch: "new", Offset: 1}, "m", []byte(`"new epoch again"`))
+	nd.h.DeliverAt("a", rpcws.Position{Epoch: "new", Offset: 2}, "m", []byte(`"next"`))
+	var got []string
+	for _, f := range c.ok(t, "chat.id", nil) {
+		got = append(got, f.raw)
+	}
+	want := []string{
+		`{"type":"rpcws.resync","data":{"topics":["a"]}}`,
+		`{"type":"m","data":"new epoch","topic":"a","epoch":"new","offset":1}`,
+		`{"type":"m","data":"next","topic":"a","epoch":"new","offset":2}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A replica without history delivers the events that one with history
+// published as it always did: no position, no frame of sessions.
+func TestMixedReplicas(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	with := newHistNodes(t, &bus, 1, nil)[0]
+	without := newHistNodes(t, &bus, 1, func(o *rpcws.HandlerOptions) { o.History, o.Presence = nil, nil })[0]
+	c := dialWire(t, without.url, "")
+	c.ok(t, "chat.join", map[string]any{"topic": "a"})
+	if err := with.h.Publish(context.Background(), rpcws.Topic("a"), "m", 1); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.next(t); f.raw != `{"type":"m","data":1}` {
+		t.Fatalf("event %s", f.raw)
+	}
+}
