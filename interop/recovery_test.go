@@ -116,9 +116,10 @@ func startRecovery(t *testing.T, origins func(pageOrigin string) []string, repor
 	if err := srv.RegisterName("Topic", recoveryTopics{}); err != nil {
 		t.Fatal(err)
 	}
+	// Everything is in place before the server starts serving: its goroutines then
+	// see it all.
 	mux := http.NewServeMux()
-	s.hs = httptest.NewServer(mux)
-	t.Cleanup(s.hs.Close) // last: after the handler's shutdown and the proxy's close
+	s.hs = httptest.NewUnstartedServer(mux)
 	opts := &rpcws.HandlerOptions{History: &rpcws.HistoryOptions{Size: recoveryHistory}}
 	if origins != nil {
 		port := s.hs.Listener.Addr().(*net.TCPAddr).Port
@@ -133,7 +134,9 @@ func startRecovery(t *testing.T, origins func(pageOrigin string) []string, repor
 	mux.Handle("/", http.FileServerFS(os.DirFS(jsDir)))
 	s.proxy = newCutProxy(t, s.hs.Listener.Addr().String())
 	s.wsURL = "ws://" + s.proxy.addr() + "/rpc"
-	t.Cleanup(func() { // first: cleanups run last-registered first
+	s.hs.Start()
+	t.Cleanup(s.hs.Close) // after the handler's shutdown, before the proxy's close
+	t.Cleanup(func() {    // first: cleanups run last-registered first
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.h.Shutdown(ctx); err != nil {
@@ -221,7 +224,8 @@ func (s *recoveryServer) awaitNewMember(ctx context.Context, topic string, befor
 	}
 }
 
-// recoveryTopics is the recovery server's service: topic.join.
+// recoveryTopics is the recovery server's service: topic.join, and topic.mine,
+// which tells the caller the topics it is in.
 type recoveryTopics struct{}
 
 // RecoveryTopicArgs names a topic; the connection is the caller.
@@ -242,6 +246,20 @@ func (recoveryTopics) Join(args *RecoveryTopicArgs, reply *RecoveryTopicReply) e
 		return err
 	}
 	reply.Topic = args.Topic
+	return nil
+}
+
+// RecoveryMineArgs carries the calling connection.
+type RecoveryMineArgs struct{ rpcws.Caller }
+
+// RecoveryMineReply lists the topics of a connection.
+type RecoveryMineReply struct {
+	Topics []string `json:"topics"`
+}
+
+// Mine returns the topics the calling connection is in.
+func (recoveryTopics) Mine(args *RecoveryMineArgs, reply *RecoveryMineReply) error {
+	reply.Topics = args.Peer().Topics()
 	return nil
 }
 

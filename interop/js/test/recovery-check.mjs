@@ -9,7 +9,10 @@
 // control the server's /run, which, POSTed to, publishes count events
 // {"type": "room.event", "data": {"n": 1..count}} to topic at a steady rate, cuts every
 // connection through the proxy after event cut, lets connections through again after
-// event resume, and answers once it has published the last.
+// event resume, and answers once it has published the last. Its topic.mine answers the
+// topics the calling connection is in: asked while the client recovers (on the first
+// frame after the drop, a replayed event or the resync), it must be held until the
+// recovery's reply, and then see the topic restored.
 
 /**
  * @param {object} t
@@ -38,7 +41,15 @@ export async function checkRecovery({ url, control, assert, connect, topic, run,
       seen.push({ other: frame.type });
     }
   });
-  client.on('disconnect', (info) => seen.push({ disconnect: info.reconnecting }));
+  let dropped = false;
+  let mine; // topic.mine, asked while recovering
+  client.on('*', () => {
+    if (dropped && !mine) mine = settle(client.request('topic.mine'));
+  });
+  client.on('disconnect', (info) => {
+    seen.push({ disconnect: info.reconnecting });
+    dropped = true;
+  });
   client.on('reconnect', (info) => seen.push({ reconnect: info }));
   try {
     assert.deepEqual(await client.request('topic.join', { topic }), { topic });
@@ -46,6 +57,10 @@ export async function checkRecovery({ url, control, assert, connect, topic, run,
     const res = await fetch(`${control}?${q}`, { method: 'POST' });
     assert.equal(res.status, 200, `the control's /run: ${res.status} ${await res.text()}`);
     await within(last, timeoutMs, () => `event ${run.count} did not arrive within ${timeoutMs} ms; seen: ${JSON.stringify(seen)}`);
+    assert.ok(mine, `a frame came during the recovery; seen: ${JSON.stringify(seen)}`);
+    const { value, error } = await mine;
+    assert.equal(error, undefined, 'topic.mine, asked while recovering');
+    assert.deepEqual(value, { topics: [topic] }, 'a request made while recovering is sent after the reply');
   } finally {
     await client.close();
   }
@@ -71,6 +86,14 @@ export async function checkRecovery({ url, control, assert, connect, topic, run,
   const after = seen.slice(seen.findIndex((x) => x?.reconnect)).filter((x) => typeof x === 'number');
   assert.ok(after.length > 0, `live events after the reconnection; seen: ${JSON.stringify(seen)}`);
   assert.deepEqual(after, range(after[0], run.count), `live events after the reconnection, none missed; seen: ${JSON.stringify(seen)}`);
+}
+
+/** Resolves with the settled state of p: {value} or {error}. */
+function settle(p) {
+  return p.then(
+    (value) => ({ value }),
+    (error) => ({ error }),
+  );
 }
 
 /** The whole numbers from a to b, both included. */
