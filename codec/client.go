@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rpcws/rpcws/internal/eventq"
 )
 
 // DefaultCallTimeout is how long a client waits for a reply unless
@@ -41,6 +43,14 @@ type ClientOptions struct {
 	// whatever its size (the read limit of the transport bounds it). Zero
 	// means [DefaultMaxQueuedEventBytes]; negative means no cap.
 	MaxQueuedEventBytes int
+
+	// OnEventFrame, if set, takes the place of OnEvent and its queue: it
+	// gets every event with the position fields of its frame, on the
+	// reading goroutine, as it is read, in order. It must return quickly,
+	// since replies wait behind it, and copy what it keeps of the event's
+	// Data. It is for code that tracks where a connection's topics stand:
+	// package rpcws's client that reconnects keeps its positions with it.
+	OnEventFrame func(Event)
 
 	// Logger receives what no call can be told: error frames without id,
 	// frames that could not be read, dropped events. Nil means silent.
@@ -86,8 +96,9 @@ type ClientCodec struct {
 	calls    sync.Pool // of *clientCall no longer pending
 	rpcCalls sync.Pool // of *rpc.Call with an empty Done channel of capacity 1, for Call
 
-	events eventQueue
-	stock  stockQueue // outcomes for net/rpc's own client
+	events  eventq.Queue
+	onFrame func(Event) // ClientOptions.OnEventFrame
+	stock   stockQueue  // outcomes for net/rpc's own client
 }
 
 // clientCall is a call in the pending table. It goes back to the codec's pool
@@ -125,7 +136,9 @@ func NewClientCodec(conn Conn, opts *ClientOptions) *ClientCodec {
 		c.pending.timeout = DefaultCallTimeout
 	}
 	c.pending.expire = c.expireDue
-	c.events.init(opts.OnEvent, opts.MaxQueuedEventBytes, c.logf)
+	if c.onFrame = opts.OnEventFrame; c.onFrame == nil {
+		c.events.Init(opts.OnEvent, opts.MaxQueuedEventBytes, c.logf)
+	}
 	c.names.fn = opts.TypeName
 	if c.names.fn == nil {
 		c.names.fn = TypeName
@@ -351,7 +364,7 @@ func (c *ClientCodec) isDone() bool {
 func (c *ClientCodec) Stats() ClientStats {
 	return ClientStats{
 		LateReplies:   c.late.Load(),
-		DroppedEvents: c.events.dropped.Load(),
+		DroppedEvents: c.events.Dropped(),
 		BadFrames:     c.badFrames.Load(),
 		BadReplies:    c.badReplies.Load(),
 	}
@@ -370,7 +383,7 @@ func (c *ClientCodec) Close() error {
 		<-c.readerDone
 		return nil
 	}
-	c.events.stop()
+	c.events.Stop()
 	c.adm.Close()
 	err := c.conn.Close()
 	<-c.readerDone

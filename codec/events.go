@@ -2,98 +2,78 @@ package codec
 
 import (
 	"encoding/json"
-	"sync"
-	"sync/atomic"
+	"strconv"
+
+	"github.com/rpcws/rpcws/internal/eventq"
 )
 
 // DefaultMaxQueuedEventBytes is how many bytes of received events may wait
 // for [ClientOptions.OnEvent] unless [ClientOptions.MaxQueuedEventBytes]
 // says otherwise: 1 MiB, as much as one frame of a server with default
 // limits.
-const DefaultMaxQueuedEventBytes = 1 << 20
+const DefaultMaxQueuedEventBytes = eventq.DefaultMaxBytes
 
-// eventCost is what an event costs in the queue beyond its type and data:
-// the queue's slot and the two allocations behind it, rounded up. It makes
-// a flood of empty events count too.
-const eventCost = 64
+// Event is an event frame (a frame without id) as the client read it, for
+// [ClientOptions.OnEventFrame].
+type Event struct {
+	Type string
 
-// eventQueue holds the events received but not yet handed to OnEvent, and
-// runs the goroutine that hands them over while there are any. The reading
-// goroutine adds; the delivering goroutine takes.
-type eventQueue struct {
-	onEvent  func(string, json.RawMessage) // nil: events are ignored
-	maxBytes int                           // < 0: no cap
-	logf     func(msg string, args ...any)
-	dropped  atomic.Uint64
-	stopped  atomic.Bool // set by Close: deliver no more
+	// Data is the raw JSON of the frame's "data", nil when absent. It
+	// aliases the frame, which the client reuses: it is valid only until
+	// OnEventFrame returns.
+	Data json.RawMessage
 
-	mu      sync.Mutex // guards the fields below
-	events  []event
-	bytes   int  // what the queued events cost
-	running bool // the delivering goroutine runs
+	// Topic, Epoch and Offset are the position that a server keeping
+	// history adds to a topic's events (PROTOCOL.md, "Sessions and
+	// recovery"): "", "" and 0 when the frame has none, or has them in a
+	// JSON kind no server sends.
+	Topic  string
+	Epoch  string
+	Offset uint64
 }
 
-type event struct {
-	typ  string
-	data json.RawMessage
-}
-
-func (q *eventQueue) init(onEvent func(string, json.RawMessage), maxBytes int, logf func(string, ...any)) {
-	q.onEvent, q.logf = onEvent, logf
-	q.maxBytes = maxBytes
-	if q.maxBytes == 0 {
-		q.maxBytes = DefaultMaxQueuedEventBytes
-	}
-}
-
-// add queues an event, copying typ and data, and starts the goroutine that
-// delivers events if it is not running. An event that does not fit in the
-// byte budget is dropped, unless the queue is empty: then it is taken,
-// whatever its size, so that the queue never holds more than the budget
-// plus one frame.
-func (q *eventQueue) add(typ, data []byte) {
-	if q.onEvent == nil {
-		return
-	}
-	cost := len(typ) + len(data) + eventCost
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.maxBytes >= 0 && len(q.events) > 0 && q.bytes+cost > q.maxBytes {
-		q.dropped.Add(1)
-		q.logf("dropped an event: OnEvent is behind", "type", string(typ))
-		return
-	}
-	var raw json.RawMessage
-	if data != nil {
-		raw = append(json.RawMessage(nil), data...)
-	}
-	q.events = append(q.events, event{string(typ), raw})
-	q.bytes += cost
-	if !q.running {
-		q.running = true
-		go q.deliver()
-	}
-}
-
-// deliver hands queued events to OnEvent one at a time, and exits when the
-// queue is empty, so that an idle client keeps no goroutine for it.
-func (q *eventQueue) deliver() {
+// readEvent fills ev from an event frame that parseEnvelope accepted, of
+// type typ, whose data is data: it looks for the position fields, which
+// only a client that reconnects needs, in a second scan of the frame.
+func readEvent(frame, typ, data []byte, ev *Event) {
+	*ev = Event{Type: string(typ), Data: data}
+	i := skipSpace(frame, 0) + 1 // past '{': the frame is a valid object
 	for {
-		q.mu.Lock()
-		if len(q.events) == 0 || q.stopped.Load() {
-			q.events, q.bytes = nil, 0
-			q.running = false
-			q.mu.Unlock()
+		i = skipSpace(frame, i)
+		keyEnd, v := scanKey(frame, i)
+		if v < 0 {
 			return
 		}
-		ev := q.events[0]
-		q.events[0] = event{}
-		q.events = q.events[1:]
-		q.bytes -= len(ev.typ) + len(ev.data) + eventCost
-		q.mu.Unlock()
-		q.onEvent(ev.typ, ev.data)
+		end := scanValue(frame, v, 1)
+		if end < 0 {
+			return
+		}
+		ev.note(unquoteKey(frame[i:keyEnd]), frame[v:end])
+		i = skipSpace(frame, end)
+		if i >= len(frame) || frame[i] != ',' {
+			return
+		}
+		i++
 	}
 }
 
-// stop makes the delivering goroutine exit before the next event.
-func (q *eventQueue) stop() { q.stopped.Store(true) }
+// note keeps val if key is one of the position's fields, of the JSON kind
+// the protocol gives it.
+func (ev *Event) note(key, val []byte) {
+	switch string(key) {
+	case "topic", "epoch":
+		s, ok := stringValue(val)
+		if !ok {
+			return
+		}
+		if key[0] == 't' {
+			ev.Topic = string(s)
+		} else {
+			ev.Epoch = string(s)
+		}
+	case "offset":
+		if n, err := strconv.ParseUint(string(val), 10, 64); err == nil {
+			ev.Offset = n
+		}
+	}
+}

@@ -33,7 +33,7 @@ func (c *ClientCodec) dispatch(frame []byte) {
 		return
 	}
 	if !env.hasID() {
-		c.noID(&env)
+		c.noID(frame, &env)
 		return
 	}
 	id, ok := stringValue(env.id)
@@ -67,14 +67,18 @@ func (c *ClientCodec) dispatch(frame []byte) {
 
 // noID handles a frame without id: an event, or an error that belongs to no
 // request.
-func (c *ClientCodec) noID(env *envelope) {
+func (c *ClientCodec) noID(frame []byte, env *envelope) {
 	typ, _ := stringValue(env.typ)
 	switch {
 	case string(typ) == "error":
 		code, msg, _ := errorFields(env)
 		c.logf("the server reported an error", "code", code, "message", msg)
-	case len(typ) > 0:
-		c.events.add(typ, env.data)
+	case len(typ) > 0 && c.onFrame != nil:
+		var ev Event
+		readEvent(frame, typ, env.data, &ev)
+		c.onFrame(ev)
+	case len(typ) > 0 && c.events.Enabled():
+		c.events.Add(string(typ), env.data)
 	default:
 		c.badFrame("frame without id and type")
 	}

@@ -91,6 +91,13 @@ type DialOptions struct {
 
 	// Logger receives what no call can be told. Nil means silent.
 	Logger *slog.Logger
+
+	// Reconnect, if set, makes the client dial again when its connection
+	// drops, and recover its session and topics from a server that keeps
+	// history: see [ReconnectOptions]. Nil means a client that ends with its
+	// connection. Dial itself makes one attempt; [DialCodec] ignores
+	// Reconnect.
+	Reconnect *ReconnectOptions
 }
 
 // Client is a client of an rpcws server (or of any server that speaks the
@@ -107,14 +114,27 @@ type DialOptions struct {
 // not hold it longer. (With a [websocket.DialOptions.HTTPClient] whose
 // transport is not an *http.Transport, or dials TLS itself, the handshake
 // takes up to coder/websocket's own 5 s.)
+//
+// With [DialOptions].Reconnect, the client outlives its connection: it
+// dials again when the connection drops, and the calls made meanwhile wait
+// for the new one (see [ReconnectOptions]); [Client.State] tells where it
+// stands.
 type Client struct {
-	codec *codec.ClientCodec
+	codec *codec.ClientCodec // without Reconnect
+	re    *reconnector       // with Reconnect; nil without
 }
 
 // Dial connects to the WebSocket server at url ("ws://host/rpc" or wss://).
 // ctx bounds the dial only: the connection lives until Close. A failed dial
 // is a DialFailed [*Error].
 func Dial(ctx context.Context, url string, opts *DialOptions) (*Client, error) {
+	if opts != nil && opts.Reconnect != nil {
+		re, err := dialReconnecting(ctx, url, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &Client{re: re}, nil
+	}
 	cc, err := DialCodec(ctx, url, opts)
 	if err != nil {
 		return nil, err
@@ -130,6 +150,35 @@ func DialCodec(ctx context.Context, url string, opts *DialOptions) (*codec.Clien
 	if opts != nil {
 		o = *opts
 	}
+	return dialCodec(ctx, url, &o, &codec.ClientOptions{
+		TypeName:            o.TypeName,
+		Timeout:             o.Timeout,
+		OnEvent:             applicationEvents(o.OnEvent),
+		MaxQueuedEventBytes: o.MaxQueuedEventBytes,
+		Logger:              o.Logger,
+	})
+}
+
+// applicationEvents wraps an OnEvent so that it never sees the library's
+// frames of sessions and recovery, which a client that does not reconnect
+// has no use for (and whose session id is a secret): rpcws.resync, which
+// tells the application, still reaches it.
+func applicationEvents(onEvent func(string, json.RawMessage)) func(string, json.RawMessage) {
+	if onEvent == nil {
+		return nil
+	}
+	return func(typ string, data json.RawMessage) {
+		switch typ {
+		case SessionEvent, JoinedEvent, LeftEvent:
+			return
+		}
+		onEvent(typ, data)
+	}
+}
+
+// dialCodec makes one connection to url with o's transport options, and
+// the codec of copts over it.
+func dialCodec(ctx context.Context, url string, o *DialOptions, copts *codec.ClientOptions) (*codec.ClientCodec, error) {
 	var wopts websocket.DialOptions
 	if o.WebSocket != nil {
 		wopts = *o.WebSocket
@@ -149,13 +198,7 @@ func DialCodec(ctx context.Context, url string, opts *DialOptions) (*codec.Clien
 	ws.SetReadLimit(max(orDefault(o.ReadLimit, DefaultMaxFrameSize), -1))
 	dc := &dialedConn{wsConn: newWSConn(wsParts{ws: ws, cork: cork, writeTimeout: writeTimeout, heard: hd}, clientWriteBuffer), net: conns}
 	dc.startKeepalive(orDefault(o.PingInterval, DefaultPingInterval))
-	return codec.NewClientCodec(dc, &codec.ClientOptions{
-		TypeName:            o.TypeName,
-		Timeout:             o.Timeout,
-		OnEvent:             o.OnEvent,
-		MaxQueuedEventBytes: o.MaxQueuedEventBytes,
-		Logger:              o.Logger,
-	}), nil
+	return codec.NewClientCodec(dc, copts), nil
 }
 
 // dialError is the error of a failed dial: DialFailed, wrapping the cause
@@ -225,13 +268,16 @@ func recordingClient(base *http.Client) (*http.Client, *netConns) {
 // Call calls serviceMethod and waits for its reply, which it decodes into
 // reply, as [rpc.Client.Call] does, bounded by [DialOptions.Timeout].
 func (c *Client) Call(serviceMethod string, args, reply any) error {
-	return c.codec.Call(context.Background(), serviceMethod, args, reply)
+	return c.CallContext(context.Background(), serviceMethod, args, reply)
 }
 
 // Go starts a call of serviceMethod and returns its *rpc.Call, which is sent
 // on done when it completes, as [rpc.Client.Go] does, bounded by
 // [DialOptions.Timeout]. done must be buffered; nil means a new channel.
 func (c *Client) Go(serviceMethod string, args, reply any, done chan *rpc.Call) *rpc.Call {
+	if c.re != nil {
+		return c.re.goCall(serviceMethod, args, reply, done)
+	}
 	return c.codec.Go(serviceMethod, args, reply, done)
 }
 
@@ -239,23 +285,61 @@ func (c *Client) Go(serviceMethod string, args, reply any, done chan *rpc.Call) 
 // into reply. ctx bounds the call: its deadline, if any, in place of
 // [DialOptions.Timeout].
 func (c *Client) CallContext(ctx context.Context, serviceMethod string, args, reply any) error {
+	if c.re != nil {
+		return c.re.call(ctx, serviceMethod, args, reply)
+	}
 	return c.codec.Call(ctx, serviceMethod, args, reply)
 }
 
 // Notify sends a notification: the server runs serviceMethod with args and
 // sends nothing back, not even an error.
 func (c *Client) Notify(ctx context.Context, serviceMethod string, args any) error {
+	if c.re != nil {
+		return c.re.notify(ctx, serviceMethod, args)
+	}
 	return c.codec.Notify(ctx, serviceMethod, args)
 }
 
 // Close closes the connection; pending and later calls fail with
-// Disconnected, matching [rpc.ErrShutdown].
-func (c *Client) Close() error { return c.codec.Close() }
+// Disconnected, matching [rpc.ErrShutdown]. With Reconnect it also stops
+// reconnecting, at once: a wait between attempts or an attempt under way
+// ends, and calls waiting for a connection fail alike.
+func (c *Client) Close() error {
+	if c.re != nil {
+		return c.re.close()
+	}
+	return c.codec.Close()
+}
 
 // Stats returns what the client has dropped or refused so far: late
-// replies, events beyond the queue, unreadable frames, bad replies.
-func (c *Client) Stats() ClientStats { return c.codec.Stats() }
+// replies, events beyond the queue, unreadable frames, bad replies; with
+// Reconnect, over all its connections.
+func (c *Client) Stats() ClientStats {
+	if c.re != nil {
+		return c.re.stats()
+	}
+	return c.codec.Stats()
+}
 
-// Done returns a channel that is closed once the connection has ended, by
-// Close or by the server.
-func (c *Client) Done() <-chan struct{} { return c.codec.Done() }
+// Done returns a channel that is closed once the client has ended: by
+// Close, or when its connection ended (with Reconnect: when reconnecting
+// gave up).
+func (c *Client) Done() <-chan struct{} {
+	if c.re != nil {
+		return c.re.done
+	}
+	return c.codec.Done()
+}
+
+// State returns where the client's connection stands: [StateConnected],
+// [StateReconnecting] (only with Reconnect) or [StateClosed]. To be told
+// of each change, see [ReconnectOptions].OnState.
+func (c *Client) State() ConnState {
+	if c.re != nil {
+		return ConnState(c.re.state.Load())
+	}
+	if isDone(c.codec.Done()) {
+		return StateClosed
+	}
+	return StateConnected
+}

@@ -70,6 +70,19 @@
 // Delivery is at most once; a possible gap reaches the client as a
 // [ResyncEvent] naming the topics concerned.
 //
+// # History, sessions and presence
+//
+// With [HandlerOptions].History, a broker that keeps history
+// ([HistoryBroker], [SessionBroker]) gives every event published to a topic
+// an epoch and an offset, and every connection a session (its first frame,
+// [SessionEvent]): a client that reconnects within the recovery window and
+// sends [RecoverMethod] first gets its topics back and the events it
+// missed, in order and exactly once, or a [ResyncEvent] naming what could
+// not be recovered (PROTOCOL.md, "Sessions and recovery"). With
+// [HandlerOptions].Presence, [Handler.Presence] lists the connections in a
+// topic on every replica; [Handler.History] reads a topic's last events.
+// See docs/topics-and-brokers.md.
+//
 // # Limits and logs
 //
 // The handler caps requests in flight per connection (and stops reading at

@@ -196,7 +196,6 @@ func (h *Handler) detach(p *Peer) {
 	if charged != 0 && p.adm != nil {
 		p.adm.Charge(-charged)
 	}
-	c.closeTopics(p, topics)
 	n := 0
 	c.mu.Lock()
 	for _, s := range topics {
@@ -210,6 +209,7 @@ func (h *Handler) detach(p *Peer) {
 		}
 	}
 	c.mu.Unlock()
+	c.closeTopics(p, topics)
 }
 
 // detachBatch is how many topics detach leaves under the lock at once.

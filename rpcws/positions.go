@@ -64,10 +64,18 @@ func (p *Peer) dropGate(topic string) {
 	p.pos.mu.Unlock()
 }
 
+// The cluster takes positioned messages from a [HistoryBroker].
+var _ HistoryReceiver = (*cluster)(nil)
+
 // ReceiveAt delivers a message published with a position to the local
 // members of its topic, each at most once and in offset order (see gate).
-// It never waits on a connection.
+// It never waits on a connection. A replica without history delivers it
+// as Receive does, without its position.
 func (c *cluster) ReceiveAt(subject string, pos Position, msg []byte) {
+	if !c.hist.on() {
+		c.Receive(subject, msg)
+		return
+	}
 	c.received.Add(1)
 	env, ok := parseBrokerEnvelope(msg)
 	if !ok {

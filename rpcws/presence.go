@@ -89,6 +89,9 @@ func (c *cluster) refreshPresence(ctx context.Context) {
 // closeTopics does what a closed connection's topics need beyond the
 // index: its presence removed at once, its session saved to outlive it.
 func (c *cluster) closeTopics(p *Peer, topics map[string]*subscription) {
+	if c.hist == nil || !c.hist.on() && c.hist.pb == nil {
+		return
+	}
 	names := make([]string, 0, len(topics))
 	subjects := make([]string, 0, len(topics))
 	for name, s := range topics {

@@ -36,10 +36,11 @@ type session struct {
 	user string            // identityKey of the connection
 
 	sem chan struct{} // one save at a time; guards what follows
-	// version counts the changes of the connection's topics; saved is the
-	// version the engine holds (0: none saved yet).
-	version, saved uint64
-	taken          atomic.Bool // recovered by another connection: never saved again
+	// version counts the changes of the connection's topics, from 1;
+	// saved is the version the engine holds (0: none saved yet).
+	version atomic.Uint64
+	saved   uint64
+	taken   atomic.Bool // recovered by another connection: never saved again
 }
 
 // sessionRecord is what the broker keeps of a session.
@@ -55,7 +56,9 @@ func (h *Handler) newSession(identity any) *session {
 	b := make([]byte, sessionIDBytes)
 	rand.Read(b) // never fails (crypto/rand)
 	id := base64.RawURLEncoding.EncodeToString(b)
-	return &session{id: id, hash: sha256.Sum256([]byte(id)), user: h.identityKey(identity), sem: make(chan struct{}, 1), version: 1}
+	s := &session{id: id, hash: sha256.Sum256([]byte(id)), user: h.identityKey(identity), sem: make(chan struct{}, 1)}
+	s.version.Store(1)
+	return s
 }
 
 // identityKey is what binds a session to an identity: a hash of the user
@@ -101,9 +104,7 @@ func (c *cluster) changed(ctx context.Context, p *Peer) {
 	if s == nil {
 		return
 	}
-	s.sem <- struct{}{}
-	s.version++
-	<-s.sem
+	s.version.Add(1)
 	ctx, cancel := c.joinContext(ctx)
 	defer cancel()
 	c.saveSession(ctx, p)
@@ -120,10 +121,10 @@ func (c *cluster) saveSession(ctx context.Context, p *Peer) {
 		return // another save is under way: it or the next one saves this
 	}
 	defer func() { <-s.sem }()
-	if s.taken.Load() || s.saved == s.version {
+	v := s.version.Load()
+	if s.taken.Load() || s.saved == v {
 		return
 	}
-	v := s.version
 	rec, err := json.Marshal(sessionRecord{User: s.user, Peer: p.id, Node: c.node, Topics: p.Topics()})
 	if err != nil {
 		return
@@ -155,7 +156,7 @@ func (c *cluster) endSession(p *Peer, topics []string) {
 		return
 	}
 	var err error
-	if s.saved == s.version {
+	if s.saved == s.version.Load() {
 		err = c.hist.sb.TouchSessions(ctx, []string{s.id}, c.hist.window)
 	} else {
 		var rec []byte

@@ -42,6 +42,7 @@ const flushTimeout = 10 * time.Second
 // for concurrent use.
 type Broker struct {
 	nc   *gonats.Conn
+	st   *store // JetStream: history, sessions, presence
 	in   chan *gonats.Msg
 	quit chan struct{}
 	done chan struct{}
@@ -86,6 +87,8 @@ func New(url string, opts ...gonats.Option) (*Broker, error) {
 	}, opts...)
 	all = append(all,
 		gonats.ReconnectHandler(func(nc *gonats.Conn) {
+			<-b.ready
+			b.st.reset() // the server may have come back without its streams
 			b.logger().Info("rpcws nats broker: connection to NATS is back; subscribed again", "server", nc.ConnectedUrlRedacted())
 			b.lost(nc, nil)
 		}),
@@ -108,6 +111,10 @@ func New(url string, opts ...gonats.Option) (*Broker, error) {
 	nc, err := gonats.Connect(url, all...)
 	if err != nil {
 		return nil, fmt.Errorf("nats broker: %w", err)
+	}
+	if b.st, err = newStore(nc); err != nil {
+		nc.Close()
+		return nil, err
 	}
 	b.nc = nc
 	b.late = !nc.IsConnected()
@@ -162,16 +169,29 @@ func (b *Broker) Start(r rpcws.BrokerReceiver) error {
 	return nil
 }
 
+// read hands every message to r: through ReceiveAt, with its position,
+// those the history stream republished, when r takes them.
 func (b *Broker) read(r rpcws.BrokerReceiver) {
 	defer close(b.done)
+	hr, _ := r.(rpcws.HistoryReceiver)
 	for {
 		select {
 		case m := <-b.in:
+			if pos, ok := b.st.republished(m); ok && hr != nil {
+				hr.ReceiveAt(m.Subject, pos, m.Data)
+				continue
+			}
 			r.Receive(m.Subject, m.Data)
 		case <-b.quit:
 			return
 		}
 	}
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
 }
 
 // Subscribe subscribes to subject and waits for the server to have it

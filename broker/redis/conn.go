@@ -322,6 +322,8 @@ func (b *Broker) read(c *subConn, r rpcws.BrokerReceiver, resub int, back func()
 	}
 	rd := &reader{br: bufio.NewReaderSize(c.nc, 64<<10)}
 	hr, _ := r.(rpcws.HistoryReceiver)
+	var dropped int          // malformed history messages not yet logged
+	var droppedLog time.Time // when they were last logged
 	pinged := false
 	for {
 		if b.health > 0 {
@@ -347,7 +349,12 @@ func (b *Broker) read(c *subConn, r rpcws.BrokerReceiver, resub int, back func()
 		pinged = false
 		switch p.kind {
 		case "message":
-			b.deliver(r, hr, p.channel, p.payload)
+			if !deliver(r, hr, p.channel, p.payload) {
+				if dropped++; time.Since(droppedLog) >= time.Minute {
+					r.Logger().Warn("rpcws redis broker: dropped malformed history messages", "channel", p.channel, "count", dropped)
+					dropped, droppedLog = 0, time.Now()
+				}
+			}
 		case "subscribe", "unsubscribe":
 			last, fresh := b.replied(c, p.channel, p.kind == "subscribe")
 			if last && p.kind == "subscribe" {
@@ -363,14 +370,15 @@ func (b *Broker) read(c *subConn, r rpcws.BrokerReceiver, resub int, back func()
 }
 
 // deliver hands a message to r: one published with history to hr, with
-// its position, when r takes positions; a plain one to Receive. A message
-// that begins like one with history but is malformed is dropped and
-// logged (without its content).
-func (b *Broker) deliver(r rpcws.BrokerReceiver, hr rpcws.HistoryReceiver, channel string, payload []byte) {
+// its position, when r takes positions (to Receive otherwise); a plain one
+// to Receive. It drops a message that begins like one with history but is
+// malformed, and reports false (the caller logs that, at most once a
+// minute, without the content).
+func deliver(r rpcws.BrokerReceiver, hr rpcws.HistoryReceiver, channel string, payload []byte) bool {
 	pos, msg, ok, forged := parseHistoryMessage(payload)
 	switch {
 	case forged:
-		r.Logger().Warn("rpcws redis broker: dropped a malformed history message", "channel", channel, "bytes", len(payload))
+		return false
 	case ok && hr != nil:
 		hr.ReceiveAt(channel, pos, msg)
 	case ok:
@@ -378,6 +386,7 @@ func (b *Broker) deliver(r rpcws.BrokerReceiver, hr rpcws.HistoryReceiver, chann
 	default:
 		r.Receive(channel, payload)
 	}
+	return true
 }
 
 // errAuth is the error of a subscriber connection whose AUTH Redis refused.

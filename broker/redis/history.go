@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -92,20 +91,19 @@ func newEpoch() string {
 
 // PublishHistory appends msg to subject's history and publishes it, in one
 // script, and returns its position. The topic keeps its last p.Size events
-// at least (MAXLEN ~ may keep up to a hundred more), each for p.TTL (zero:
-// until the position expires).
+// (at least one) at least (MAXLEN ~ may keep up to a hundred more), each
+// for p.TTL (zero: until the position expires).
 func (b *Broker) PublishHistory(ctx context.Context, subject string, msg []byte, p rpcws.HistoryPolicy) (rpcws.Position, error) {
-	if p.Size < 1 {
-		return rpcws.Position{}, errors.New("redis broker: publish with history: size below 1")
-	}
 	ttl := ms(p.TTL)
 	if p.TTL <= 0 {
 		ttl = "0"
 	}
-	v, err := publishScript.Run(ctx, b.client, b.historyKeys(subject),
-		newEpoch(), p.Size, ttl, ms(max(p.TTL, minPositionTTL)), subject, msg, historyMagic).Slice()
+	v, err := bounded(ctx, func() ([]any, error) {
+		return publishScript.Run(ctx, b.client, b.historyKeys(subject),
+			newEpoch(), max(p.Size, 1), ttl, ms(max(p.TTL, minPositionTTL)), subject, msg, historyMagic).Slice()
+	})
 	if err != nil {
-		return rpcws.Position{}, fmt.Errorf("redis broker: publish with history: %w", err)
+		return rpcws.Position{}, b.fail("publish with history", err)
 	}
 	if len(v) != 2 {
 		return rpcws.Position{}, errors.New("redis broker: publish with history: unexpected reply")
@@ -127,10 +125,12 @@ func (b *Broker) History(ctx context.Context, subject string, after uint64, limi
 	if after < math.MaxUint64 {
 		from = "0-" + strconv.FormatUint(after+1, 10)
 	}
-	v, err := historyScript.Run(ctx, b.client, b.historyKeys(subject),
-		newEpoch(), from, max(limit, 0), ms(minPositionTTL)).Slice()
+	v, err := bounded(ctx, func() ([]any, error) {
+		return historyScript.Run(ctx, b.client, b.historyKeys(subject),
+			newEpoch(), from, max(limit, 0), ms(minPositionTTL)).Slice()
+	})
 	if err != nil {
-		return rpcws.Position{}, nil, fmt.Errorf("redis broker: history: %w", err)
+		return rpcws.Position{}, nil, b.fail("history", err)
 	}
 	return parseHistory(v)
 }

@@ -261,31 +261,6 @@ func TestHistoryTTLKeepsPosition(t *testing.T) {
 	}
 }
 
-// After Redis restarts without persistence a topic has a new epoch, and
-// offsets start again.
-func TestHistoryEpochAfterRestart(t *testing.T) {
-	srv := engines.StartT(t, engines.Redis)
-	b := started(t, srv.URL(), nopHistory{})
-	ctx := ctxT(t)
-	before, err := b.PublishHistory(ctx, "rpcws.t.restart", []byte("x"), policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.RestartT(t)
-	var after rpcws.Position
-	waitUntil(t, "Redis to answer again", func() bool {
-		after, _, err = b.History(ctx, "rpcws.t.restart", 0, 10)
-		return err == nil
-	})
-	if after.Epoch == before.Epoch || after.Offset != 0 {
-		t.Fatalf("after the restart: %v, before: %v; want a new epoch at offset 0", after, before)
-	}
-	pos, err := b.PublishHistory(ctx, "rpcws.t.restart", []byte("y"), policy)
-	if err != nil || pos != (rpcws.Position{Epoch: after.Epoch, Offset: 1}) {
-		t.Fatalf("publish after the restart: %v %v", pos, err)
-	}
-}
-
 // A message that begins like one with history but is malformed is
 // dropped, never delivered with a position; Publish refuses to send a
 // plain message that begins like one.

@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -88,8 +87,9 @@ func (b *Broker) AddPresence(ctx context.Context, ttl time.Duration, entries ...
 			keys = append(keys, info, exp)
 			args = append(args, e.Peer, e.Info)
 		}
-		if err := addPresenceScript.Run(ctx, b.client, keys, args...).Err(); err != nil {
-			return fmt.Errorf("redis broker: add presence: %w", err)
+		_, err := bounded(ctx, func() (any, error) { return addPresenceScript.Run(ctx, b.client, keys, args...).Result() })
+		if err != nil {
+			return b.fail("add presence", err)
 		}
 		entries = entries[n:]
 	}
@@ -106,8 +106,8 @@ func (b *Broker) RemovePresence(ctx context.Context, entries ...rpcws.PresenceEn
 			pipe.ZRem(ctx, exp, e.Peer)
 			pipe.HDel(ctx, info, e.Peer)
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("redis broker: remove presence: %w", err)
+		if _, err := bounded(ctx, func() ([]goredis.Cmder, error) { return pipe.Exec(ctx) }); err != nil {
+			return b.fail("remove presence", err)
 		}
 		entries = entries[n:]
 	}
@@ -119,9 +119,11 @@ func (b *Broker) RemovePresence(ctx context.Context, entries ...rpcws.PresenceEn
 // that have.
 func (b *Broker) Presence(ctx context.Context, subject string) ([]rpcws.PresenceEntry, error) {
 	info, exp := b.presenceKeys(subject)
-	v, err := presenceScript.Run(ctx, b.client, []string{info, exp}, maxPresence, presenceSweep).StringSlice()
+	v, err := bounded(ctx, func() ([]string, error) {
+		return presenceScript.Run(ctx, b.client, []string{info, exp}, maxPresence, presenceSweep).StringSlice()
+	})
 	if err != nil {
-		return nil, fmt.Errorf("redis broker: presence: %w", err)
+		return nil, b.fail("presence", err)
 	}
 	if len(v)%2 != 0 {
 		return nil, errors.New("redis broker: presence: unexpected reply")

@@ -28,6 +28,45 @@
 // The subscriber connection uses go-redis's options for the address, the
 // dialer and TLS, the dial timeout, and Username and Password (or a
 // CredentialsProvider); the database number does not apply to pub/sub.
+//
+// # History, sessions and presence
+//
+// The broker is an [rpcws.HistoryBroker], an [rpcws.SessionBroker] and an
+// [rpcws.PresenceBroker] (Redis 7 or later), for handlers with
+// HandlerOptions.History or Presence. Its keys begin with
+// [Options.KeyPrefix] ("rpcws:"); a topic's subject is in braces, so that
+// a topic's keys share a slot of a cluster.
+//
+//   - A topic's history is a stream, <prefix>h:{<subject>}:ev, whose entry
+//     IDs are 0-<offset>, trimmed with XADD MAXLEN ~ (it keeps Size events
+//     at least, and up to about a hundred more: Redis trims whole nodes of
+//     the stream), and which expires TTL after the last publish. Its
+//     position, the epoch (128 random bits) and the last offset, is a hash,
+//     <prefix>h:{<subject>}:pos, kept apart, for max(TTL, 24h) after the
+//     last publish: a quiet topic stays recoverable when its events are
+//     gone. One Lua script per publish creates the position if missing (a
+//     new epoch: Redis lost it, or it expired), increments the offset, adds
+//     the event and publishes it, so that offsets have no gap whatever the
+//     number of replicas, and subscribers and history never disagree. The
+//     published message carries the epoch and offset; subscribers deliver it
+//     through [rpcws.HistoryReceiver.ReceiveAt]. History reads with
+//     XREVRANGE … COUNT limit, never the whole stream.
+//   - A session is a string key named by the SHA-256 of its id,
+//     <prefix>s:<hex>: the database holds no id, and the broker compares
+//     none (Redis finds the key). SET PX saves it, GETDEL takes it once,
+//     PEXPIRE, pipelined in batches of a thousand, touches sessions.
+//   - A topic's presence is a hash of peer → info and a sorted set of
+//     peer → expiry (in Redis's clock), <prefix>p:{<subject>}:info and
+//     :exp, written together by a script; both keys expire when no replica
+//     refreshes them. Presence returns at most 10,000 entries of a topic
+//     (those that expire first) and deletes up to 1,000 expired ones per
+//     call.
+//
+// Every call is bounded by its context: the broker sets go-redis's
+// ContextTimeoutEnabled on its copy of the options, so that a deadline
+// bounds each command, and the calls of history, sessions and presence
+// return at once, too, when their context is canceled while Redis is
+// stalled.
 package redis
 
 import (
@@ -278,4 +317,41 @@ type printfLogger struct{ l *slog.Logger }
 
 func (p printfLogger) Printf(ctx context.Context, format string, v ...any) {
 	p.l.Log(ctx, slog.LevelWarn, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
+// bounded returns what f returns, or ctx's error as soon as ctx ends. The
+// broker has go-redis bound each command by its context's deadline
+// (ContextTimeoutEnabled), but go-redis notices a cancellation only at its
+// read or write timeout; with bounded, a caller whose context is canceled
+// while Redis is stalled returns at once, and f ends by that timeout, or
+// when Close closes the connections.
+func bounded[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	if ctx.Done() == nil {
+		return f()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// fail returns the error of the operation op: [rpcws.ErrBrokerClosed]
+// once the broker is closed, err with op otherwise.
+func (b *Broker) fail(op string, err error) error {
+	if b.ctx.Err() != nil || errors.Is(err, goredis.ErrClosed) {
+		return rpcws.ErrBrokerClosed
+	}
+	return fmt.Errorf("redis broker: %s: %w", op, err)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -31,8 +30,11 @@ func (b *Broker) sessionKey(id string) string {
 // SaveSession stores record under id (SET PX), to expire after ttl (at
 // least a millisecond).
 func (b *Broker) SaveSession(ctx context.Context, id string, record []byte, ttl time.Duration) error {
-	if err := b.client.Set(ctx, b.sessionKey(id), record, max(ttl, time.Millisecond)).Err(); err != nil {
-		return fmt.Errorf("redis broker: save session: %w", err)
+	_, err := bounded(ctx, func() (string, error) {
+		return b.client.Set(ctx, b.sessionKey(id), record, max(ttl, time.Millisecond)).Result()
+	})
+	if err != nil {
+		return b.fail("save session", err)
 	}
 	return nil
 }
@@ -47,8 +49,8 @@ func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Durat
 		for _, id := range ids[:n] {
 			pipe.PExpire(ctx, b.sessionKey(id), ttl)
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("redis broker: touch sessions: %w", err)
+		if _, err := bounded(ctx, func() ([]goredis.Cmder, error) { return pipe.Exec(ctx) }); err != nil {
+			return b.fail("touch sessions", err)
 		}
 		ids = ids[n:]
 	}
@@ -58,12 +60,12 @@ func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Durat
 // TakeSession returns the record of id and deletes it, with GETDEL: of
 // callers on any number of nodes, one gets it.
 func (b *Broker) TakeSession(ctx context.Context, id string) ([]byte, error) {
-	rec, err := b.client.GetDel(ctx, b.sessionKey(id)).Bytes()
+	rec, err := bounded(ctx, func() ([]byte, error) { return b.client.GetDel(ctx, b.sessionKey(id)).Bytes() })
 	if errors.Is(err, goredis.Nil) {
 		return nil, rpcws.ErrNoSession
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redis broker: take session: %w", err)
+		return nil, b.fail("take session", err)
 	}
 	return rec, nil
 }

@@ -213,6 +213,49 @@ func (s *Server) Pause(t testing.TB) {
 	t.Helper()
 	t.Cleanup(s.Resume)
 	s.signal(t, syscall.SIGSTOP)
+	s.awaitStopped(t)
+}
+
+// awaitStopped waits until every thread of the engine is stopped: a
+// signal is delivered asynchronously, and a multi-threaded engine (NATS
+// with JetStream) may otherwise answer a request or two after Pause
+// returned. Where /proc is missing it returns at once.
+func (s *Server) awaitStopped(t testing.TB) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	tasks := fmt.Sprintf("/proc/%d/task", cmd.Process.Pid)
+	deadline := time.Now().Add(5 * time.Second)
+	for !allStopped(tasks) {
+		if time.Now().After(deadline) {
+			t.Fatalf("engines: %s not stopped 5s after SIGSTOP", s.bin)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped reports whether every task under dir (/proc/PID/task) is in
+// state T (stopped); true when dir cannot be read.
+func allStopped(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/stat")
+		if err != nil {
+			continue // the thread ended
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume lets a paused engine go on (SIGCONT).

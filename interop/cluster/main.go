@@ -1,7 +1,7 @@
 // Command cluster runs one replica of the rpcws reference cluster server:
 // the reference server's services (PROTOCOL.md) plus topics, user
 // notifications and broadcast across every replica that shares a broker,
-// over WebSocket at /rpc, and the demo page at /.
+// over WebSocket at /rpc, the demo page at / and a chat at /chat/.
 //
 //	go run . [-addr 127.0.0.1:8080] [-broker redis://127.0.0.1:6379 | nats://127.0.0.1:4222] [-origin host:port]... [-grace 30s]
 //	         [-history-size 100] [-history-ttl 5m] [-recovery-window 2m] [-presence-ttl 60s]

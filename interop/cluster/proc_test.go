@@ -157,6 +157,7 @@ type memNode struct {
 	bus  *rpcws.MemoryBus
 	opts options
 	addr string
+	wrap func(http.Handler) http.Handler // if set, serves in front of the server
 
 	srv  *server
 	hs   *http.Server
@@ -165,7 +166,13 @@ type memNode struct {
 
 func startMemNode(t *testing.T, bus *rpcws.MemoryBus, opts options) *memNode {
 	t.Helper()
-	n := &memNode{bus: bus, opts: opts, addr: "127.0.0.1:0"}
+	return startMemNodeWrapped(t, bus, opts, nil)
+}
+
+// startMemNodeWrapped is startMemNode with wrap in front of the server.
+func startMemNodeWrapped(t *testing.T, bus *rpcws.MemoryBus, opts options, wrap func(http.Handler) http.Handler) *memNode {
+	t.Helper()
+	n := &memNode{bus: bus, opts: opts, addr: "127.0.0.1:0", wrap: wrap}
 	n.Start(t)
 	t.Cleanup(func() {
 		if n.srv != nil {
@@ -187,7 +194,11 @@ func (n *memNode) Start(t *testing.T) {
 	opts := n.opts
 	opts.Broker = n.bus.NewBroker()
 	n.srv = newServer(opts)
-	n.hs = &http.Server{Handler: n.srv}
+	var h http.Handler = n.srv
+	if n.wrap != nil {
+		h = n.wrap(h)
+	}
+	n.hs = &http.Server{Handler: h}
 	n.done = make(chan struct{})
 	go func() {
 		defer close(n.done)

@@ -341,3 +341,47 @@ func checkPresence(t *testing.T, c *rpcws.Client, topic string, n int) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// One replica on the in-process broker keeps its history and sessions in
+// its own memory: a client that reconnects after the process restarted
+// gets nothing back but one rpcws.resync naming every topic it listed,
+// and is in none of them.
+func TestRestartInProcess(t *testing.T) {
+	p := startProc(t, buildServer(t, t.TempDir()), "-recovery-window", testWindow.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var clients []*rclient
+	for i := range 3 {
+		c := newRClient(fmt.Sprintf("client %d", i), []string{p.URL() + "?user=ada"}, []string{"feed", "quiet"})
+		clients = append(clients, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.run(ctx)
+		}()
+		if err := <-c.ready; err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := dialPublisher(t, p.URL())
+	var prog progress
+	if err := publish(ctx, pub, "feed", 10, time.Millisecond, &prog); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		c.await(t, wait, "the events", func(c *rclient) bool { return c.has("feed", 9) })
+	}
+	p.Term(t)
+	p.Start(t)
+	for _, c := range clients {
+		c.await(t, wait, "recovery", func(c *rclient) bool { return len(c.recovers) > 0 })
+		c.mu.Lock()
+		r := c.recovers[0]
+		if r.Recovered || len(r.Topics) != 0 || len(c.resyncs) != 1 || sortedTopics(c.resyncs[0]) != `{"topics":["feed","quiet"]}` || len(c.broken) > 0 {
+			t.Errorf("%s: recover reply %+v, resyncs %v, broken %v; want nothing restored and one resync of feed and quiet", c.name, r, c.resyncs, c.broken)
+		}
+		c.mu.Unlock()
+	}
+}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/rpc"
@@ -68,8 +70,22 @@ func newServer(opts options) *server {
 	})
 	s.mux = http.NewServeMux()
 	s.mux.Handle("/rpc", s.rpc)
+	s.mux.Handle("/chat/", http.StripPrefix("/chat/", http.FileServerFS(chatFiles())))
 	s.mux.Handle("/", http.FileServerFS(jsclient.Files))
 	return s
+}
+
+// chat holds the chat page, served at /chat/: a room that survives the
+// restart of the replica the page is on.
+//
+//go:embed chat
+var chat embed.FS
+
+// chatFiles is the chat page's files at the root.
+func chatFiles() fs.FS {
+	sub, err := fs.Sub(chat, "chat")
+	must(err)
+	return sub
 }
 
 func must(err error) {

@@ -10,6 +10,13 @@
 export declare const DEFAULT_TIMEOUT_MS: number;
 
 /**
+ * At most this many requests and notifications (1000), made while the client recovers
+ * a session after a reconnection, wait to be sent; one more is refused with
+ * RpcError "Unavailable".
+ */
+export declare const MAX_HELD: number;
+
+/**
  * An error with a code: the server's `code` for an error reply, or the client's own
  * verdict, "Timeout" or "Disconnected".
  */
@@ -55,7 +62,9 @@ export interface ConnectOptions {
   /**
    * Reopen the socket when it drops, with doubling, jittered delays; and retry a first
    * connection that fails under the same policy: {@link connect} then rejects only once
-   * the policy gives up. `true` takes the defaults.
+   * the policy gives up. `true` takes the defaults. With a server that keeps history
+   * (PROTOCOL.md, "Sessions and recovery"), the client also recovers its topics and the
+   * events it missed by itself: see {@link ReconnectInfo}.
    */
   reconnect?: boolean | ReconnectOptions;
   /** Abandons connecting, retries included: the Promise rejects with `signal.reason`. */
@@ -92,6 +101,12 @@ export interface RequestOptions {
 export interface EventFrame<T = unknown> {
   type: string;
   data?: T;
+  /** An event published to a topic, from a server that keeps history: the topic. */
+  topic?: string;
+  /** With topic: the topic's epoch. */
+  epoch?: string;
+  /** With topic: the event's offset in the epoch (1, 2, 3, …). */
+  offset?: number;
   /** Set on frames of type "error". */
   code?: string;
   /** Set on frames of type "error". */
@@ -114,9 +129,34 @@ export interface CloseInfo {
   attempts: number;
 }
 
+/**
+ * "reconnect": a new socket is open and takes requests. With a server that keeps
+ * history, when the old socket was in topics, the client first sent `rpcws.recover`
+ * and held the requests made meanwhile; this event then follows the replayed events
+ * (delivered to their listeners as ordinary events, in order) and the one
+ * "rpcws.resync" naming the topics that were not recovered, and carries the server's
+ * answer in `recovered` and `topics`. Without a recovery those two are absent.
+ */
 export interface ReconnectInfo {
   /** The attempt that succeeded, counting from 1. */
   attempt: number;
+  /**
+   * Present only when the client tried to recover: true when the server restored the
+   * session; false when it did not, or answered with an error or not in time (every
+   * topic then got a "rpcws.resync").
+   */
+  recovered?: boolean;
+  /** Present only when the client tried to recover: the topics the connection is in again. */
+  topics?: Record<string, TopicRecovery>;
+}
+
+/** Where a topic stands after a recovery, and whether every event missed was replayed. */
+export interface TopicRecovery {
+  epoch: string;
+  /** The offset of the topic's last event, after the replay. */
+  offset: number;
+  /** True when every event missed was replayed; false when a "rpcws.resync" named it. */
+  recovered: boolean;
 }
 
 /** A connection to an rpcws server. Create it with {@link connect}. */
@@ -134,7 +174,10 @@ export declare class Client {
   notify(type: string, data?: unknown): void;
   /** The client's own event: the socket closed; pending requests were rejected. */
   on(type: 'disconnect', listener: (info: DisconnectInfo) => void): () => void;
-  /** The client's own event: a new socket opened; resubscribe here. */
+  /**
+   * The client's own event: a new socket opened (after the recovery, if any). A server
+   * that keeps history gave the topics back when `info.recovered`; otherwise join again.
+   */
   on(type: 'reconnect', listener: (info: ReconnectInfo) => void): () => void;
   /**
    * The client's own event, once, at the very end: after close(), after a drop without

@@ -12,6 +12,11 @@
 //   error reply   {"id":ID,"type":"error","code":C,"message":M}
 //   event         {"type":E,"data":D}   (an error without id arrives as event "error")
 //
+// With a server that keeps history ("Sessions and recovery" in PROTOCOL.md) and
+// `reconnect`, a client that reconnects gets its topics back and the events it missed,
+// by itself: the rpcws.session, rpcws.joined, rpcws.left and rpcws.recover frames
+// that do it are the client's business, never the application's.
+//
 // One file, no dependencies, no build step: the same module runs in browsers and in
 // Node 20+ (Node 20 needs --experimental-websocket, or pass options.WebSocket).
 //
@@ -30,6 +35,22 @@ const DEFAULT_RECONNECT = { initialDelayMs: 500, maxDelayMs: 10_000, maxAttempts
  * only catch-all ("*") listeners, so that a server can never fake a reconnection.
  */
 const LIFECYCLE = new Set(['reconnect', 'disconnect', 'close']);
+
+/**
+ * The reserved frames of sessions and recovery (PROTOCOL.md, "Sessions and recovery").
+ * The first three are library traffic that never reaches a listener; a resync does.
+ */
+const SESSION = 'rpcws.session';
+const JOINED = 'rpcws.joined';
+const LEFT = 'rpcws.left';
+const RECOVER = 'rpcws.recover';
+const RESYNC = 'rpcws.resync';
+
+/**
+ * At most this many requests and notifications, made while the client recovers a
+ * session, wait to be sent after it; one more is refused with "Unavailable".
+ */
+export const MAX_HELD = 1000;
 
 /** The longest delay setTimeout takes (about 24.8 days); longer ones would fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -224,6 +245,19 @@ export class Client {
   #reconnectTimer = undefined;
   /** @type {AbortController | undefined} */
   #opening = undefined; // aborts the reconnection attempt in flight
+  // The session of the server that keeps history: its rpcws.session id (a secret: it
+  // restores the connection's topics, so it is never logged or shown) and the socket
+  // that announced it. null with a server that keeps none.
+  /** @type {{id: string, ws: WebSocket} | null} */
+  #session = null;
+  /** @type {Map<string, {epoch: string, offset: number}>} */
+  #positions = new Map(); // topic -> position of the last event received (or of rpcws.joined)
+  // While rpcws.recover waits for its reply: its id, the positions it listed, the
+  // attempt that opened the socket, and the timer that gives up on it. null otherwise.
+  /** @type {{id: string, topics: object, attempt: number, timer: any} | null} */
+  #recovering = null;
+  /** @type {{id: string | undefined, frame: string}[]} */
+  #held = []; // frames made while recovering, sent in order once it is done (at most MAX_HELD)
 
   /** Not for direct use: call {@link connect}. */
   constructor(ws, config) {
@@ -260,6 +294,10 @@ export class Client {
    * The client never sends a request twice: after a timeout or a disconnection the
    * server may or may not have run it, and only the caller can tell whether to retry.
    *
+   * While the client recovers a session after a reconnection, the request is held and
+   * sent once the server has replied to the recovery (its timeout runs meanwhile); past
+   * {@link MAX_HELD} held frames it rejects with "Unavailable".
+   *
    * `options.timeoutMs` overrides the client's timeout: 0 or unset, the client's;
    * negative or Infinity, none.
    *
@@ -288,7 +326,7 @@ export class Client {
       }
       this.#pending.set(id, entry);
       try {
-        this.#ws.send(frame);
+        this.#write(frame, id);
       } catch (err) {
         this.#take(id);
         reject(err);
@@ -298,13 +336,15 @@ export class Client {
 
   /**
    * Sends a notification: the server runs `type` and sends nothing back, not even an
-   * error. Throws an RpcError "Disconnected" if the socket is not open.
+   * error. Throws an RpcError "Disconnected" if the socket is not open. While the
+   * client recovers a session it is held, as requests are, and dropped if the socket
+   * closes before it could be sent.
    * @param {string} type
    * @param {any} [data] Any JSON value; undefined is sent as null.
    */
   notify(type, data) {
     if (!this.connected) throw disconnected(type, this.#ws);
-    this.#ws.send(JSON.stringify({ type, data: data === undefined ? null : data }));
+    this.#write(JSON.stringify({ type, data: data === undefined ? null : data }), undefined);
   }
 
   /**
@@ -315,7 +355,13 @@ export class Client {
    *                requests were rejected; with reconnecting true the client tries to
    *                reopen it, and when those attempts run out a last "disconnect"
    *                ({code, reason} of the last attempt) says reconnecting: false;
-   *   "reconnect"  ({attempt}) after a new socket opened: resubscribe here;
+   *   "reconnect"  ({attempt}) after a new socket opened: resubscribe here. When the
+   *                server keeps history and the old socket had topics, the client
+   *                first recovers them (requests made meanwhile are held), and
+   *                "reconnect" follows the replayed events and any "rpcws.resync",
+   *                with the server's answer: ({attempt, recovered, topics}), where
+   *                recovered tells whether the session was restored and topics are
+   *                the topics the connection is in again ({epoch, offset, recovered});
    *   "close"      ({code, reason, attempts}) once, at the very end: after the last
    *                "disconnect" (reconnecting: false), whether close() was called, the
    *                socket dropped without reconnect, or reconnection gave up after
@@ -355,6 +401,7 @@ export class Client {
     clearTimeout(this.#reconnectTimer);
     this.#opening?.abort();
     const ws = this.#ws;
+    this.#stopRecovery();
     this.#failPending(ws, { code, reason });
     if (ws.readyState === CLOSED) {
       // Between reconnection attempts, or already ended: the socket is long gone.
@@ -386,6 +433,7 @@ export class Client {
     }
     if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) return;
     if (msg.id != null) {
+      if (msg.id === this.#recovering?.id) return this.#recovered(msg);
       const entry = this.#take(msg.id);
       if (!entry) return; // late (timed out, aborted) or not ours: drop it
       if (msg.type === 'error') {
@@ -396,13 +444,119 @@ export class Client {
       return;
     }
     if (typeof msg.type !== 'string') return;
+    if (this.#library(msg)) return;
+    this.#track(msg);
+    this.#dispatch(msg);
+  }
+
+  // Gives a server event to its listeners and the catch-all.
+  #dispatch(msg) {
     if (!LIFECYCLE.has(msg.type)) this.#emit(msg.type, msg.data, msg);
     this.#emit('*', msg.data, msg);
+  }
+
+  // Takes in the frames of sessions that are the client's own business: the session,
+  // and the topics joined and left with their positions. Returns true for those, which
+  // no listener sees.
+  #library(msg) {
+    const d = msg.data;
+    switch (msg.type) {
+      case SESSION:
+        if (typeof d?.id === 'string' && d.id.length > 0 && d.id.length <= 128) this.#session = { id: d.id, ws: this.#ws };
+        return true;
+      case JOINED:
+        if (typeof d?.topic === 'string' && isPosition(d)) this.#positions.set(d.topic, { epoch: d.epoch, offset: d.offset });
+        return true;
+      case LEFT:
+        if (typeof d?.topic === 'string') this.#positions.delete(d.topic);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  // Moves a topic's position to the event's, for an event of a topic the connection is in.
+  #track(msg) {
+    if (typeof msg.topic === 'string' && this.#positions.has(msg.topic) && isPosition(msg)) {
+      this.#positions.set(msg.topic, { epoch: msg.epoch, offset: msg.offset });
+    }
+  }
+
+  // Sends a frame now or, while a recovery waits for its reply, holds it: the recovery
+  // must be the socket's first frame. id is the request's (undefined for a
+  // notification), so that one that gave up while held is never sent.
+  #write(frame, id) {
+    if (this.#recovering === null) return this.#ws.send(frame);
+    if (this.#held.length >= MAX_HELD) {
+      throw new RpcError('Unavailable', `rpcws: ${MAX_HELD} requests already wait for the session's recovery`);
+    }
+    this.#held.push({ id, frame });
+  }
+
+  // Sends rpcws.recover as the first frame of a new socket, if the old one had a
+  // session and topics. Returns whether it did; if not, the old positions are gone.
+  #recover(attempt) {
+    const session = this.#session;
+    if (session === null || this.#positions.size === 0) {
+      this.#positions.clear();
+      if (session?.ws !== this.#ws) this.#session = null;
+      return false;
+    }
+    const id = randomId();
+    const topics = Object.fromEntries(this.#positions);
+    try {
+      this.#ws.send(JSON.stringify({ id, type: RECOVER, data: { session: session.id, topics } }));
+    } catch {
+      return false; // the socket is closing already: its close event reconnects
+    }
+    const ms = this.#config.timeoutMs;
+    const timer = ms === null ? undefined : setTimeout(() => this.#recovered(null), Math.min(ms, MAX_TIMER_MS));
+    timer?.unref?.();
+    this.#recovering = { id, topics, attempt, timer };
+    return true;
+  }
+
+  // Ends the recovery with its reply (null: none came in time), sends the frames held
+  // meanwhile, and emits "reconnect". A reply that is not a success restored nothing
+  // that the server told of: every topic listed gets a resync.
+  #recovered(msg) {
+    const { topics, attempt } = this.#recovering;
+    const held = this.#held;
+    this.#stopRecovery();
+    if (this.#session?.ws !== this.#ws) this.#session = null; // used up: no new one came
+    const d = msg?.type === 'error' ? null : msg?.data;
+    const info = { attempt, recovered: false, topics: {} };
+    if (d !== null && typeof d === 'object' && typeof d.topics === 'object' && d.topics !== null) {
+      info.recovered = d.recovered === true;
+      info.topics = d.topics;
+      this.#positions = restoredPositions(this.#positions, d.topics);
+    } else {
+      this.#positions.clear();
+      this.#dispatch({ type: RESYNC, data: { topics: Object.keys(topics) } });
+    }
+    for (const { id, frame } of held) {
+      if (id !== undefined && !this.#pending.has(id)) continue; // timed out or aborted while held
+      try {
+        this.#ws.send(frame);
+      } catch (err) {
+        if (id !== undefined) this.#take(id)?.reject(err);
+      }
+    }
+    this.#emit('reconnect', info);
+  }
+
+  // Forgets the recovery in progress, if any, and the frames it held; their requests
+  // stay pending, for the caller to settle.
+  #stopRecovery() {
+    clearTimeout(this.#recovering?.timer);
+    this.#recovering = null;
+    this.#held = [];
   }
 
   #onClose(ws, e) {
     if (ws !== this.#ws) return; // an old socket, already dealt with
     const reconnecting = !this.#closed && this.#config.policy !== null;
+    this.#stopRecovery();
     this.#failPending(ws, e);
     this.#emit('disconnect', { code: e.code, reason: e.reason, reconnecting });
     if (reconnecting) this.#scheduleReconnect();
@@ -438,7 +592,7 @@ export class Client {
       this.#attempt = 0;
       this.#failed = 0;
       this.#attach(ws);
-      this.#emit('reconnect', { attempt });
+      if (!this.#recover(attempt)) this.#emit('reconnect', { attempt });
     }, delay);
   }
 
@@ -513,6 +667,27 @@ export class Client {
       }
     }
   }
+}
+
+/** Whether o carries a topic's position: an epoch string and an offset (a whole number). */
+function isPosition(o) {
+  return typeof o?.epoch === 'string' && Number.isSafeInteger(o.offset) && o.offset >= 0;
+}
+
+/**
+ * The positions after a recovery: the topics the server says the connection is in,
+ * where it says they stand, unless an event that overtook its reply stands later.
+ * @param {Map<string, {epoch: string, offset: number}>} seen
+ * @param {object} restored the reply's topics: {T: {epoch, offset, recovered}}
+ */
+function restoredPositions(seen, restored) {
+  const next = new Map();
+  for (const [topic, p] of Object.entries(restored)) {
+    if (!isPosition(p)) continue;
+    const s = seen.get(topic);
+    next.set(topic, s && s.epoch === p.epoch && s.offset > p.offset ? s : { epoch: p.epoch, offset: p.offset });
+  }
+  return next;
 }
 
 function disconnected(type, ws, code, reason) {

@@ -1,7 +1,7 @@
 // Package brokertest is the conformance suite of [rpcws.Broker]: every
 // broker runs it, the in-process one in rpcws's tests and each engine's in
 // its own module, so that they all behave alike. It needs the standard
-// library only.
+// library and the main module's own dependencies only.
 //
 //	func TestConformance(t *testing.T) {
 //		brokertest.Run(t, func(t *testing.T) rpcws.Broker { return newBroker(t) })

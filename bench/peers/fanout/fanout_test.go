@@ -9,10 +9,13 @@ import (
 // A small run of every broker, so that the benchmark keeps working; the
 // figures are not checked.
 func TestFanout(t *testing.T) {
-	cfg := config{Conns: 30, Messages: 50, Window: 8, Reps: 1, Brokers: []string{"memory", "redis", "nats"}, Timeout: 30 * time.Second}
+	cfg := config{Conns: 30, Messages: 50, Window: 8, Reps: 1, Brokers: []string{"memory", "redis", "nats"}, History: []bool{false, true}, Timeout: 30 * time.Second}
 	rs, err := run(cfg, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(rs) != 6 {
+		t.Fatalf("%d cells, want 6: three brokers, without history and with it", len(rs))
 	}
 	for _, r := range rs {
 		if r.Unavailable != "" {

@@ -3,6 +3,7 @@ module github.com/rpcws/rpcws/bench/peers/fanout
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/rpcws/rpcws v0.1.0
 	github.com/rpcws/rpcws/broker/nats v0.1.0
 	github.com/rpcws/rpcws/broker/redis v0.1.0
@@ -10,7 +11,6 @@ require (
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.0 // indirect
 	github.com/nats-io/nats.go v1.55.0 // indirect

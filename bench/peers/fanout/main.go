@@ -49,13 +49,16 @@ type config struct {
 	Messages int
 	Window   int
 	Reps     int
+	Missed   int // events missed per client in the recovery cells
 	Brokers  []string
+	History  []bool // the modes measured: without history, with it
 	Timeout  time.Duration
 }
 
 // result is one cell: one broker, one repetition.
 type result struct {
 	Broker      string
+	History     bool // published with history (HandlerOptions.History)
 	Replicas    int
 	Conns       int
 	Messages    int
@@ -69,6 +72,9 @@ type result struct {
 func main() {
 	var cfg config
 	brokers := flag.String("brokers", "memory,redis,nats", "brokers to measure: memory, redis, nats")
+	modes := flag.String("history", "off,on", "publish without history (off), with it (on), or both")
+	recover := flag.Bool("recovery", true, "also measure recovery: -conns clients reconnecting at once after a replica restart")
+	flag.IntVar(&cfg.Missed, "missed", 100, "events each client misses while its replica restarts, in the recovery cells")
 	flag.IntVar(&cfg.Conns, "conns", 1000, "connections, spread over the replicas, all members of the topic")
 	flag.IntVar(&cfg.Messages, "messages", 500, "messages published per cell")
 	flag.IntVar(&cfg.Window, "window", 32, "most messages in flight")
@@ -77,6 +83,9 @@ func main() {
 	markdown := flag.Bool("markdown", false, "print the report as a Markdown table")
 	flag.Parse()
 	cfg.Brokers = strings.Split(*brokers, ",")
+	for _, m := range strings.Split(*modes, ",") {
+		cfg.History = append(cfg.History, m == "on")
+	}
 	if cfg.Conns < 1 || cfg.Messages < 1 || cfg.Window < 1 || cfg.Reps < 1 {
 		fmt.Fprintln(os.Stderr, "fanout: -conns, -messages, -window and -reps must be positive")
 		os.Exit(2)
@@ -88,75 +97,120 @@ func main() {
 		os.Exit(1)
 	}
 	report(os.Stdout, cfg, results, *markdown)
+	if *recover {
+		rs, err := runRecovery(cfg, os.Stderr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fanout: recovery:", err)
+			os.Exit(1)
+		}
+		reportRecovery(os.Stdout, cfg, rs, *markdown)
+	}
 }
 
-// run measures every broker cfg.Reps times, in rotated order, and returns
-// the median cell of each.
-func run(cfg config, progress *os.File) ([]result, error) {
-	servers := map[string]*engines.Server{}
-	defer func() {
-		for _, s := range servers {
-			s.Stop()
-		}
-	}()
-	missing := map[string]string{}
+// engineSet is the engines of a run, started once: redis-server and
+// nats-server as child processes, or why one is left out.
+type engineSet struct {
+	servers map[string]*engines.Server
+	missing map[string]string
+}
+
+// startEngines starts the engines that cfg.Brokers name.
+func startEngines(cfg config) (*engineSet, error) {
+	es := &engineSet{servers: map[string]*engines.Server{}, missing: map[string]string{}}
 	for _, b := range cfg.Brokers {
 		switch b {
 		case "memory":
 		case engines.Redis, engines.NATS:
 			s, err := engines.Start(b)
 			if errors.Is(err, engines.ErrNotInstalled) {
-				missing[b] = err.Error()
+				es.missing[b] = err.Error()
 				continue
 			}
 			if err != nil {
+				es.stop()
 				return nil, err
 			}
-			servers[b] = s
+			es.servers[b] = s
 		default:
+			es.stop()
 			return nil, fmt.Errorf("unknown broker %q", b)
 		}
 	}
-	samples := map[string][]result{}
+	return es, nil
+}
+
+func (es *engineSet) stop() {
+	for _, s := range es.servers {
+		s.Stop()
+	}
+}
+
+// url returns the address of broker b's engine, "" for memory.
+func (es *engineSet) url(b string) string {
+	if s := es.servers[b]; s != nil {
+		return s.URL()
+	}
+	return ""
+}
+
+// run measures every broker in every mode cfg.Reps times, in rotated
+// order, and returns the median cell of each.
+func run(cfg config, progress *os.File) ([]result, error) {
+	es, err := startEngines(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer es.stop()
+	type key struct {
+		broker  string
+		history bool
+	}
+	var keys []key
+	for _, b := range cfg.Brokers {
+		for _, h := range cfg.History {
+			keys = append(keys, key{b, h})
+		}
+	}
+	samples := map[key][]result{}
 	for rep := range cfg.Reps {
-		for i := range cfg.Brokers {
-			b := cfg.Brokers[(i+rep)%len(cfg.Brokers)]
-			if missing[b] != "" {
+		for i := range keys {
+			k := keys[(i+rep)%len(keys)]
+			if es.missing[k.broker] != "" {
 				continue
 			}
-			url := ""
-			if s := servers[b]; s != nil {
-				url = s.URL()
-			}
-			r, err := cell(cfg, b, url)
+			r, err := cell(cfg, k.broker, es.url(k.broker), k.history)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", b, err)
+				return nil, fmt.Errorf("%s: %w", k.broker, err)
 			}
-			fmt.Fprintf(progress, "fanout: rep %d %-6s %d replicas: %.0f events/s, p50 %v, p99 %v\n",
-				rep+1, b, r.Replicas, r.PerSecond, r.P50, r.P99)
-			samples[b] = append(samples[b], r)
+			fmt.Fprintf(progress, "fanout: rep %d %-6s history %-5v %d replicas: %.0f events/s, p50 %v, p99 %v\n",
+				rep+1, k.broker, k.history, r.Replicas, r.PerSecond, r.P50, r.P99)
+			samples[k] = append(samples[k], r)
 		}
 	}
 	var out []result
-	for _, b := range cfg.Brokers {
-		if why := missing[b]; why != "" {
-			out = append(out, result{Broker: b, Unavailable: why})
+	for _, k := range keys {
+		if why := es.missing[k.broker]; why != "" {
+			out = append(out, result{Broker: k.broker, History: k.history, Unavailable: why})
 			continue
 		}
-		rs := samples[b]
-		slices.SortFunc(rs, func(x, y result) int { return cmp.Compare(x.PerSecond, y.PerSecond) })
-		med := rs[len(rs)/2]
-		p99s := make([]time.Duration, len(rs))
-		p50s := make([]time.Duration, len(rs))
-		for i, r := range rs {
-			p99s[i], p50s[i] = r.P99, r.P50
-		}
-		slices.Sort(p99s)
-		slices.Sort(p50s)
-		med.P99, med.P50 = p99s[len(p99s)/2], p50s[len(p50s)/2]
-		out = append(out, med)
+		out = append(out, median(samples[k]))
 	}
 	return out, nil
+}
+
+// median returns the cell of median rate, with the median latencies.
+func median(rs []result) result {
+	slices.SortFunc(rs, func(x, y result) int { return cmp.Compare(x.PerSecond, y.PerSecond) })
+	med := rs[len(rs)/2]
+	p99s := make([]time.Duration, len(rs))
+	p50s := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		p99s[i], p50s[i] = r.P99, r.P50
+	}
+	slices.Sort(p99s)
+	slices.Sort(p50s)
+	med.P99, med.P50 = p99s[len(p99s)/2], p50s[len(p50s)/2]
+	return med
 }
 
 // newBroker returns a replica's broker: on the bus for memory.
@@ -193,7 +247,7 @@ type stamp struct {
 
 // cell runs one broker once: it starts the replicas, connects the clients,
 // publishes, and tears everything down.
-func cell(cfg config, kind, url string) (result, error) {
+func cell(cfg config, kind, url string, history bool) (result, error) {
 	replicas := 3
 	if kind == "memory" {
 		replicas = 1
@@ -218,7 +272,11 @@ func cell(cfg config, kind, url string) (result, error) {
 		if err := srv.Register(Room{}); err != nil {
 			return result{}, err
 		}
-		h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{Broker: b, MaxConns: cfg.Conns + 16})
+		opts := &rpcws.HandlerOptions{Broker: b, MaxConns: cfg.Conns + 16}
+		if history {
+			opts.History = &rpcws.HistoryOptions{}
+		}
+		h := rpcws.NewHandler(srv, opts)
 		handlers = append(handlers, h)
 		servers = append(servers, httptest.NewServer(h))
 	}
@@ -275,7 +333,7 @@ func cell(cfg config, kind, url string) (result, error) {
 	slices.Sort(lat.latencies)
 	pct := func(p float64) time.Duration { return lat.latencies[int(p*float64(len(lat.latencies)-1))] }
 	return result{
-		Broker: kind, Replicas: replicas, Conns: cfg.Conns, Messages: cfg.Messages,
+		Broker: kind, History: history, Replicas: replicas, Conns: cfg.Conns, Messages: cfg.Messages,
 		PerSecond: float64(len(rate.latencies)) / rate.elapsed.Seconds(),
 		P50:       pct(0.50), P99: pct(0.99), Dropped: dropped, Elapsed: rate.elapsed,
 	}, nil
@@ -323,25 +381,31 @@ func publish(ctx context.Context, h *rpcws.Handler, current *atomic.Pointer[phas
 
 func report(w *os.File, cfg config, rs []result, markdown bool) {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+	mode := func(r result) string {
+		if r.History {
+			return "with history"
+		}
+		return "without"
+	}
 	if markdown {
-		fmt.Fprintf(w, "| broker | replicas | connections | events delivered/s | p50 ms | p99 ms |\n|---|--:|--:|--:|--:|--:|\n")
+		fmt.Fprintf(w, "| broker | history | replicas | connections | events delivered/s | p50 ms | p99 ms |\n|---|---|--:|--:|--:|--:|--:|\n")
 		for _, r := range rs {
 			if r.Unavailable != "" {
-				fmt.Fprintf(w, "| %s | – | – | not measured: %s | | |\n", r.Broker, r.Unavailable)
+				fmt.Fprintf(w, "| %s | %s | – | – | not measured: %s | | |\n", r.Broker, mode(r), r.Unavailable)
 				continue
 			}
-			fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s |\n", r.Broker, r.Replicas, r.Conns, r.PerSecond, ms(r.P50), ms(r.P99))
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f | %s | %s |\n", r.Broker, mode(r), r.Replicas, r.Conns, r.PerSecond, ms(r.P50), ms(r.P99))
 		}
 		fmt.Fprintf(w, "\nMedians of %d repetitions; rate: %d messages, at most %d in flight; latency: %d messages, one at a time.\n", cfg.Reps, cfg.Messages, cfg.Window, max(cfg.Messages/5, 1))
 		return
 	}
-	fmt.Fprintf(w, "%-8s %8s %11s %18s %8s %8s %8s\n", "broker", "replicas", "connections", "events/s", "p50 ms", "p99 ms", "dropped")
+	fmt.Fprintf(w, "%-8s %-12s %8s %11s %18s %8s %8s %8s\n", "broker", "history", "replicas", "connections", "events/s", "p50 ms", "p99 ms", "dropped")
 	for _, r := range rs {
 		if r.Unavailable != "" {
-			fmt.Fprintf(w, "%-8s not measured: %s\n", r.Broker, r.Unavailable)
+			fmt.Fprintf(w, "%-8s %-12s not measured: %s\n", r.Broker, mode(r), r.Unavailable)
 			continue
 		}
-		fmt.Fprintf(w, "%-8s %8d %11d %18.0f %8s %8s %8d\n", r.Broker, r.Replicas, r.Conns, r.PerSecond, ms(r.P50), ms(r.P99), r.Dropped)
+		fmt.Fprintf(w, "%-8s %-12s %8d %11d %18.0f %8s %8s %8d\n", r.Broker, mode(r), r.Replicas, r.Conns, r.PerSecond, ms(r.P50), ms(r.P99), r.Dropped)
 	}
 }
 

@@ -8,6 +8,7 @@ import {
   Client,
   RpcError,
   DEFAULT_TIMEOUT_MS,
+  MAX_HELD,
   type CloseInfo,
   type ConnectOptions,
   type DisconnectInfo,
@@ -16,6 +17,7 @@ import {
   type ReconnectInfo,
   type ReconnectOptions,
   type RequestOptions,
+  type TopicRecovery,
   type WebSocketConstructor,
   type WebSocketLike,
 } from '../../rpcws.js';
@@ -84,7 +86,17 @@ export async function useEverything(WebSocket: WebSocketConstructor | undefined,
   });
   client.on('reconnect', (info: ReconnectInfo) => {
     const attempt: number = info.attempt;
-    void attempt;
+    const recovered: boolean | undefined = info.recovered;
+    for (const [topic, t] of Object.entries(info.topics ?? {})) {
+      const r: TopicRecovery = t;
+      const fields: [string, string, number, boolean] = [topic, r.epoch, r.offset, r.recovered];
+      void fields;
+    }
+    void [attempt, recovered, MAX_HELD];
+  });
+  client.on('topic.message', (_data, frame) => {
+    const where: [string | undefined, string | undefined, number | undefined] = [frame.topic, frame.epoch, frame.offset];
+    void where;
   });
   client.on('close', (info: CloseInfo) => {
     const attempts: number = info.attempts;

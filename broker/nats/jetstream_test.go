@@ -1,0 +1,245 @@
+package nats_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rpcws/rpcws/broker/nats"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rpcws/rpcws/internal/engines"
+	"github.com/rpcws/rpcws/rpcws"
+	"github.com/rpcws/rpcws/rpcws/brokertest"
+)
+
+func TestHistory(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	brokertest.RunHistory(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) })
+}
+
+// A restart that loses JetStream's store gives topics new epochs.
+func TestHistoryRestart(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	brokertest.HistoryRestart(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) }, srv.RestartEmptyT)
+}
+
+func TestSessions(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	brokertest.RunSessions(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) })
+}
+
+func TestPresence(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	brokertest.RunPresence(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) })
+}
+
+// startHistory starts n brokers on url with a recording receiver each,
+// closed at cleanup.
+func startHistory(t testing.TB, url string, n int) ([]*nats.Broker, []*recorder) {
+	t.Helper()
+	bs := make([]*nats.Broker, n)
+	rs := make([]*recorder, n)
+	for i := range bs {
+		b, err := nats.New(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs[i] = &recorder{change: make(chan struct{}, 1)}
+		if err := b.Start(rs[i]); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		bs[i] = b
+	}
+	return bs, rs
+}
+
+// recorder is a HistoryReceiver that keeps what arrives through ReceiveAt.
+type recorder struct {
+	mu     sync.Mutex
+	at     []rpcws.Position
+	msgs   []string
+	change chan struct{}
+}
+
+func (r *recorder) ReceiveAt(subject string, pos rpcws.Position, msg []byte) {
+	r.mu.Lock()
+	r.at = append(r.at, pos)
+	r.msgs = append(r.msgs, string(msg))
+	r.mu.Unlock()
+	select {
+	case r.change <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) Receive(string, []byte) { panic("a history message through Receive") }
+func (r *recorder) Lost([]string)          {}
+func (r *recorder) Logger() *slog.Logger   { return slog.New(slog.DiscardHandler) }
+
+// await waits until n messages arrived and returns their positions.
+func (r *recorder) await(t *testing.T, n int) []rpcws.Position {
+	t.Helper()
+	deadline := time.NewTimer(brokertest.Wait)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		got := slices.Clone(r.at)
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-r.change:
+		case <-deadline.C:
+			t.Fatalf("%d of %d messages after %v", len(got), n, brokertest.Wait)
+		}
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), brokertest.Wait)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Four publishers on each of three brokers, racing for one topic's
+// offsets: every publish gets its own offset, 1 to 240 with no gap, and
+// every broker receives them all in offset order.
+func TestHistoryContention(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	bs, rs := startHistory(t, srv.URL(), 3)
+	const subject, perPublisher, publishers = "rpcws.t.contended", 20, 4
+	for _, b := range bs {
+		if err := b.Subscribe(ctxT(t), subject); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	seen := make(map[uint64]bool)
+	g, ctx := errgroup.WithContext(ctxT(t))
+	for _, b := range bs {
+		for p := range publishers {
+			g.Go(func() error {
+				for k := range perPublisher {
+					pos, err := b.PublishHistory(ctx, subject, fmt.Appendf(nil, "%d-%d", p, k), rpcws.HistoryPolicy{Size: 1000, TTL: time.Minute})
+					if err != nil {
+						return err
+					}
+					mu.Lock()
+					dup := seen[pos.Offset]
+					seen[pos.Offset] = true
+					mu.Unlock()
+					if dup {
+						return fmt.Errorf("offset %d given twice", pos.Offset)
+					}
+				}
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	const total = 3 * publishers * perPublisher
+	for i, r := range rs {
+		got := r.await(t, total)
+		for k, pos := range got {
+			if pos.Offset != uint64(k+1) || pos.Epoch != got[0].Epoch {
+				t.Fatalf("broker %d: message %d at %+v", i, k, pos)
+			}
+		}
+	}
+	pos, evs, err := bs[0].History(ctxT(t), subject, 0, 1000)
+	if err != nil || pos.Offset != total || len(evs) != total || evs[0].Offset != 1 {
+		t.Fatalf("history: %+v, %d events, %v", pos, len(evs), err)
+	}
+}
+
+// A restart that keeps JetStream's store keeps the topics' epochs,
+// offsets and events.
+func TestHistoryRestartKeeps(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	bs, _ := startHistory(t, srv.URL(), 1)
+	const subject = "rpcws.t.kept"
+	p := rpcws.HistoryPolicy{Size: 10, TTL: time.Minute}
+	var before rpcws.Position
+	for range 3 {
+		var err error
+		if before, err = bs[0].PublishHistory(ctxT(t), subject, []byte("x"), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.RestartT(t)
+	var after rpcws.Position
+	var evs []rpcws.HistoryEvent
+	deadline := time.Now().Add(brokertest.Wait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		var err error
+		after, evs, err = bs[0].History(ctx, subject, 0, 10)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history after the restart: %v", err)
+		}
+	}
+	if after != before || len(evs) != 3 {
+		t.Fatalf("after a restart with the store: %+v and %d events, want %+v and 3", after, len(evs), before)
+	}
+	if next, err := bs[0].PublishHistory(ctxT(t), subject, []byte("x"), p); err != nil || next.Epoch != before.Epoch || next.Offset != 4 {
+		t.Fatalf("publish after the restart: %+v, %v", next, err)
+	}
+}
+
+// With NATS stopped (SIGSTOP), every call of history, sessions and
+// presence returns with an error soon after its context ends, whether the
+// broker had its stream and buckets already or not.
+func TestJetStreamStall(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	bs, _ := startHistory(t, srv.URL(), 2)
+	warm, cold := bs[0], bs[1]
+	const subject = "rpcws.t.stall"
+	p := rpcws.HistoryPolicy{Size: 10, TTL: time.Minute}
+	entry := rpcws.PresenceEntry{Topic: subject, Peer: "n.1"}
+	if _, err := warm.PublishHistory(ctxT(t), subject, []byte("x"), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := warm.SaveSession(ctxT(t), "id", []byte("r"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := warm.AddPresence(ctxT(t), time.Minute, entry); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause(t)
+	const timeout = 300 * time.Millisecond
+	for _, b := range []*nats.Broker{warm, cold} {
+		calls := map[string]func(ctx context.Context) error{
+			"PublishHistory": func(ctx context.Context) error { _, err := b.PublishHistory(ctx, subject, []byte("y"), p); return err },
+			"History":        func(ctx context.Context) error { _, _, err := b.History(ctx, subject, 0, 10); return err },
+			"SaveSession":    func(ctx context.Context) error { return b.SaveSession(ctx, "id2", []byte("r"), time.Minute) },
+			"TouchSessions":  func(ctx context.Context) error { return b.TouchSessions(ctx, []string{"id"}, time.Minute) },
+			"TakeSession":    func(ctx context.Context) error { _, err := b.TakeSession(ctx, "id"); return err },
+			"AddPresence":    func(ctx context.Context) error { return b.AddPresence(ctx, time.Minute, entry) },
+			"RemovePresence": func(ctx context.Context) error { return b.RemovePresence(ctx, entry) },
+			"Presence":       func(ctx context.Context) error { _, err := b.Presence(ctx, subject); return err },
+		}
+		for name, call := range calls {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			start := time.Now()
+			err := call(ctx)
+			took := time.Since(start)
+			cancel()
+			if err == nil || took > timeout+time.Second {
+				t.Errorf("%s with NATS stopped: %v after %v (context of %v)", name, err, took.Round(time.Millisecond), timeout)
+			}
+		}
+	}
+}

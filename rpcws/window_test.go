@@ -1,0 +1,114 @@
+package rpcws_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/rpc"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rpcws/rpcws/codec"
+	"github.com/rpcws/rpcws/rpcws"
+)
+
+// bubbleClient is a raw client over an in-memory pipe, for tests in a
+// synctest bubble.
+type bubbleClient struct {
+	t    *testing.T
+	conn codec.Conn
+	n    int
+}
+
+func (c *bubbleClient) read() wframe {
+	c.t.Helper()
+	p, err := c.conn.ReadFrame(context.Background(), nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var f wframe
+	json.Unmarshal(p, &f)
+	f.raw = string(p)
+	return f
+}
+
+// call sends a request and returns the frames before its reply, and the
+// reply.
+func (c *bubbleClient) call(typ string, data any) ([]wframe, wframe) {
+	c.t.Helper()
+	c.n++
+	b, _ := json.Marshal(map[string]any{"id": c.n, "type": typ, "data": data})
+	if err := c.conn.WriteFrame(context.Background(), b); err != nil {
+		c.t.Fatal(err)
+	}
+	var before []wframe
+	for {
+		f := c.read()
+		if string(f.ID) == fmt.Sprint(c.n) {
+			return before, f
+		}
+		before = append(before, f)
+	}
+}
+
+// The session outlives its connection by the recovery window, and lives
+// as long as its connection does, however long that is: the replica
+// vouches for it.
+func TestRecoveryWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = time.Minute
+		var h *rpcws.Handler
+		srv := rpc.NewServer()
+		srv.RegisterName("Chat", &HChat{h: func() *rpcws.Handler { return h }})
+		h = rpcws.NewHandler(srv, &rpcws.HandlerOptions{
+			Broker:  new(rpcws.MemoryBus).NewBroker(),
+			History: &rpcws.HistoryOptions{RecoveryWindow: window},
+			Logger:  slog.New(slog.DiscardHandler),
+		})
+		defer h.Shutdown(context.Background())
+		dial := func() (*bubbleClient, string) {
+			a, b := codec.Pipe()
+			go h.ServeConn(b)
+			c := &bubbleClient{t: t, conn: a}
+			var s rpcws.SessionData
+			json.Unmarshal(c.read().Data, &s)
+			return c, s.ID
+		}
+		// session returns the id of a session in topic "a" whose
+		// connection lived for live and closed.
+		session := func(live time.Duration) string {
+			c, id := dial()
+			c.call("chat.join", map[string]any{"topic": "a"})
+			time.Sleep(live)
+			c.conn.Close()
+			synctest.Wait()
+			return id
+		}
+		recover := func(id string) ([]wframe, rpcws.RecoverReply) {
+			c, _ := dial()
+			defer c.conn.Close()
+			before, reply := c.call(rpcws.RecoverMethod, recoverArgs(id, map[string]rpcws.Position{"a": {Epoch: "x"}}))
+			var r rpcws.RecoverReply
+			json.Unmarshal(reply.Data, &r)
+			return before, r
+		}
+
+		longLived := session(5 * window)
+		time.Sleep(window - time.Second)
+		if _, r := recover(longLived); !r.Recovered || len(r.Topics) != 1 {
+			t.Errorf("a session of a connection that lived 5 windows, a second before its window ended: %+v", r)
+		}
+		expired := session(0)
+		time.Sleep(window + time.Second)
+		before, r := recover(expired)
+		if r.Recovered || len(r.Topics) != 0 {
+			t.Errorf("recovered past the window: %+v", r)
+		}
+		if got := resyncTopics(before); fmt.Sprint(got) != "[[a]]" {
+			t.Errorf("resyncs past the window %v", got)
+		}
+		synctest.Wait()
+	})
+}
