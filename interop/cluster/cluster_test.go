@@ -220,7 +220,7 @@ func TestBrokerRestart(t *testing.T) {
 			for _, cl := range all {
 				cl.waitEvent(t, "demo.broadcast", `"end"`)
 				if n := len(cl.ofType("rpcws.resync")); n != 1 {
-					t.Errorf("%s: %d resync events, want 1", cl.name, n)
+					t.Errorf("%s: %d resync events, want 1: %v", cl.name, n, cl.ofType("rpcws.resync"))
 				}
 				if cl.closed() {
 					t.Errorf("%s: connection closed by the restart", cl.name)

@@ -35,9 +35,28 @@ type replica struct {
 }
 
 // newCluster starts an engine of kind ("memory", "redis" or "nats") and n
-// replicas on it. In-process replicas share one bus, as the replicas of one
-// process would.
+// replicas on it, with history, sessions and presence as the server's
+// flags have them by default. In-process replicas share one bus, as the
+// replicas of one process would.
 func newCluster(t *testing.T, kind string, n int) *cluster {
+	t.Helper()
+	return newClusterWith(t, kind, n, defaultKept(t))
+}
+
+// defaultKept is the options of history and presence that the server's
+// flags give by default.
+func defaultKept(t *testing.T) options {
+	t.Helper()
+	h, p, err := keepFlags{rpcws.DefaultHistorySize, rpcws.DefaultHistoryTTL, rpcws.DefaultRecoveryWindow, rpcws.DefaultPresenceTTL}.options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return options{History: h, Presence: p}
+}
+
+// newClusterWith is newCluster with opts (less the broker) for every
+// replica.
+func newClusterWith(t *testing.T, kind string, n int, opts options) *cluster {
 	t.Helper()
 	c := &cluster{}
 	var bus rpcws.MemoryBus
@@ -54,7 +73,8 @@ func newCluster(t *testing.T, kind string, n int) *cluster {
 				t.Fatal(err)
 			}
 		}
-		r := &replica{srv: newServer(options{Broker: b})}
+		opts.Broker = b
+		r := &replica{srv: newServer(opts)}
 		r.hs = httptest.NewServer(r.srv)
 		t.Cleanup(r.stop)
 		c.replicas = append(c.replicas, r)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/rpc"
@@ -26,6 +28,8 @@ type options struct {
 	Logger         *slog.Logger
 	OriginPatterns []string
 	PingInterval   time.Duration
+	History        *rpcws.HistoryOptions  // nil: no history, no sessions
+	Presence       *rpcws.PresenceOptions // nil: topic.presence fails
 }
 
 // server is one replica of the cluster server: the reference services, the
@@ -61,11 +65,27 @@ func newServer(opts options) *server {
 		PingInterval:  opts.PingInterval,
 		Broker:        opts.Broker,
 		Authorize:     userFromQuery,
+		History:       opts.History,
+		Presence:      opts.Presence,
 	})
 	s.mux = http.NewServeMux()
 	s.mux.Handle("/rpc", s.rpc)
+	s.mux.Handle("/chat/", http.StripPrefix("/chat/", http.FileServerFS(chatFiles())))
 	s.mux.Handle("/", http.FileServerFS(jsclient.Files))
 	return s
+}
+
+// chat holds the chat page, served at /chat/: a room that survives the
+// restart of the replica the page is on.
+//
+//go:embed chat
+var chat embed.FS
+
+// chatFiles is the chat page's files at the root.
+func chatFiles() fs.FS {
+	sub, err := fs.Sub(chat, "chat")
+	must(err)
+	return sub
 }
 
 func must(err error) {

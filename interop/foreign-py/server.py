@@ -31,7 +31,10 @@ import sys
 
 from aiohttp import WSMsgType, web
 
-MAX_FRAME = 1 << 20  # PROTOCOL.md: a frame is at most 1 MiB by default
+# PROTOCOL.md, "Frames": the limits this server documents, rpcws's own.
+MAX_FRAME = 1 << 20  # bytes of a frame
+MAX_TYPE = 256  # bytes of a request's type
+MAX_ID = 1024  # bytes of a request's id, its raw JSON text
 
 
 # Errors whose class name is the wire code, as the lesson's type(e).__name__.
@@ -52,6 +55,10 @@ class BadRequest(Exception):
 
 
 class ParseError(Exception):
+    pass
+
+
+class TooLarge(Exception):
     pass
 
 
@@ -191,12 +198,16 @@ class Conn:
                 await self.ws.send_str(text)
 
     async def send_json(self, frame):
-        """Writes the frame's fields in the order given; a raw id goes in as it came."""
+        """Writes the frame's fields in the order given; a raw id goes in as it came.
+        A reply over the frame limit raises TooLarge, and nothing is written."""
         parts = []
         for key, value in frame.items():
             text = value.text if isinstance(value, Raw) else json.dumps(value)
             parts.append(f"{json.dumps(key)}: {text}")
-        await self.send("{" + ", ".join(parts) + "}")
+        text = "{" + ", ".join(parts) + "}"
+        if len(text.encode()) > MAX_FRAME:
+            raise TooLarge(f"the frame would be over {MAX_FRAME} bytes")
+        await self.send(text)
 
 
 class Raw:
@@ -259,6 +270,8 @@ async def handle(ws, msg, rid):
     try:
         if not isinstance(typ, str) or typ == "":
             raise BadRequest("a request needs a type: a non-empty string")
+        if len(typ.encode()) > MAX_TYPE:
+            raise BadRequest(f"type is longer than {MAX_TYPE} bytes")
         result = await dispatch(typ, data, ctx)
         if rid is None:
             return  # a notification: nothing goes back
@@ -296,6 +309,10 @@ async def serve(request):
                 continue
             if rid == "null":
                 rid = None
+            if rid is not None and len(rid.encode()) > MAX_ID:
+                # Not echoed: nothing of the request is kept.
+                await conn.send_json({"type": "error", "code": "BadRequest", "message": f"id is longer than {MAX_ID} bytes"})
+                continue
             spawn(handle(conn, msg, rid))
         elif frame.type == WSMsgType.BINARY:
             await conn.send_json({"type": "error", "code": "ParseError", "message": "binary frame"})

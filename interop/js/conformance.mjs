@@ -19,6 +19,11 @@
 //               results. For any implementation.
 //   --strict    also the reference server's exact bytes, as the golden transcripts hold
 //               them: for this project's own servers.
+// and, for servers that keep history (PROTOCOL.md, "Sessions and recovery"), the history
+// level (history/*): the session frame, positions on topic events, rpcws.joined and
+// rpcws.left, and rpcws.recover (replay, resync, one-time sessions), through the
+// reference cluster server's topic.join, topic.leave and topic.publish. It runs when the
+// target's first frame is rpcws.session and is skipped, saying so, when not.
 //
 // Options:
 //   --strict            compare frames byte for byte with the reference server's
@@ -31,6 +36,12 @@
 //   --quick             skip the slow checks (the lesson's exercise, which takes 15 s)
 //   --filter REGEXP     run only the checks whose "scenario TITLE" / "transcript FILE" matches
 //   --transcripts DIR   read transcripts from DIR instead of the bundled ones
+//   --max-frame BYTES   the frame limit the server documents (default 1048576, 1 MiB)
+//   --max-type BYTES    the limit on a request's type the server documents (default 256)
+//   --max-id BYTES      the limit on a request's id, its raw JSON text (default 1024)
+//   --history           require the history level: a target that keeps no history fails it
+//   --history-size N    the events per topic the target keeps (default 100, the cluster
+//                       server's): a check publishes three times as many to outrun them
 //
 // Exit code: 0 when no check failed (skipped checks do not fail a run), 1 when one did
 // or when no check matched, 2 on a usage error. Needs Node 20 or later; on Node 20 it
@@ -53,7 +64,8 @@ if (typeof globalThis.WebSocket !== 'function') {
 }
 
 const usage = `usage: rpcws-conformance [--strict] [--json] [--only NAMES] [--skip NAMES] [--list] [--quick]
-                         [--filter REGEXP] [--transcripts DIR] ws://host:port/rpc`;
+                         [--filter REGEXP] [--transcripts DIR] [--max-frame BYTES] [--max-type BYTES]
+                         [--max-id BYTES] [--history] [--history-size N] ws://host:port/rpc`;
 let opts;
 try {
   opts = parseArgs({
@@ -67,6 +79,11 @@ try {
       quick: { type: 'boolean', default: false },
       filter: { type: 'string' },
       transcripts: { type: 'string' },
+      'max-frame': { type: 'string', default: '1048576' },
+      'max-type': { type: 'string', default: '256' },
+      'max-id': { type: 'string', default: '1024' },
+      history: { type: 'boolean', default: false },
+      'history-size': { type: 'string', default: '100' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -81,10 +98,24 @@ if (values.help || (opts.positionals.length !== 1 && !values.list)) {
 }
 const url = opts.positionals[0];
 
+// The limits the server documents (PROTOCOL.md, "Frames"): whole numbers of bytes.
+
+const numbers = {};
+for (const [flag, key, least] of [['max-frame', 'maxFrame', 64], ['max-type', 'maxType', 3], ['max-id', 'maxId', 3], ['history-size', 'historySize', 1]]) {
+  const n = Number(values[flag]);
+  if (!Number.isSafeInteger(n) || n < least) {
+    console.error(`conformance: --${flag}: want a whole number of bytes, at least ${least}; got ${values[flag]}\n${usage}`);
+    process.exit(2);
+  }
+  numbers[key] = n;
+}
+const { historySize, ...limits } = numbers;
+
 // Imported only now: the client needs the WebSocket that the restart above provides.
 const { default: assert } = await import('node:assert/strict');
 const { runChecks } = await import('./suite/runner.mjs');
 const { scenarios } = await import('./suite/scenarios.mjs');
+const { historyScenarios } = await import('./suite/history.mjs');
 const { parseTranscript } = await import('./suite/transcripts.mjs');
 const { ruleLine, rules } = await import('./suite/rules.mjs');
 
@@ -133,6 +164,7 @@ if (values.list) {
       }
       return { name: `transcript/${name.replace(/\.txt$/, '')}`, title: `transcript ${name}`, rule };
     }),
+    ...historyScenarios.map((s) => ({ name: s.check, title: s.name, rule: s.rule })),
   ].filter((c) => select(c.name));
   for (const c of all) {
     if (values.json) console.log(JSON.stringify(c));
@@ -150,6 +182,9 @@ const results = await runChecks({
   slow: !values.quick,
   filter,
   select,
+  limits,
+  history: values.history ? 'on' : 'auto',
+  historySize,
   report(r) {
     counts[r.status]++;
     const title = r.kind === 'transcript' ? `transcript ${r.name}` : r.name;

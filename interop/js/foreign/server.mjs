@@ -16,6 +16,7 @@
 // demo.late.sent, demo.chatty pushes events before its reply, demo.drop hangs up.
 
 import { WebSocketServer } from 'ws';
+import { isUtf8 } from 'node:buffer';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({ options: { port: { type: 'string', default: '0' } } });
@@ -27,6 +28,11 @@ class NotFound extends Error {
 class MethodNotFound extends Error {
   name = 'MethodNotFound';
 }
+
+// PROTOCOL.md, "Frames": the limits this server documents, rpcws's own.
+const MAX_FRAME = 1 << 20; // bytes of a frame
+const MAX_TYPE = 256; // bytes of a request's type
+const MAX_ID = 1024; // bytes of a request's id, its raw JSON text
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -90,9 +96,12 @@ async function handle(ws, msg, rid) {
   };
   try {
     if (typeof type !== 'string' || type === '') throw new BadRequest('no type');
+    if (Buffer.byteLength(type) > MAX_TYPE) throw new BadRequest(`type is longer than ${MAX_TYPE} bytes`);
     const result = await dispatch(type, msg.data, ctx);
     if (rid === undefined) return; // a notification: no reply
-    sendText(ws, `{"id":${rid},"type":${JSON.stringify(`${type}.response`)},"data":${JSON.stringify(result ?? null)}}`);
+    const reply = `{"id":${rid},"type":${JSON.stringify(`${type}.response`)},"data":${JSON.stringify(result ?? null)}}`;
+    if (Buffer.byteLength(reply) > MAX_FRAME) throw Object.assign(new Error(`the reply is over ${MAX_FRAME} bytes`), { code: 'TooLarge' });
+    sendText(ws, reply);
   } catch (e) {
     if (rid === undefined) return console.error(`notification ${type}: ${e.message}`);
     const code = e.code ?? e.name;
@@ -148,18 +157,26 @@ function valueEnd(text, i) {
   return i;
 }
 
-const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(values.port) });
+// ws would close the connection on a text frame that is not UTF-8 (1007): PROTOCOL.md
+// wants ParseError and the connection kept, so the frames are checked here instead.
+const wss = new WebSocketServer({ host: '127.0.0.1', port: Number(values.port), skipUTF8Validation: true });
 wss.on('connection', (ws) => {
+  ws.on('error', (err) => console.error(`connection: ${err.message}`));
   ws.on('message', (raw, isBinary) => {
     let msg;
+    let rid;
     try {
       if (isBinary) throw new Error('binary frame');
+      if (!isUtf8(raw)) throw new Error('not valid UTF-8');
       msg = JSON.parse(raw.toString('utf8'));
       if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) throw new Error('not a JSON object');
+      rid = rawId(raw.toString('utf8'));
     } catch (e) {
       return send(ws, { type: 'error', code: 'ParseError', message: e.message });
     }
-    handle(ws, msg, rawId(raw.toString('utf8')));
+    // An id over the limit is not echoed: nothing of the request is kept.
+    if (rid !== undefined && Buffer.byteLength(rid) > MAX_ID) return send(ws, { type: 'error', code: 'BadRequest', message: `id is longer than ${MAX_ID} bytes` });
+    handle(ws, msg, rid);
   });
 });
 wss.on('listening', () => {

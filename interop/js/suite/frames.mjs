@@ -10,10 +10,23 @@ export class FrameReader {
   #frames = []; // arrived, not yet read
   #waiters = []; // reads waiting for a frame: {resolve, reject, timer}
   #closed = null; // the close event, once the socket has closed
+  #first = true; // no frame has arrived yet
+  #session = null; // the rpcws.session frame set aside, if any
 
-  /** @param {WebSocket} ws */
-  constructor(ws) {
+  /**
+   * @param {WebSocket} ws
+   * @param {{keepSession?: boolean}} [options] keepSession: read a first rpcws.session
+   *   frame as any other; by default it is set aside (see session), so that the checks
+   *   of the default level see a server that keeps history as one that keeps none.
+   */
+  constructor(ws, { keepSession = false } = {}) {
     ws.addEventListener('message', (e) => {
+      const first = this.#first;
+      this.#first = false;
+      if (first && !keepSession && isSession(e.data)) {
+        this.#session = e.data;
+        return;
+      }
       const w = this.#waiters.shift();
       if (w) {
         clearTimeout(w.timer);
@@ -27,6 +40,11 @@ export class FrameReader {
         w.reject(closedError(e));
       }
     });
+  }
+
+  /** The text of the rpcws.session frame that came first and was set aside, or null. */
+  get session() {
+    return this.#session;
   }
 
   /** The close event, or null while the socket is open. */
@@ -61,6 +79,17 @@ export class FrameReader {
   }
 }
 
+/** Whether a frame is an rpcws.session event (PROTOCOL.md, "Sessions and recovery"). */
+function isSession(data) {
+  if (typeof data !== 'string' || !data.includes('rpcws.session')) return false;
+  try {
+    const f = JSON.parse(data);
+    return f?.type === 'rpcws.session' && !('id' in f);
+  } catch {
+    return false;
+  }
+}
+
 function closedError(e) {
   return new Error(`the connection closed (code ${e.code}${e.reason ? `, ${e.reason}` : ''})`);
 }
@@ -68,14 +97,15 @@ function closedError(e) {
 /**
  * Opens a plain WebSocket and resolves once it is open.
  * @param {string} url
- * @param {{timeoutMs?: number}} [options]
+ * @param {{timeoutMs?: number, keepSession?: boolean}} [options] keepSession: as for
+ *   FrameReader.
  * @returns {Promise<RawConn>}
  */
-export function openRaw(url, { timeoutMs = 5000 } = {}) {
+export function openRaw(url, { timeoutMs = 5000, keepSession = false } = {}) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
-    const reader = new FrameReader(ws);
+    const reader = new FrameReader(ws, { keepSession });
     const timer = setTimeout(() => {
       ws.close();
       reject(new Error(`${url}: not open within ${timeoutMs} ms`));

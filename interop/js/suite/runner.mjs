@@ -5,9 +5,16 @@
 import { connect } from '../rpcws.js';
 import { openRaw } from './frames.mjs';
 import { scenarios, probes } from './scenarios.mjs';
+import { historyScenarios, historyNeeds, historyProbes, detectHistory } from './history.mjs';
 import { parseTranscript, replayTranscript } from './transcripts.mjs';
 import { compareFrame } from './compare.mjs';
-import { rules } from './rules.mjs';
+import { rules, historyRules, SkipCheck } from './rules.mjs';
+
+/** The limits of PROTOCOL.md's "Frames" that rpcws documents; a server may document others. */
+export const defaultLimits = Object.freeze({ maxFrame: 1 << 20, maxType: 256, maxId: 1024 });
+
+/** Whether this runs in Node, where the checks that write raw bytes (node: true) can run. */
+export const inNode = typeof process === 'object' && typeof process.versions?.node === 'string';
 
 /**
  * Asks the target for each type; resolves with the set of those it answers
@@ -22,7 +29,7 @@ export async function probe(url, types) {
     const missing = new Set();
     await Promise.all(
       [...new Set(types)].map((type) =>
-        client.request(type, probes[type] ?? null).catch((err) => {
+        client.request(type, probes[type] ?? historyProbes[type] ?? null).catch((err) => {
           if (err.code === 'MethodNotFound') missing.add(type);
           else if (err.code === 'Timeout' || err.code === 'Disconnected') throw err;
         }),
@@ -38,16 +45,19 @@ export async function probe(url, types) {
  * Runs one scenario against url, bounded by its timeout, and closes every connection
  * it opened. Rejects with the scenario's failure.
  * @param {(typeof scenarios)[number]} scenario
- * @param {{url: string, assert: any, strict?: boolean}} env strict: frames compared with
- *   t.frame must be the reference server's exact bytes (the default: this project's
- *   tests run the scenarios against its own servers).
+ * @param {{url: string, assert: any, strict?: boolean, limits?: Partial<typeof defaultLimits>}} env
+ *   strict: frames compared with t.frame must be the reference server's exact bytes (the
+ *   default: this project's tests run the scenarios against its own servers); limits:
+ *   the target's documented limits (t.limits), rpcws's by default.
  */
-export async function runScenario(scenario, { url, assert, strict = true }) {
+export async function runScenario(scenario, { url, assert, strict = true, limits, historySize = 100 }) {
   const opened = [];
   const t = {
     url,
     assert,
     strict,
+    historySize,
+    limits: { ...defaultLimits, ...limits },
     /** Compares a frame with the reference server's (suite/compare.mjs). */
     frame: (got, want, options = {}) => compareFrame(got, want, { strict, ...options }),
     /** A client connected to the target; options as for connect. */
@@ -59,6 +69,23 @@ export async function runScenario(scenario, { url, assert, strict = true }) {
     /** A raw WebSocket to the target. */
     raw: async () => {
       const conn = await openRaw(url);
+      opened.push(() => conn.close());
+      return conn;
+    },
+    /** A WebSocket on a bare socket that writes any bytes (suite/rawbytes.mjs, Node only). */
+    bytes: async (target = url) => {
+      if (!inNode) throw new SkipCheck('needs Node: a browser cannot write a text frame that is not UTF-8');
+      const { openBytes } = await import('./rawbytes.mjs');
+      const conn = await openBytes(target);
+      opened.push(() => conn.close());
+      return conn;
+    },
+    /**
+     * A raw WebSocket to another URL (the target's with another query, say) that reads
+     * a first rpcws.session frame as any other.
+     */
+    rawAt: async (target) => {
+      const conn = await openRaw(target, { keepSession: true });
       opened.push(() => conn.close());
       return conn;
     },
@@ -93,17 +120,23 @@ export async function runScenario(scenario, { url, assert, strict = true }) {
  *   default); false: judge only what PROTOCOL.md pins.
  * @param {RegExp} [o.filter] Only checks whose "kind name" matches.
  * @param {(check: string) => boolean} [o.select] Only checks whose short name it accepts.
+ * @param {Partial<typeof defaultLimits>} [o.limits] The target's documented limits.
+ * @param {'off' | 'auto' | 'on'} [o.history] The history level (suite/history.mjs): left
+ *   out (the default), run if the target keeps history and skipped if not, or required.
+ * @param {number} [o.historySize] How many events per topic the target keeps (100).
  * @param {(result: object) => void} [o.report]
  */
-export async function runChecks({ url, assert, transcripts = [], slow = false, strict = true, filter, select = () => true, report = () => {} }) {
+export async function runChecks({ url, assert, transcripts = [], slow = false, strict = true, filter, select = () => true, limits, history = 'off', historySize = 100, report = () => {} }) {
   const results = [];
   const add = (r) => {
     results.push(r);
     report(r);
   };
   const chosen = (kind, name, check) => (!filter || filter.test(`${kind} ${name}`)) && select(check);
+  const env = { url, assert, strict, limits, historySize, slow, add };
 
-  const wanted = scenarios.filter((s) => chosen('scenario', s.name, s.check));
+  // A browser leaves out the checks that need Node; it does not report them either.
+  const wanted = scenarios.filter((s) => (inNode || !s.node) && chosen('scenario', s.name, s.check));
   const scripts = [];
   for (const { name, text } of transcripts) {
     const check = `transcript/${name.replace(/\.txt$/, '')}`;
@@ -123,7 +156,35 @@ export async function runChecks({ url, assert, transcripts = [], slow = false, s
     return results;
   }
 
-  for (const s of wanted) {
+  await runList(wanted, missing, env);
+
+  for (const { name, check, steps, rule } of scripts) {
+    const base = { kind: 'transcript', name, check, rule };
+    const start = performance.now();
+    try {
+      const r = await replayTranscript(url, steps, { strict });
+      add({ ...base, ...r, ms: performance.now() - start });
+    } catch (err) {
+      add({ ...base, rule: err?.rule ?? rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
+    }
+  }
+
+  if (history !== 'off') {
+    await runHistoryLevel(
+      historyScenarios.filter((s) => chosen('scenario', s.name, s.check)),
+      history === 'on',
+      env,
+    );
+  }
+  return results;
+}
+
+/**
+ * Runs the scenarios of list, each skipped if the target lacks a type it needs (in
+ * missing) or if it is slow and env.slow is not set, and adds each result.
+ */
+async function runList(list, missing, { url, assert, strict, limits, historySize, slow, add }) {
+  for (const s of list) {
     const base = { kind: 'scenario', name: s.name, check: s.check, rule: s.rule };
     const lacking = s.needs.filter((type) => missing.has(type));
     if (lacking.length > 0) {
@@ -136,24 +197,55 @@ export async function runChecks({ url, assert, transcripts = [], slow = false, s
     }
     const start = performance.now();
     try {
-      await runScenario(s, { url, assert, strict });
+      await runScenario(s, { url, assert, strict, limits, historySize });
       add({ ...base, status: 'pass', ms: performance.now() - start });
     } catch (err) {
-      add({ ...base, rule: err?.rule ?? s.rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
+      if (err instanceof SkipCheck) add({ ...base, status: 'skip', reason: err.message, ms: 0 });
+      else add({ ...base, rule: err?.rule ?? s.rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
     }
   }
+}
 
-  for (const { name, check, steps, rule } of scripts) {
-    const base = { kind: 'transcript', name, check, rule };
-    const start = performance.now();
+/**
+ * Runs the history level's scenarios of list if the target keeps history (its first
+ * frame is rpcws.session); if not, skips each, saying why, or, when required, fails it.
+ */
+async function runHistoryLevel(list, required, env) {
+  if (list.length === 0) return;
+  let why = await withoutHistory(env.url); // {skip, fail}: the reasons to report
+  let missing;
+  if (why === undefined) {
     try {
-      const r = await replayTranscript(url, steps, { strict });
-      add({ ...base, ...r, ms: performance.now() - start });
+      missing = await probe(env.url, historyNeeds);
     } catch (err) {
-      add({ ...base, rule: err?.rule ?? rule, status: 'fail', reason: describe(err), ms: performance.now() - start });
+      const reason = `cannot probe for ${historyNeeds.join(', ')}: ${describe(err)}`;
+      why = { skip: reason, fail: reason };
     }
   }
-  return results;
+  if (why === undefined) return runList(list, missing, env);
+  for (const s of list) {
+    const base = { kind: 'scenario', name: s.name, check: s.check, ms: 0 };
+    if (required) env.add({ ...base, rule: historyRules.session, status: 'fail', reason: why.fail });
+    else env.add({ ...base, rule: s.rule, status: 'skip', reason: why.skip });
+  }
+}
+
+/**
+ * Why the history level cannot run against url, as the reasons to report when it is
+ * skipped and when it is failed; undefined when it can run.
+ * @param {string} url
+ * @returns {Promise<{skip: string, fail: string} | undefined>}
+ */
+async function withoutHistory(url) {
+  try {
+    const { history, first } = await detectHistory(url);
+    if (history) return undefined;
+    const skip = 'the target keeps no history: its first frame is not rpcws.session';
+    return { skip, fail: `${skip} but ${first.slice(0, 120)}` };
+  } catch (err) {
+    const reason = `cannot tell whether the target keeps history: ${describe(err)}`;
+    return { skip: reason, fail: reason };
+  }
 }
 
 function describe(err) {

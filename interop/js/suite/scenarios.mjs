@@ -15,8 +15,6 @@
 import { RpcError } from '../rpcws.js';
 import { rules, RuleError } from './rules.mjs';
 
-const MiB = 1 << 20;
-
 /** Starts a stopwatch: returns a function that tells the milliseconds since. */
 const within = () => {
   const start = performance.now();
@@ -41,6 +39,15 @@ function frameSeen(ws, match) {
     ws.addEventListener('message', onMessage);
   });
 }
+
+/**
+ * A '*' handler that pushes onto list every event but the library's own (rpcws.*, such
+ * as the rpcws.session a server that keeps history sends first): those are not the
+ * application's (PROTOCOL.md, "Events the library sends").
+ */
+const appEvents = (list) => (data, frame) => {
+  if (!String(frame?.type).startsWith('rpcws.')) list.push(frame);
+};
 
 /** Resolves once `count` events of `type` arrived on client; returns their data. */
 function collectEvents(client, type, count) {
@@ -69,7 +76,7 @@ function lessonExercise({ holdMs, timeoutMs }) {
     const sleeps = [700, 100, holdMs, 500, 300]; // sent in this order
     const arrived = []; // indexes, in the order the replies arrived
     const events = [];
-    client.on('*', (data, frame) => events.push(frame));
+    client.on('*', appEvents(events));
     const late = frameSeen(client.socket, (f) => f.type === 'demo.sleep.response' && f.data?.ms === holdMs);
 
     const elapsed = within();
@@ -218,6 +225,134 @@ export const scenarios = [
     },
   },
   {
+    check: 'too-large',
+    name: 'TooLarge: a reply over the frame limit becomes an error reply, and the connection stays open',
+    rule: rules.frameLimit,
+    needs: ['demo.echo'],
+    timeoutMs: 30_000,
+    async run({ raw, frame, assert, limits }) {
+      const conn = await raw();
+      // A request just under the limit, whose reply (".response" is 9 bytes longer, and
+      // a string of x is spelled alike by every encoder) is over it.
+      const head = '{"id":"big","type":"demo.echo","data":"';
+      const tail = '"}';
+      conn.send(`${head}${'x'.repeat(limits.maxFrame - head.length - tail.length - 4)}${tail}`);
+      let got;
+      try {
+        got = await conn.next(20_000);
+      } catch (err) {
+        throw new RuleError(rules.frameLimit, `a request of ${limits.maxFrame - 4} bytes whose echo is over the limit: ${err.message} (a server with another frame limit than ${limits.maxFrame}: pass --max-frame)`);
+      }
+      assert.equal(typeof got, 'string', 'want a text frame');
+      const size = new TextEncoder().encode(got).length;
+      if (size > limits.maxFrame) {
+        throw new RuleError(rules.frameLimit, `the server wrote a reply of ${size} bytes, over the frame limit of ${limits.maxFrame}`);
+      }
+      const f = JSON.parse(got);
+      assert.deepEqual([f.id, f.type, f.code], ['big', 'error', 'TooLarge'], `reply ${got.slice(0, 200)}`);
+      assert.deepEqual(Object.keys(f), ['id', 'type', 'code', 'message']);
+      assert.equal(typeof f.message, 'string');
+      conn.send('{"id":"ok","type":"demo.echo","data":3}');
+      frame(await conn.next(), '{"id":"ok","type":"demo.echo.response","data":3}');
+    },
+  },
+  {
+    check: 'utf8',
+    name: 'ParseError: text frames that are not valid UTF-8; no reply echoes their bytes, and the connection stays open',
+    rule: rules.utf8,
+    needs: ['demo.echo'],
+    node: true,
+    async run({ bytes, assert }) {
+      const conn = await bytes();
+      const enc = (s) => [...new TextEncoder().encode(s)];
+      const cases = [
+        ['a byte no character starts with, in data', '{"id":"u1","type":"demo.echo","data":"', [0xff], '"}'],
+        ['an invalid byte in the id', '{"id":"u2', [0xfe], '","type":"demo.echo","data":1}'],
+        ['an overlong "/" in the type', '{"id":"u3","type":"demo.echo', [0xc0, 0xaf], '","data":1}'],
+        ['a UTF-16 surrogate encoded as UTF-8', '{"id":"u4","type":"demo.echo","data":"', [0xed, 0xa0, 0x80], '"}'],
+        ['a sequence cut short', '{"id":"u5","type":"demo.echo","data":"', [0xe2, 0x82], '"}'],
+        ['a code point over U+10FFFF', '{"id":"u6","type":"demo.echo","data":"', [0xf4, 0x90, 0x80, 0x80], '"}'],
+      ];
+      const strict = new TextDecoder('utf-8', { fatal: true });
+      for (const [what, before, bad, after] of cases) {
+        conn.sendText([...enc(before), ...bad, ...enc(after)]);
+        const m = await conn.next();
+        if (m.close !== undefined) {
+          throw new RuleError(rules.utf8, `${what}: the server closed the connection (${m.close}), where it should reply ParseError and read on`);
+        }
+        assert.equal(m.text, true, `${what}: the reply is a binary frame`);
+        let text;
+        try {
+          text = strict.decode(m.bytes);
+        } catch {
+          throw new RuleError(rules.utf8, `${what}: the reply is not valid UTF-8 (it echoes the invalid bytes)`);
+        }
+        const f = JSON.parse(text);
+        assert.deepEqual([f.type, f.code], ['error', 'ParseError'], `${what}: reply ${text}`);
+        assert.equal('id' in f, false, `${what}: a frame that cannot be read has no id to echo: ${text}`);
+        assert.equal(typeof f.message, 'string');
+      }
+      conn.sendText(enc('{"id":"ok","type":"demo.echo","data":"héllo ✓ 😀"}'));
+      const m = await conn.next();
+      assert.equal(m.close, undefined, `the connection closed (${m.close})`);
+      assert.deepEqual(JSON.parse(strict.decode(m.bytes)), { id: 'ok', type: 'demo.echo.response', data: 'héllo ✓ 😀' });
+    },
+  },
+  {
+    check: 'field-limits',
+    name: 'BadRequest: a type or an id over its length limit, and nothing of it echoed',
+    rule: rules.fieldLimits,
+    needs: ['demo.echo'],
+    async run({ raw, frame, assert, limits }) {
+      const conn = await raw();
+      const reply = async (what) => {
+        const text = await conn.next();
+        assert.equal(typeof text, 'string', `${what}: want a text frame`);
+        return { text, f: JSON.parse(text) };
+      };
+      // A type at the limit is a type like any other: no method answers it.
+      const typeAt = `a.${'b'.repeat(limits.maxType - 2)}`;
+      conn.send(JSON.stringify({ id: 't1', type: typeAt, data: 1 }));
+      let { f, text } = await reply('a type at the limit');
+      assert.deepEqual([f.id, f.type, f.code], ['t1', 'error', 'MethodNotFound'], `a type of ${limits.maxType} bytes (the limit): ${text.slice(0, 200)}`);
+
+      const over = [
+        [`a type of ${limits.maxType + 1} bytes`, `a.${'b'.repeat(limits.maxType - 1)}`],
+        [`a type of ${limits.maxType + 2} bytes in ${Math.ceil((limits.maxType + 2) / 2)} characters (the limit counts bytes)`, 'é'.repeat(Math.ceil((limits.maxType + 1) / 2))],
+      ];
+      for (const [i, [what, type]] of over.entries()) {
+        conn.send(JSON.stringify({ id: `t${i + 2}`, type, data: 1 }));
+        ({ f, text } = await reply(what));
+        assert.deepEqual([f.id, f.type, f.code], [`t${i + 2}`, 'error', 'BadRequest'], `${what}: ${text.slice(0, 200)}`);
+        assert.deepEqual(Object.keys(f), ['id', 'type', 'code', 'message'], `${what}: ${text.slice(0, 200)}`);
+        if (text.includes(type)) throw new RuleError(rules.fieldLimits, `${what}: the error reply echoes the type`);
+      }
+      // A notification over the limit gets nothing back.
+      conn.send(JSON.stringify({ type: `n.${'b'.repeat(limits.maxType)}`, data: 1 }));
+
+      // An id at the limit (its raw text) is echoed; one byte over, the request is
+      // refused and its id is not echoed (nothing of it is kept).
+      const idAt = `"${'i'.repeat(limits.maxId - 2)}"`;
+      conn.send(`{"id":${idAt},"type":"demo.echo","data":4}`);
+      ({ f, text } = await reply('an id at the limit'));
+      frame(text, `{"id":${idAt},"type":"demo.echo.response","data":4}`);
+      for (const [what, id] of [
+        [`a string id of ${limits.maxId + 1} bytes`, `"${'i'.repeat(limits.maxId - 1)}"`],
+        [`a number id of ${limits.maxId + 1} digits`, '7'.repeat(limits.maxId + 1)],
+      ]) {
+        conn.send(`{"id":${id},"type":"demo.echo","data":5}`);
+        ({ f, text } = await reply(what));
+        assert.deepEqual([f.type, f.code], ['error', 'BadRequest'], `${what}: ${text.slice(0, 200)}`);
+        if ('id' in f || text.includes(id.slice(0, 64))) {
+          throw new RuleError(rules.fieldLimits, `${what}: the error reply echoes the id, where nothing of the request is kept`);
+        }
+        assert.deepEqual(Object.keys(f), ['type', 'code', 'message'], `${what}: ${text.slice(0, 200)}`);
+      }
+      conn.send('{"id":"ok","type":"demo.echo","data":6}');
+      frame(await conn.next(), '{"id":"ok","type":"demo.echo.response","data":6}', { afterNotification: true });
+    },
+  },
+  {
     check: 'method-not-found',
     name: 'MethodNotFound: unknown services and methods, malformed types',
     rule: rules.malformedType,
@@ -271,7 +406,7 @@ export const scenarios = [
     async run({ connect, assert }) {
       const client = await connect();
       const events = [];
-      client.on('*', (data, frame) => events.push(frame));
+      client.on('*', appEvents(events));
       const late = frameSeen(client.socket, (f) => f.type === 'demo.sleep.response');
       const elapsed = within();
       await assert.rejects(client.request('demo.sleep', { ms: 600 }, { timeoutMs: 100 }), { code: 'Timeout', message: 'timeout: demo.sleep' });
@@ -287,11 +422,11 @@ export const scenarios = [
     name: 'Disconnected: the server closes (frame over 1 MiB, 1009), pending requests fail at once',
     rule: rules.closeCodes,
     needs: ['demo.sleep'],
-    async run({ connect, assert }) {
+    async run({ connect, assert, limits }) {
       const client = await connect();
       const elapsed = within();
       const held = client.request('demo.sleep', { ms: 5000 });
-      const big = client.request('demo.echo', 'x'.repeat(MiB));
+      const big = client.request('demo.echo', 'x'.repeat(limits.maxFrame));
       await Promise.all([
         assert.rejects(held, { code: 'Disconnected', message: 'disconnected: demo.sleep', closeCode: 1009 }),
         assert.rejects(big, { code: 'Disconnected' }),
@@ -354,7 +489,7 @@ export const scenarios = [
       // Through the client: the reply, and the ticks as events, in order.
       const client = await connect();
       const all = [];
-      client.on('*', (data, frame) => all.push(frame));
+      client.on('*', appEvents(all));
       const ticks = collectEvents(client, 'demo.tick', 5);
       assert.deepEqual(await client.request('demo.ticks', { count: 5, intervalMs: 20 }), { count: 5 });
       assert.deepEqual(await ticks, [1, 2, 3, 4, 5].map((n) => ({ n })));
@@ -448,13 +583,13 @@ export const scenarios = [
     name: 'reconnect: a dropped connection comes back, pending requests fail and are not resent',
     rule: rules.clientDisconnect,
     needs: ['demo.sleep', 'demo.echo'],
-    async run({ connect, assert }) {
+    async run({ connect, assert, limits }) {
       const client = await connect({ reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
       const first = client.socket;
       const dropped = new Promise((resolve) => client.on('disconnect', resolve));
       const reconnected = new Promise((resolve) => client.on('reconnect', resolve));
       const held = client.request('demo.sleep', { ms: 5000 });
-      client.request('demo.echo', 'x'.repeat(MiB)).catch(() => {}); // the server closes: 1009
+      client.request('demo.echo', 'x'.repeat(limits.maxFrame)).catch(() => {}); // the server closes: 1009
       await assert.rejects(held, { code: 'Disconnected', closeCode: 1009 });
       const info = await dropped;
       assert.deepEqual([info.code, info.reconnecting], [1009, true]);
