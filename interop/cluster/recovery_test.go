@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,7 +238,7 @@ func checkClient(t *testing.T, c *rclient, g group) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.broken) > 0 {
-		t.Errorf("%s (%v): %v", c.name, g, c.broken)
+		t.Errorf("%s (%v): %v\nafter the drop: %s", c.name, g, c.broken, strings.Join(c.trace, "\n"))
 	}
 	if c.drops > 1 || len(c.recovers) != c.drops {
 		t.Errorf("%s (%v): %d drops, %d recoveries", c.name, g, c.drops, len(c.recovers))
