@@ -101,8 +101,8 @@ func runRecovery(t *testing.T, sc scenario) {
 
 	pub := dialPublisher(t, sc.nodes[(sc.victim+1)%len(sc.nodes)].URL())
 	var prog progress
-	clients, groupOf := startClients(t, ctx, &wg, sc, &prog)
-	checkPresence(t, pub, "feed", len(clients))
+	clients, goClients, groupOf := startClients(t, ctx, &wg, sc, &prog)
+	checkPresence(t, pub, "feed", len(clients)+len(goClients))
 
 	published := make(chan error, 1)
 	go func() { published <- publish(ctx, pub, "feed", events, eventInterval, &prog) }()
@@ -135,11 +135,15 @@ func runRecovery(t *testing.T, sc scenario) {
 		dropped[groupOf[c]] += c.drops
 		c.mu.Unlock()
 	}
-	if dropped[immediate] == 0 {
-		t.Fatalf("no client was on the replica that stopped")
+	goDropped := 0
+	for _, g := range goClients {
+		goDropped += g.check(t)
 	}
-	t.Logf("clients that reconnected: %v; all checked %v after the stop", dropped, time.Since(start).Round(time.Millisecond))
-	live := len(clients)
+	if dropped[immediate] == 0 || goDropped == 0 {
+		t.Fatalf("no client, or no Go client, was on the replica that stopped")
+	}
+	t.Logf("clients that reconnected: %v, and %d Go clients; all checked %v after the stop", dropped, goDropped, time.Since(start).Round(time.Millisecond))
+	live := len(clients) + len(goClients)
 	for _, g := range groupOf {
 		if g == pastWindow {
 			live--
@@ -151,13 +155,15 @@ func runRecovery(t *testing.T, sc scenario) {
 
 // startClients starts 30 clients on sc.entry, users ada, bob, cyd and none
 // in turn, all in "feed" and the even ones in "quiet" too (never published
-// to), and waits until they have joined. With sc.groups, the clients of
-// the victim are split: most reconnect at once, two stay away past the
-// history and two past the window.
-func startClients(t *testing.T, ctx context.Context, wg *sync.WaitGroup, sc scenario, prog *progress) ([]*rclient, map[*rclient]group) {
+// to), and waits until they have joined. Every fifth is the rpcws Go
+// client with Reconnect (redialling its one URL), the others are rclients.
+// With sc.groups, the rclients of the victim are split: half reconnect at
+// once, a quarter stay away past the history, a quarter past the window.
+func startClients(t *testing.T, ctx context.Context, wg *sync.WaitGroup, sc scenario, prog *progress) ([]*rclient, []*gclient, map[*rclient]group) {
 	t.Helper()
 	users := []string{"ada", "bob", "cyd", ""}
 	var clients []*rclient
+	var goClients []*gclient
 	groupOf := map[*rclient]group{}
 	onVictim := 0
 	for i := range 30 {
@@ -173,10 +179,15 @@ func startClients(t *testing.T, ctx context.Context, wg *sync.WaitGroup, sc scen
 		if i%2 == 0 {
 			topics = append(topics, "quiet")
 		}
-		c := newRClient(fmt.Sprintf("client %d (%s)", i, urls[0]), urls, topics)
+		name := fmt.Sprintf("client %d (%s)", i, urls[0])
+		if i%5 == 1 {
+			goClients = append(goClients, dialGClient(t, name+" (Go)", urls[0], topics))
+			continue
+		}
+		c := newRClient(name, urls, topics)
 		g := immediate
 		if sc.groups && i%len(sc.entry) == sc.victim {
-			g = []group{immediate, immediate, immediate, pastHistory, pastWindow}[onVictim%5]
+			g = []group{immediate, immediate, pastHistory, pastWindow}[onVictim%4]
 			onVictim++
 		}
 		c.hold = holdFor(g, prog)
@@ -198,7 +209,7 @@ func startClients(t *testing.T, ctx context.Context, wg *sync.WaitGroup, sc scen
 			t.Fatalf("%s did not join within %v", c.name, wait)
 		}
 	}
-	return clients, groupOf
+	return clients, goClients, groupOf
 }
 
 // holdFor is what a client of group g does between a drop and its redial.
