@@ -68,12 +68,21 @@ type chatReport struct {
 	Errors   []string
 }
 
-// The chat page in Chromium survives the restart of the replica it is on:
-// it shows the room's scrollback, sends a message, loses its replica while
-// another replica's client sends five more, and once its replica is back
-// shows all of them, in order, once each, recovered by the JS client alone.
+// The chat page, in headless Chromium and Firefox ESR, survives the
+// restart of the replica it is on: it shows the room's scrollback, sends a
+// message, loses its replica while another replica's client sends five
+// more, and once its replica is back shows all of them, in order, once
+// each, recovered by the JS client alone.
 func TestChatSurvivesRestart(t *testing.T) {
-	chromium := needProgram(t, "chromium")
+	for _, b := range []struct {
+		name string
+		open func(t *testing.T, page string)
+	}{{"chromium", runChromium}, {"firefox", runFirefox}} {
+		t.Run(b.name, func(t *testing.T) { chatSurvivesRestart(t, b.open) })
+	}
+}
+
+func chatSurvivesRestart(t *testing.T, open func(t *testing.T, page string)) {
 	reports := make(chan chatReport, 4)
 	wrap := func(next http.Handler) http.Handler {
 		mux := http.NewServeMux()
@@ -111,7 +120,7 @@ func TestChatSurvivesRestart(t *testing.T) {
 	}
 	say("before")
 
-	runBrowser(t, chromium, "http://"+hostOf(page.URL())+"/chat-check.html")
+	open(t, "http://"+hostOf(page.URL())+"/chat-check.html")
 	rep := awaitReport(t, reports, "ready")
 	if want := []string{"before", "hello from the page"}; !slices.Equal(rep.Messages, want) {
 		t.Fatalf("the page shows %q, want %q", rep.Messages, want)
@@ -150,10 +159,11 @@ func awaitReport(t *testing.T, reports <-chan chatReport, stage string) chatRepo
 	return chatReport{}
 }
 
-// runBrowser opens page in headless Chromium, in a process group of its
+// runChromium opens page in headless Chromium, in a process group of its
 // own that is killed at cleanup.
-func runBrowser(t *testing.T, chromium, page string) {
+func runChromium(t *testing.T, page string) {
 	t.Helper()
+	chromium := needProgram(t, "chromium")
 	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-quic", "--no-first-run", "--disable-breakpad", "--enable-logging=stderr", "--v=0", "--user-data-dir="+t.TempDir(), page)
@@ -189,4 +199,58 @@ func needProgram(t *testing.T, name string) string {
 	}
 	t.Skipf("%s is not installed (Debian: apt-get install %s); set CI to make this a failure", name, name)
 	return ""
+}
+
+// runFirefox opens page in headless Firefox ESR, driven over WebDriver BiDi
+// by interop/js's suite/browse.mjs (puppeteer-core, which npm ci installs
+// there), and closes it at cleanup.
+func runFirefox(t *testing.T, page string) {
+	t.Helper()
+	firefox := needProgram(t, "firefox-esr")
+	node := needProgram(t, "node")
+	const jsDir = "../js"
+	if _, err := os.Stat(jsDir + "/node_modules/puppeteer-core/package.json"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("interop/js/node_modules/puppeteer-core is missing, and CI needs it: npm ci --prefix interop/js")
+		}
+		t.Skipf("interop/js/node_modules/puppeteer-core is missing (npm ci --prefix interop/js); set CI to make this a failure")
+	}
+	cmd := exec.Command(node, "suite/browse.mjs", "firefox", firefox, page)
+	cmd.Dir = jsDir
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // the profile goes there
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var logs testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting suite/browse.mjs: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		stdin.Close() // browse.mjs closes Firefox, then exits
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			t.Errorf("suite/browse.mjs did not close Firefox within 30 s: killing both")
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+			// Firefox runs in a process group of its own: browse.mjs told its pid.
+			var pid int
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if _, err := fmt.Sscanf(line, "PID %d", &pid); err == nil && pid > 0 {
+					syscall.Kill(-pid, syscall.SIGKILL)
+				}
+			}
+		}
+		if t.Failed() {
+			t.Logf("suite/browse.mjs's output:\n%s", logs.String())
+		}
+	})
 }
