@@ -198,10 +198,12 @@ type HandlerOptions struct {
 	// NewHandler, and the handler runs without history. Nil means none
 	// of it: exactly the wire without history.
 	//
-	// With history, a join waits for the topic's position (at most
-	// JoinTimeout, or 5 s when joins never wait) and fails with a
-	// [*BrokerError] when the engine does not tell it; joins and leaves
-	// save the connection's session within JoinTimeout. A session is bound
+	// With history, after its subscription a join waits at most one more
+	// JoinTimeout (5 s when joins never wait) for the engine: the topic's
+	// position, which it must have (else the join fails with a
+	// [*BrokerError] and is undone), then the session's save and the
+	// presence entry, which it may go without. A leave waits for the same
+	// at most JoinTimeout. A session is bound
 	// to the connection's identity: its user name when it has one (see
 	// UserName), else its Go type and value as fmt's %v prints them; no
 	// identity and no user name count as one identity.

@@ -99,6 +99,10 @@ func (c *cluster) startHistory() {
 // on reports whether history and sessions are kept.
 func (hs *history) on() bool { return hs != nil && hs.hb != nil }
 
+// engine reports whether joins and leaves have anything to keep in the
+// engine: history and sessions, or presence.
+func (hs *history) engine() bool { return hs != nil && (hs.hb != nil || hs.pb != nil) }
+
 // stopHistory ends the keeper and waits for it.
 func (c *cluster) stopHistory() {
 	hs := c.hist

@@ -2,6 +2,7 @@ package rpcws_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -480,6 +481,12 @@ func TestRecoverRefused(t *testing.T) {
 	c4 := dialWire(t, nd.url, "ann")
 	c4.session(t)
 	c4.ok(t, "chat.id", nil)
+	if err := c4.ws.Write(context.Background(), websocket.MessageText, []byte(`{"id":"e","type":"rpcws\u002erecover","data":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if reply = c4.next(t); string(reply.ID) != `"e"` || reply.Code != "BadRequest" {
+		t.Fatalf("an escaped rpcws.recover after a request: %s", reply.raw)
+	}
 	_, reply = c4.call(t, rpcws.RecoverMethod, recoverArgs("x", nil))
 	if reply.Type != "error" || reply.Code != "BadRequest" {
 		t.Fatalf("rpcws.recover after a request: %s", reply.raw)
@@ -714,5 +721,70 @@ func TestMixedReplicas(t *testing.T) {
 	}
 	if f := c.next(t); f.raw != `{"type":"m","data":1}` {
 		t.Fatalf("event %s", f.raw)
+	}
+}
+
+// A takeover from the broker closes a connection only when it carries the
+// hash of that connection's session: a forged one closes nothing.
+func TestForgedTakeover(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	nd := newHistNodes(t, &bus, 1, nil)[0]
+	c := dialWire(t, nd.url, "")
+	s := c.session(t)
+	_, r := c.call(t, "chat.id", nil)
+	var peer string
+	json.Unmarshal(r.Data, &peer)
+	raw := bus.NewBroker()
+	defer raw.Close()
+	takeover := func(secret string) {
+		sum := sha256.Sum256([]byte(secret))
+		msg := append([]byte{2, byte(len(peer))}, peer...)
+		msg = append(msg, sum[:]...)
+		node := peer[:strings.LastIndexByte(peer, '.')]
+		if err := raw.Publish(context.Background(), "rpcws.n."+node, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	takeover("a guess")
+	takeover("")
+	if before := c.ok(t, "chat.id", nil); len(before) != 0 {
+		t.Fatalf("frames after forged takeovers: %v", before)
+	}
+	takeover(s.ID)
+	if f := c.next(t); f.Type != "closed" || f.closeBy != websocket.StatusPolicyViolation {
+		t.Fatalf("after a takeover with the session's hash: %s %d", f.raw, f.closeBy)
+	}
+}
+
+// A replay larger than the connection's queue waits for room, as Notify
+// does: the client gets every event, and is not cut as a slow consumer.
+func TestReplayWaitsForRoom(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	nd := newHistNodes(t, &bus, 1, func(o *rpcws.HandlerOptions) {
+		o.History.Size = 300
+		o.MaxQueuedBytes = 512
+	})[0]
+	c := dialWire(t, nd.url, "")
+	s := c.session(t)
+	var j rpcws.JoinedData
+	json.Unmarshal(c.ok(t, "chat.join", map[string]any{"topic": "big"})[0].Data, &j)
+	dropped(t, nd, c, 0)
+	pad := strings.Repeat("x", 200)
+	for i := range 300 {
+		if err := nd.h.Publish(context.Background(), rpcws.Topic("big"), "m", pad+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := dialWire(t, nd.url, "")
+	c2.session(t)
+	before, reply := c2.call(t, rpcws.RecoverMethod, recoverArgs(s.ID, map[string]rpcws.Position{"big": {Epoch: j.Epoch}}))
+	if r := recoverReply(t, reply); !r.Recovered || !r.Topics["big"].Recovered {
+		t.Fatalf("reply %s", reply.raw)
+	}
+	got := offsetsOf(before, "big")
+	if len(got) != 300 || got[0] != 1 || got[299] != 300 {
+		t.Fatalf("replayed %d events", len(got))
 	}
 }

@@ -229,13 +229,19 @@ func (c *cluster) join(ctx context.Context, p *Peer, name string) error {
 	if ready != nil {
 		c.awaitInEffect(ctx, s, ready)
 	}
+	if !c.hist.engine() {
+		return nil
+	}
+	// The engine's other steps share one more join timeout.
+	ectx, cancel := c.joinContext(ctx)
+	defer cancel()
 	if g != nil {
-		if err := c.joinAt(ctx, p, name, subject, g); err != nil {
+		if err := c.joinAt(ctx, ectx, p, name, subject, g); err != nil {
 			return err
 		}
 	}
-	c.addPresence(ctx, p, subject)
-	c.changed(ctx, p)
+	c.addPresence(ectx, p, subject)
+	c.changed(ectx, p)
 	return nil
 }
 
@@ -267,11 +273,10 @@ func (c *cluster) enter(p *Peer, name, subject string) (s *subscription, g *gate
 
 // joinAt reads the topic's position, once the subscription is in effect,
 // and opens p's gate with the joined frame. When the engine does not tell
-// the position within the join timeout, the join is undone and fails.
-func (c *cluster) joinAt(ctx context.Context, p *Peer, name, subject string, g *gate) error {
-	hctx, cancel := c.joinContext(ctx)
-	pos, _, err := c.hist.hb.History(hctx, subject, 0, 0)
-	cancel()
+// the position within ectx (ctx bounded by the join timeout), the join is
+// undone and fails.
+func (c *cluster) joinAt(ctx, ectx context.Context, p *Peer, name, subject string, g *gate) error {
+	pos, _, err := c.hist.hb.History(ectx, subject, 0, 0)
 	if err != nil {
 		c.exit(p, name)
 		if ctx.Err() != nil {
@@ -299,18 +304,20 @@ func (c *cluster) joinAt(ctx context.Context, p *Peer, name, subject string, g *
 
 // leave takes p out of a topic; the subject is unsubscribed in the
 // background when p was its last local member. With history it writes
-// rpcws.left; with presence or sessions it waits for the engine at most
-// the join timeout.
+// rpcws.left, as Notify writes; with presence or sessions it waits for the
+// engine at most the join timeout.
 func (c *cluster) leave(ctx context.Context, p *Peer, name string) {
 	was := c.exit(p, name)
 	if c.hist.on() {
 		if frame, err := codec.EncodeEvent(LeftEvent, LeftData{Topic: name}); err == nil {
-			p.send(ctx, frame)
+			p.send(ctx, frame) // as Notify writes
 		}
 	}
-	if was {
-		c.removePresence(ctx, p, Topic(name).mustSubject())
-		c.changed(ctx, p)
+	if was && c.hist.engine() {
+		ectx, cancel := c.joinContext(ctx)
+		defer cancel()
+		c.removePresence(ectx, p, Topic(name).mustSubject())
+		c.changed(ectx, p)
 	}
 }
 

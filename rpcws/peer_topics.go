@@ -41,6 +41,12 @@ func (p *Peer) User() string {
 // subscription takes effect the connection receives a [ResyncEvent] naming
 // the topic, for the events it may have missed meanwhile.
 //
+// With [HandlerOptions.History], Join then writes the connection's
+// rpcws.joined frame, with the topic's position, before any event of the
+// topic and before the reply of the request that joined; it fails with a
+// [*BrokerError] (code Unavailable), the join undone, when the engine does
+// not tell the position within one more JoinTimeout.
+//
 // Errors: on a nil *Peer, [ErrNoPeer]; a bad name, [ErrBadName]; after
 // the connection closed, [ErrClosed]; over [HandlerOptions.MaxTopicsPerConn]
 // or [HandlerOptions.MaxTopics], or when the handler's byte budget has no

@@ -1,7 +1,9 @@
 package rpcws
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"strconv"
 	"sync"
 
@@ -247,4 +249,14 @@ func (p *Peer) positionOf(topic string) (Position, bool) {
 		return Position{}, false
 	}
 	return Position{Epoch: g.epoch, Offset: g.last}, true
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it
+// but with no HTML escaping.
+func appendJSONString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s) // a string never fails
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }

@@ -89,7 +89,7 @@ func (c *cluster) refreshPresence(ctx context.Context) {
 // closeTopics does what a closed connection's topics need beyond the
 // index: its presence removed at once, its session saved to outlive it.
 func (c *cluster) closeTopics(p *Peer, topics map[string]*subscription) {
-	if c.hist == nil || !c.hist.on() && c.hist.pb == nil {
+	if !c.hist.engine() {
 		return
 	}
 	names := make([]string, 0, len(topics))
@@ -99,9 +99,11 @@ func (c *cluster) closeTopics(p *Peer, topics map[string]*subscription) {
 		subjects = append(subjects, s.subject)
 		p.dropGate(name)
 	}
-	c.removePresence(context.Background(), p, subjects...)
+	ctx, cancel := c.joinContext(context.Background())
+	defer cancel()
+	c.removePresence(ctx, p, subjects...)
 	if c.hist.on() {
-		c.endSession(p, sorted(names))
+		c.endSession(ctx, p, sorted(names))
 	}
 }
 

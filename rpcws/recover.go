@@ -24,16 +24,19 @@ type sessionConn struct {
 	read bool // a frame was read before: a recover now is BadRequest
 }
 
-// recoverMarker is in every frame that may be a recover request: frames
-// without it are passed on unparsed.
-var recoverMarker = []byte(`"rpcws.recover"`)
+// mayRecover reports whether frame may be a recover request: one of the
+// markers is in every such frame, however its type is escaped. Frames
+// without are passed on unparsed.
+func mayRecover(frame []byte) bool {
+	return bytes.Contains(frame, []byte("recover")) || bytes.Contains(frame, []byte(`\u`))
+}
 
 // ReadFrame reads the next frame for the codec, answering the recover
 // requests among them.
 func (c *sessionConn) ReadFrame(ctx context.Context, buf []byte) ([]byte, error) {
 	for {
 		frame, err := c.transport.ReadFrame(ctx, buf)
-		if err != nil || !bytes.Contains(frame, recoverMarker) {
+		if err != nil || !mayRecover(frame) {
 			c.read = true
 			return frame, err
 		}
@@ -129,6 +132,10 @@ type restoring struct {
 // when the connection closed meanwhile.
 func (c *cluster) recover(ctx context.Context, p *Peer, args RecoverArgs) (RecoverReply, bool) {
 	reply := RecoverReply{Topics: map[string]TopicRecovery{}}
+	// The engine's reads of a recovery share brokerTimeout: past it, the
+	// topics left are joined, unrecovered.
+	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
+	defer cancel()
 	rec, ok := c.takeSession(ctx, p, args.Session)
 	if !ok {
 		var lost []string
@@ -175,8 +182,8 @@ func (c *cluster) recover(ctx context.Context, p *Peer, args RecoverArgs) (Recov
 	if !c.sendResync(p, lost) {
 		return reply, false
 	}
-	c.addPresence(ctx, p, subjects...)
-	c.changed(ctx, p)
+	c.addPresence(p.Context(), p, subjects...)
+	c.changed(p.Context(), p)
 	return reply, true
 }
 
@@ -188,9 +195,7 @@ func (c *cluster) restore(ctx context.Context, p *Peer, r restoring, oldPeer str
 	if has && at.Epoch != "" {
 		after, limit = at.Offset, c.hist.policy.Size
 	}
-	bctx, cancel := brokerContext(ctx)
-	pos, events, err := c.hist.hb.History(bctx, r.subject, after, limit)
-	cancel()
+	pos, events, err := c.hist.hb.History(ctx, r.subject, after, limit)
 	if err != nil {
 		c.warn(&c.logSubscribe, "recovery: the broker did not tell a topic's history", "topic", r.name, "error", err)
 		pos = Position{} // the first live event sets it
@@ -254,6 +259,11 @@ func (c *cluster) sendResync(p *Peer, topics []string) bool {
 	frame, err := resyncFrame(sorted(topics))
 	if err != nil {
 		return true
+	}
+	if p.maxFrame > 0 && len(frame) > p.maxFrame {
+		// Too many to name (a client listed thousands): an empty list
+		// tells that anything may have been lost.
+		frame, _ = resyncFrame(nil)
 	}
 	c.resyncs.Add(1)
 	return p.send(p.Context(), frame) == nil

@@ -1,7 +1,6 @@
 package rpcws
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -41,6 +40,7 @@ type session struct {
 	version atomic.Uint64
 	saved   uint64
 	taken   atomic.Bool // recovered by another connection: never saved again
+	ended   atomic.Bool // its connection closed: endSession saves it last
 }
 
 // sessionRecord is what the broker keeps of a session.
@@ -122,7 +122,7 @@ func (c *cluster) saveSession(ctx context.Context, p *Peer) {
 	}
 	defer func() { <-s.sem }()
 	v := s.version.Load()
-	if s.taken.Load() || s.saved == v {
+	if s.taken.Load() || s.ended.Load() || s.saved == v {
 		return
 	}
 	rec, err := json.Marshal(sessionRecord{User: s.user, Peer: p.id, Node: c.node, Topics: p.Topics()})
@@ -139,13 +139,12 @@ func (c *cluster) saveSession(ctx context.Context, p *Peer) {
 // endSession makes p's session outlive its connection by the recovery
 // window: saved when the engine does not hold its last version, else only
 // vouched for, so that a session taken meanwhile is not brought back.
-func (c *cluster) endSession(p *Peer, topics []string) {
+func (c *cluster) endSession(ctx context.Context, p *Peer, topics []string) {
 	s := p.sess
 	if s == nil {
 		return
 	}
-	ctx, cancel := c.joinContext(context.Background())
-	defer cancel()
+	s.ended.Store(true) // a join's save that comes later would store no topics
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -194,9 +193,7 @@ func (c *cluster) takeSession(ctx context.Context, p *Peer, id string) (sessionR
 	if id == "" || len(id) > maxSessionID {
 		return rec, false
 	}
-	bctx, cancel := brokerContext(ctx)
-	defer cancel()
-	raw, err := c.hist.sb.TakeSession(bctx, id)
+	raw, err := c.hist.sb.TakeSession(ctx, id)
 	if err != nil {
 		return rec, false
 	}
@@ -256,14 +253,4 @@ func (c *cluster) control(subject string, msg []byte) {
 	}
 	s.taken.Store(true)
 	go p.conn.closeWith(websocket.StatusPolicyViolation, TakenOverReason)
-}
-
-// appendJSONString appends s as a JSON string, as encoding/json writes it
-// but with no HTML escaping.
-func appendJSONString(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.Encode(s) // a string never fails
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }

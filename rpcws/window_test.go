@@ -112,3 +112,102 @@ func TestRecoveryWindow(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// fullBroker is a broker with every optional interface.
+type fullBroker interface {
+	rpcws.HistoryBroker
+	rpcws.SessionBroker
+	rpcws.PresenceBroker
+}
+
+// stalledEngine keeps history, but its sessions and presence never answer:
+// each call waits for its context.
+type stalledEngine struct{ fullBroker }
+
+func (stalledEngine) SaveSession(ctx context.Context, _ string, _ []byte, _ time.Duration) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (stalledEngine) AddPresence(ctx context.Context, _ time.Duration, _ ...rpcws.PresenceEntry) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (stalledEngine) RemovePresence(ctx context.Context, _ ...rpcws.PresenceEntry) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A stalled engine holds a join, a leave and a close for one join timeout
+// at most, and the join still succeeds.
+func TestStalledEngineBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const joinTimeout = 2 * time.Second
+		var h *rpcws.Handler
+		srv := rpc.NewServer()
+		srv.RegisterName("Chat", &HChat{h: func() *rpcws.Handler { return h }})
+		h = rpcws.NewHandler(srv, &rpcws.HandlerOptions{
+			Broker:      stalledEngine{new(rpcws.MemoryBus).NewBroker().(fullBroker)},
+			History:     &rpcws.HistoryOptions{},
+			Presence:    &rpcws.PresenceOptions{},
+			JoinTimeout: joinTimeout,
+			Logger:      slog.New(slog.DiscardHandler),
+		})
+		defer h.Shutdown(context.Background())
+		a, b := codec.Pipe()
+		served := make(chan struct{})
+		go func() {
+			h.ServeConn(b)
+			close(served)
+		}()
+		c := &bubbleClient{t: t, conn: a}
+		c.read() // the session
+		for _, typ := range []string{"chat.join", "chat.leave", "chat.join"} {
+			start := time.Now()
+			before, reply := c.call(typ, map[string]any{"topic": "a"})
+			if reply.Type == "error" || len(before) != 1 {
+				t.Fatalf("%s: %v %s", typ, before, reply.raw)
+			}
+			if d := time.Since(start); d > joinTimeout {
+				t.Errorf("%s took %v, over the join timeout %v", typ, d, joinTimeout)
+			}
+		}
+		start := time.Now()
+		a.Close()
+		<-served
+		if d := time.Since(start); d > joinTimeout {
+			t.Errorf("the close took %v, over the join timeout %v", d, joinTimeout)
+		}
+	})
+}
+
+// A live connection stays present however long it lives: its replica
+// re-adds it before its TTL ends.
+func TestPresenceRefreshed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = time.Minute
+		var h *rpcws.Handler
+		srv := rpc.NewServer()
+		srv.RegisterName("Chat", &HChat{h: func() *rpcws.Handler { return h }})
+		h = rpcws.NewHandler(srv, &rpcws.HandlerOptions{
+			Broker:   new(rpcws.MemoryBus).NewBroker(),
+			Presence: &rpcws.PresenceOptions{TTL: ttl},
+			Logger:   slog.New(slog.DiscardHandler),
+		})
+		defer h.Shutdown(context.Background())
+		a, b := codec.Pipe()
+		go h.ServeConn(b)
+		defer a.Close()
+		c := &bubbleClient{t: t, conn: a}
+		if before, reply := c.call("chat.join", map[string]any{"topic": "p"}); len(before) != 0 || reply.Type == "error" {
+			t.Fatalf("join without history: %v %s", before, reply.raw)
+		}
+		for range 10 {
+			time.Sleep(ttl / 2)
+			if m, err := h.Presence(context.Background(), "p"); err != nil || len(m) != 1 {
+				t.Fatalf("presence after a while: %v %v", m, err)
+			}
+		}
+	})
+}

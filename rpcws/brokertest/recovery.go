@@ -22,12 +22,14 @@ import (
 // drop their sockets mid-stream and recover on another replica while
 // another client publishes, each getting every event exactly once and in
 // order; a replay that leaves out the events that excluded the old
-// connection; and the resync past the history size and past the recovery
+// connection; recovery from a replica shut down or crashed; and the
+// resync past the history size and past the recovery
 // window. newBroker must return brokers that implement
 // [rpcws.HistoryBroker] and [rpcws.SessionBroker].
 func RunRecovery(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	t.Run("ExactlyOnce", func(t *testing.T) { testExactlyOnce(t, newBroker) })
 	t.Run("Excluded", func(t *testing.T) { testReplayExcluded(t, newBroker) })
+	t.Run("ReplicaGone", func(t *testing.T) { testRecoverReplicaGone(t, newBroker) })
 	t.Run("PastHistorySize", func(t *testing.T) { testPastHistorySize(t, newBroker) })
 	t.Run("PastWindow", func(t *testing.T) { testPastWindow(t, newBroker) })
 }
@@ -40,7 +42,7 @@ func withHistory(h rpcws.HistoryOptions) func(*rpcws.HandlerOptions) {
 func testExactlyOnce(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	const clients, events = 30, 300
 	nodes := newNodesWith(t, newBroker, 3, withHistory(rpcws.HistoryOptions{Size: 1000}))
-	topic := uniqueSubject("feed")
+	topic := uniqueTopic("feed")
 	var rcs []*rclient
 	for i := range clients {
 		user := ""
@@ -122,7 +124,7 @@ func (rc *rclient) follow(nodes []*node, i int, topic string, last uint64, drops
 
 func testReplayExcluded(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	nodes := newNodesWith(t, newBroker, 2, withHistory(rpcws.HistoryOptions{}))
-	topic := uniqueSubject("excluded")
+	topic := uniqueTopic("excluded")
 	a := connectR(t, nodes[0], "ada")
 	a.joinR(t, topic)
 	b := nodes[1].dialQuiet(t, "")
@@ -145,9 +147,40 @@ func testReplayExcluded(t *testing.T, newBroker func(t *testing.T) rpcws.Broker)
 	}
 }
 
+// A client recovers on another replica when its own shut down gracefully
+// (its sessions saved as the connections closed) or crashed (its sessions
+// as last saved and vouched for).
+func testRecoverReplicaGone(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
+	nodes := newNodesWith(t, newBroker, 3, withHistory(rpcws.HistoryOptions{}))
+	topic := uniqueTopic("gone")
+	a := connectR(t, nodes[0], "ada")
+	a.joinR(t, topic)
+	b := connectR(t, nodes[1], "")
+	b.joinR(t, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	if err := nodes[0].h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nodes[1].stop()
+	pub := nodes[2].dialQuiet(t, "")
+	for i := 1; i <= 3; i++ {
+		pub.publish(t, "topic", topic, false, i)
+	}
+	for _, rc := range []*rclient{a, b} {
+		r, err := rc.reconnect(nodes[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Recovered || !r.Topics[topic].Recovered || r.Topics[topic].Offset != 3 || len(rc.got[topic]) != 3 {
+			t.Errorf("%s: reply %+v, replayed %v", rc.name, r, rc.got[topic])
+		}
+	}
+}
+
 func testPastHistorySize(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	nodes := newNodesWith(t, newBroker, 2, withHistory(rpcws.HistoryOptions{Size: 5}))
-	topic, kept := uniqueSubject("past-size"), uniqueSubject("kept")
+	topic, kept := uniqueTopic("past-size"), uniqueTopic("kept")
 	a := connectR(t, nodes[0], "")
 	a.joinR(t, topic)
 	a.joinR(t, kept)
@@ -181,13 +214,12 @@ func testPastHistorySize(t *testing.T, newBroker func(t *testing.T) rpcws.Broker
 func testPastWindow(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	const window = 500 * time.Millisecond
 	nodes := newNodesWith(t, newBroker, 2, withHistory(rpcws.HistoryOptions{RecoveryWindow: window}))
-	topic := uniqueSubject("past-window")
+	topic := uniqueTopic("past-window")
 	a := connectR(t, nodes[0], "ada")
 	a.joinR(t, topic)
 	a.drop()
 	waitFor(t, "the replica to see the connection close", func() bool { return nodes[0].h.NumConns() == 0 })
-	// The session expires in the engine: nothing announces it.
-	time.Sleep(3 * window)
+	awaitExpiry(t, newBroker, window)
 	r, err := a.reconnect(nodes[1])
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +230,28 @@ func testPastWindow(t *testing.T, newBroker func(t *testing.T) rpcws.Broker) {
 	if fmt.Sprint(a.resyncs) != fmt.Sprint([][]string{{topic}}) {
 		t.Fatalf("resyncs %v, want one naming %s", a.resyncs, topic)
 	}
+}
+
+// awaitExpiry waits until sessions saved now with ttl have expired in the
+// engine, which announces nothing: it saves probes now, and takes one after
+// another until one is gone. A session saved before them is gone too.
+func awaitExpiry(t *testing.T, newBroker func(t *testing.T) rpcws.Broker, ttl time.Duration) {
+	t.Helper()
+	sb := sessionNodes(t, newBroker, 1)[0]
+	const probes = 1000
+	base := sessionID("probe")
+	for i := range probes {
+		save(t, sb, base+strconv.Itoa(i), "probe", ttl)
+	}
+	i := 0
+	waitFor(t, "sessions to expire", func() bool {
+		if i == probes {
+			t.Fatalf("sessions saved with a TTL of %v still there after %d polls", ttl, probes)
+		}
+		_, err := take(t, sb, base+strconv.Itoa(i))
+		i++
+		return errors.Is(err, rpcws.ErrNoSession)
+	})
 }
 
 // rclient is a client that recovers by itself, on a raw WebSocket: it
@@ -412,4 +466,10 @@ func (rc *rclient) reconnect(n *node) (rpcws.RecoverReply, error) {
 		rc.pos[name] = rpcws.Position{Epoch: tr.Epoch, Offset: tr.Offset}
 	}
 	return r, nil
+}
+
+// uniqueTopic returns a topic name no other test uses, so that suites may
+// share an engine.
+func uniqueTopic(name string) string {
+	return name + " " + strconv.FormatInt(time.Now().UnixNano(), 36)
 }

@@ -89,7 +89,7 @@ func startReplica(cfg config, kind, url string, bus *rpcws.MemoryBus, addr strin
 		return nil, "", err
 	}
 	srv := rpc.NewServer()
-	if err := srv.Register(Room{}); err != nil {
+	if err := srv.Register(Rejoin{}); err != nil {
 		return nil, "", err
 	}
 	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{
@@ -117,8 +117,26 @@ func (r *replica) stop() {
 	r.srv.Close()
 }
 
+// Rejoin is the service of the recovery cells' replicas: joining the
+// cell's topic, a new one each cell, so that every cell starts at offset 0
+// on an engine that earlier cells used.
+type Rejoin struct{}
+
+// RejoinArgs is Rejoin.Join's argument.
+type RejoinArgs struct {
+	Topic string `json:"topic"`
+	rpcws.Caller
+}
+
+// Join makes the caller a member of the topic.
+func (Rejoin) Join(a *RejoinArgs, ok *bool) error {
+	*ok = true
+	return a.Peer().Join(context.Background(), a.Topic)
+}
+
 // recoveryCell runs one broker's recovery once.
 func recoveryCell(cfg config, kind string, engine *engines.Server) (recoveryResult, error) {
+	room := "recovery-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	url := ""
 	if engine != nil {
 		url = engine.URL()
@@ -145,14 +163,14 @@ func recoveryCell(cfg config, kind string, engine *engines.Server) (recoveryResu
 	defer cancel()
 	p.target.Store(0) // joined: every client at offset 0
 	for i := range clients {
-		clients[i] = &rclient{url: "ws://" + addr + "/", p: p}
+		clients[i] = &rclient{url: "ws://" + addr + "/", topic: room, p: p}
 		wg.Add(1)
 		go func() { defer wg.Done(); clients[i].run(ctx) }()
 	}
 	if err := p.wait(ctx, "joined the topic"); err != nil {
 		return recoveryResult{}, err
 	}
-	if err := publishN(ctx, b.h, p, warmEvents, warmEvents); err != nil {
+	if err := publishN(ctx, b.h, p, room, warmEvents, warmEvents); err != nil {
 		return recoveryResult{}, err
 	}
 
@@ -163,7 +181,7 @@ func recoveryCell(cfg config, kind string, engine *engines.Server) (recoveryResu
 	target := uint64(warmEvents + cfg.Missed)
 	p.arm(target)
 	for n := range cfg.Missed {
-		if err := b.h.Publish(ctx, rpcws.Topic(topic), "m", stamp{N: warmEvents + n}); err != nil {
+		if err := b.h.Publish(ctx, rpcws.Topic(room), "m", stamp{N: warmEvents + n}); err != nil {
 			return recoveryResult{}, err
 		}
 	}
@@ -198,10 +216,10 @@ func recoveryCell(cfg config, kind string, engine *engines.Server) (recoveryResu
 
 // publishN publishes events numbered from 0 and waits until every client
 // is at offset target.
-func publishN(ctx context.Context, h *rpcws.Handler, p *progress, n int, target uint64) error {
+func publishN(ctx context.Context, h *rpcws.Handler, p *progress, room string, n int, target uint64) error {
 	p.arm(target)
 	for i := range n {
-		if err := h.Publish(ctx, rpcws.Topic(topic), "m", stamp{N: i}); err != nil {
+		if err := h.Publish(ctx, rpcws.Topic(room), "m", stamp{N: i}); err != nil {
 			return err
 		}
 	}
@@ -246,8 +264,9 @@ func (p *progress) wait(ctx context.Context, what string) error {
 // rclient is a client that keeps its session and position and recovers
 // them when it reconnects.
 type rclient struct {
-	url string
-	p   *progress
+	url   string
+	topic string
+	p     *progress
 
 	mu        sync.Mutex // guards what follows
 	session   string
@@ -309,10 +328,10 @@ func (c *rclient) dial(ctx context.Context) *websocket.Conn {
 // firstRequest returns the first frame of a connection; c.mu held.
 func (c *rclient) firstRequest() ([]byte, error) {
 	if c.session == "" {
-		return []byte(`{"id":"join","type":"room.join","data":{}}`), nil
+		return json.Marshal(map[string]any{"id": "join", "type": "rejoin.join", "data": map[string]string{"topic": c.topic}})
 	}
 	return json.Marshal(map[string]any{"id": "recover", "type": rpcws.RecoverMethod,
-		"data": rpcws.RecoverArgs{Session: c.session, Topics: map[string]rpcws.Position{topic: c.pos}}})
+		"data": rpcws.RecoverArgs{Session: c.session, Topics: map[string]rpcws.Position{c.topic: c.pos}}})
 }
 
 // serve reads the connection until it drops.
@@ -350,14 +369,14 @@ func (c *rclient) handle(f frame) {
 		var j rpcws.JoinedData
 		json.Unmarshal(f.Data, &j)
 		c.pos = rpcws.Position{Epoch: j.Epoch, Offset: j.Offset}
-	case "room.join.response":
+	case "rejoin.join.response":
 		c.p.at(c.pos.Offset)
 	case rpcws.RecoverMethod + ".response":
 		var r rpcws.RecoverReply
 		json.Unmarshal(f.Data, &r)
-		c.recovered = r.Recovered && r.Topics[topic].Recovered
+		c.recovered = r.Recovered && r.Topics[c.topic].Recovered
 	case "m":
-		if f.Topic != topic {
+		if f.Topic != c.topic {
 			return
 		}
 		if f.Epoch != c.pos.Epoch || f.Offset != c.pos.Offset+1 {
