@@ -38,28 +38,40 @@ const historyMagic = "\x00rpcws.h1\x00"
 // maxEpoch is the longest epoch a history message may carry.
 const maxEpoch = 64
 
+// publishScript: KEYS position, stream; ARGV a new epoch, size, TTL in ms
+// ("0": none), the position's TTL in ms, channel, message, magic. A stream
+// that refuses the next offset (it is ahead of the position, or not a
+// stream) cannot be trusted: the topic starts a new epoch.
 var publishScript = goredis.NewScript(`
-local e = redis.call('HGET', KEYS[1], 'e')
-if not e then
-  e = ARGV[1]
+local p = redis.call('HMGET', KEYS[1], 'e', 'o')
+local e, o = p[1], tonumber(p[2])
+if not e or not o then
+  e, o = ARGV[1], 0
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', e)
 end
-local o = redis.call('HINCRBY', KEYS[1], 'o', 1)
+local n = string.format('%d', o + 1)
+local r = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. n, 'm', ARGV[6])
+if type(r) == 'table' and r.err then
+  e, n = ARGV[1], '1'
+  redis.call('DEL', KEYS[2])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-1', 'm', ARGV[6])
+end
+redis.call('HSET', KEYS[1], 'e', e, 'o', n)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-local n = string.format('%d', o)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '0-' .. n, 'm', ARGV[6])
 if ARGV[3] ~= '0' then
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 redis.call('PUBLISH', ARGV[5], ARGV[7] .. e .. '\0' .. n .. '\0' .. ARGV[6])
-return {e, o}
+return {e, n}
 `)
 
+// historyScript: KEYS position, stream; ARGV a new epoch, the first ID to
+// read ("": none), limit, the position's least TTL in ms. A stream that
+// cannot be read holds no events.
 var historyScript = goredis.NewScript(`
 local p = redis.call('HMGET', KEYS[1], 'e', 'o')
 local e, o = p[1], p[2]
-if not e then
+if not e or not o then
   e, o = ARGV[1], '0'
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', e, 'o', 0)
@@ -69,7 +81,10 @@ else
 end
 local ev = {}
 if ARGV[3] ~= '0' and ARGV[2] ~= '' then
-  ev = redis.call('XREVRANGE', KEYS[2], '+', ARGV[2], 'COUNT', ARGV[3])
+  ev = redis.pcall('XREVRANGE', KEYS[2], '0-' .. o, ARGV[2], 'COUNT', ARGV[3])
+  if ev.err then
+    ev = {}
+  end
 end
 return {e, o, ev}
 `)
@@ -109,11 +124,12 @@ func (b *Broker) PublishHistory(ctx context.Context, subject string, msg []byte,
 		return rpcws.Position{}, errors.New("redis broker: publish with history: unexpected reply")
 	}
 	e, _ := v[0].(string)
-	o, _ := v[1].(int64)
-	if e == "" || o < 1 {
+	n, _ := v[1].(string)
+	o, err := strconv.ParseUint(n, 10, 64)
+	if e == "" || err != nil || o < 1 {
 		return rpcws.Position{}, errors.New("redis broker: publish with history: unexpected reply")
 	}
-	return rpcws.Position{Epoch: e, Offset: uint64(o)}, nil
+	return rpcws.Position{Epoch: e, Offset: o}, nil
 }
 
 // History returns subject's position and its last limit events after

@@ -75,7 +75,7 @@ func (r *historyRecorder) wait(t *testing.T, n int) []at {
 
 // started returns a started broker on url that delivers to r, subscribed
 // to subjects, closed at cleanup.
-func started(t *testing.T, url string, r rpcws.BrokerReceiver, subjects ...string) *redis.Broker {
+func started(t testing.TB, url string, r rpcws.BrokerReceiver, subjects ...string) *redis.Broker {
 	t.Helper()
 	b, err := redis.New(url)
 	if err != nil {
@@ -258,6 +258,44 @@ func TestHistoryTTLKeepsPosition(t *testing.T) {
 	pos, err := b.PublishHistory(ctx, "rpcws.t.quiet", []byte("next"), p)
 	if err != nil || pos != (rpcws.Position{Epoch: last.Epoch, Offset: 4}) {
 		t.Fatalf("publish after expiry: %v %v, want offset 4 of %s", pos, err, last.Epoch)
+	}
+}
+
+// A stream that the position cannot be trusted with (ahead of it, or not a
+// stream: written by hand, or left by a position lost alone) gives the
+// topic a new epoch, where every publish would fail.
+func TestHistoryStreamAhead(t *testing.T) {
+	srv := engines.StartT(t, engines.Redis)
+	b := started(t, srv.URL(), nopHistory{})
+	ctx := ctxT(t)
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	const ev = "rpcws:h:{rpcws.t.ahead}:ev"
+	first, err := b.PublishHistory(ctx, "rpcws.t.ahead", []byte("1"), policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, spoil := range []func() error{
+		func() error {
+			return admin.XAdd(ctx, &goredis.XAddArgs{Stream: ev, ID: "0-1000", Values: []string{"m", "x"}}).Err()
+		},
+		func() error { return admin.Set(ctx, ev, "not a stream", 0).Err() },
+	} {
+		if err := spoil(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := b.History(ctx, "rpcws.t.ahead", 0, 10); err != nil {
+			t.Fatalf("case %d: history: %v", i, err)
+		}
+		pos, err := b.PublishHistory(ctx, "rpcws.t.ahead", []byte("2"), policy)
+		if err != nil || pos.Epoch == first.Epoch || pos.Offset != 1 {
+			t.Fatalf("case %d: publish: %v %v, want a new epoch at offset 1 (was %v)", i, pos, err, first)
+		}
+		got, events, err := b.History(ctx, "rpcws.t.ahead", 0, 10)
+		if err != nil || got != pos || len(events) != 1 || string(events[0].Msg) != "2" {
+			t.Fatalf("case %d: history after: %v %v %v", i, got, events, err)
+		}
+		first = pos
 	}
 }
 

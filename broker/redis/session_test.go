@@ -111,7 +111,9 @@ func TestPresenceExpiry(t *testing.T) {
 	live, dead := started(t, srv.URL(), nopHistory{}), started(t, srv.URL(), nopHistory{})
 	ctx := ctxT(t)
 	const topic = "rpcws.t.room"
-	if err := dead.AddPresence(ctx, 200*time.Millisecond,
+	const ttl = 200 * time.Millisecond
+	added := time.Now()
+	if err := dead.AddPresence(ctx, ttl,
 		rpcws.PresenceEntry{Topic: topic, Peer: "d1", Info: []byte(`"eve"`)},
 		rpcws.PresenceEntry{Topic: topic, Peer: "d2"},
 		rpcws.PresenceEntry{Topic: "rpcws.t.other", Peer: "d1"}); err != nil {
@@ -139,6 +141,11 @@ func TestPresenceExpiry(t *testing.T) {
 	waitUntil(t, "the dead replica's entries to go", func() bool {
 		return slices.Equal(peers(t, live, topic), []string{"l1=\"ada\""})
 	})
+	// Expiry is Redis's clock against the score: exact, but the machine
+	// may be busy; a second of margin.
+	if d := time.Since(added); d > ttl+time.Second {
+		t.Errorf("the dead replica's entries went %v after they were added, ttl %v", d, ttl)
+	}
 	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	defer admin.Close()
 	if n := admin.HLen(ctx, "rpcws:p:{"+topic+"}:info").Val(); n != 1 {
