@@ -62,7 +62,8 @@ func historySubject(subject string) (string, error) {
 // PublishHistory stores msg as the topic's next event and returns its
 // position; the history stream republishes it to subject, where
 // subscribers receive it through ReceiveAt. The offset is taken
-// optimistically: the event is published with the position after the
+// optimistically (one publish per topic at a time on this node, the others
+// wait): the event is published with the position after the
 // topic's last event and, as a condition the server checks, that event's
 // stream sequence (Nats-Expected-Last-Subject-Sequence); when another
 // publisher stored one first, the server refuses and PublishHistory reads
@@ -75,9 +76,16 @@ func (b *Broker) PublishHistory(ctx context.Context, subject string, msg []byte,
 	if b.isClosed() {
 		return rpcws.Position{}, rpcws.ErrBrokerClosed
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	unlock, err := b.topics.lock(ctx, subject)
+	if err != nil {
+		return rpcws.Position{}, err
+	}
+	defer unlock()
 	want := limits{int64(max(p.Size, 1)), max(p.TTL, positionKeep) + ageMargin}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		st, err := b.st.historyStreamFor(ctx, want, true)
+		st, err := b.st.historyStreamFor(ctx, want)
 		if err != nil {
 			return rpcws.Position{}, err
 		}
@@ -105,7 +113,7 @@ func (b *Broker) tryPublish(ctx context.Context, st jetstream.Stream, subject, h
 		return rpcws.Position{}, err
 	}
 	if l.seq == 0 {
-		if l.pos.Epoch, err = b.epochOf(ctx, subject); err != nil {
+		if l.pos.Epoch, err = b.epochOf(ctx, st, subject); err != nil {
 			return rpcws.Position{}, err
 		}
 	}
@@ -127,6 +135,10 @@ func (b *Broker) tryPublish(ctx context.Context, st jetstream.Stream, subject, h
 	b.st.noteLast(hs, last{ack.Sequence, pos})
 	return pos, nil
 }
+
+// errRemade is the error of epochOf when the history stream was deleted
+// and made again since it was looked up: the caller looks it up again.
+var errRemade = errors.New("the history stream was made again")
 
 // isWrongLast reports whether err is the server's refusal of a publish
 // whose expected last sequence of its subject was not the last.
@@ -187,20 +199,31 @@ func positionOf(h gonats.Header) (rpcws.Position, error) {
 	return rpcws.Position{Epoch: epoch, Offset: off}, nil
 }
 
-// epochOf returns the epoch of subject for numbering that starts now: the
-// one in epochBucket, made there when absent (create if absent: every
-// node gets the same). Why an epoch there can never be used again after
-// the offsets it numbered were lost: it is written once, never refreshed,
-// and expires positionKeep after it was made; an event that used it was
-// published after it was made, and stays in the stream for positionKeep +
-// ageMargin at least (the stream's MaxAge; its events leave otherwise only
-// when newer ones of their subject replace them, and MaxMsgs and MaxBytes
-// are unlimited). So while a topic has an event in the stream its epoch
-// comes from that event, and once it has none its old epoch is gone from
-// the bucket too, and a new one is made. A server that lost its store
-// lost both.
-func (b *Broker) epochOf(ctx context.Context, subject string) (string, error) {
-	key := keyOf(subject)
+// epochOf returns the epoch of subject for numbering that starts now in
+// the history stream st: the one in epochBucket under st's generation and
+// subject, made there when absent (create if absent: every node gets the
+// same). Why an epoch there can never be used again after the offsets it
+// numbered were lost: it is written once, never refreshed, and expires
+// positionKeep after it was made; an event that used it was published
+// after it was made, and stays in the stream for positionKeep + ageMargin
+// at least (the stream's MaxAge; its events leave otherwise only when
+// newer ones of their subject replace them, and MaxMsgs and MaxBytes are
+// unlimited). So while a topic has an event in the stream its epoch comes
+// from that event, and once it has none its old epoch is gone from the
+// bucket too, and a new one is made. A stream deleted and made again has
+// a new generation, so new epochs; a server that lost its store lost the
+// bucket too. (Purging a topic's events by hand, short of deleting the
+// stream, is the one way to lose them that this cannot see.)
+func (b *Broker) epochOf(ctx context.Context, st jetstream.Stream, subject string) (string, error) {
+	gen := generation(st)
+	if _, err := st.Info(ctx); err != nil { // the generation now, not when it was looked up
+		return "", fmt.Errorf("nats broker: epoch of %s: %w", subject, err)
+	}
+	if generation(st) != gen {
+		b.st.forgetStream()
+		return "", fmt.Errorf("nats broker: epoch of %s: %w", subject, errRemade)
+	}
+	key := gen + "." + keyOf(subject)
 	var epoch string
 	err := b.st.withBucket(ctx, epochBucket, positionKeep, func(kv jetstream.KeyValue) error {
 		for range 3 {
@@ -237,10 +260,10 @@ func newEpoch() string {
 }
 
 // History returns the topic's position and its last limit events above
-// after. It reads the topic's last event, then walks back from it, one
-// direct get by stream sequence per event (the prev header), at most
-// min(limit, the topic's size) of them, stopping at the first event that
-// is past its TTL, trimmed, or at or below after.
+// after, at most the topic's size, that are within their TTL. It reads
+// the topic's last event, then up to walkMax events walking back from it,
+// one direct get by stream sequence each (the prev header), or more
+// through a consumer (readForward).
 func (b *Broker) History(ctx context.Context, subject string, after uint64, limit int) (rpcws.Position, []rpcws.HistoryEvent, error) {
 	hs, err := historySubject(subject)
 	if err != nil {
@@ -249,10 +272,16 @@ func (b *Broker) History(ctx context.Context, subject string, after uint64, limi
 	if b.isClosed() {
 		return rpcws.Position{}, nil, rpcws.ErrBrokerClosed
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	for try := 0; ; try++ {
 		pos, evs, err := b.readHistory(ctx, subject, hs, after, limit)
-		if try == 0 && missing(err) {
+		if err != nil {
+			// Look the stream up again next time: a direct get from a
+			// stream that is gone is not refused but never answered.
 			b.st.forgetStream()
+		}
+		if try == 0 && missing(err) {
 			continue
 		}
 		if err != nil {
@@ -263,17 +292,13 @@ func (b *Broker) History(ctx context.Context, subject string, after uint64, limi
 }
 
 func (b *Broker) readHistory(ctx context.Context, subject, hs string, after uint64, limit int) (rpcws.Position, []rpcws.HistoryEvent, error) {
-	st, err := b.st.historyStreamFor(ctx, limits{}, false)
-	if errors.Is(err, errNoStream) {
-		epoch, err := b.epochOf(ctx, subject)
-		return rpcws.Position{Epoch: epoch}, nil, err
-	}
+	st, err := b.st.historyStreamFor(ctx, limits{1, positionKeep + ageMargin})
 	if err != nil {
 		return rpcws.Position{}, nil, err
 	}
 	m, err := st.GetLastMsgForSubject(ctx, hs)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		epoch, err := b.epochOf(ctx, subject)
+		epoch, err := b.epochOf(ctx, st, subject)
 		return rpcws.Position{Epoch: epoch}, nil, err
 	}
 	if err != nil {
@@ -288,8 +313,75 @@ func (b *Broker) readHistory(ctx context.Context, subject, hs string, after uint
 	}
 	size, _ := strconv.Atoi(m.Header.Get(hdrSize))
 	want := int(min(uint64(min(limit, max(size, 1))), pos.Offset-after))
+	if want > walkMax {
+		evs, err := readForward(ctx, st, m, pos, want, time.Now())
+		return pos, evs, err
+	}
 	evs, err := walkBack(ctx, st, m, pos, want, time.Now())
 	return pos, evs, err
+}
+
+// walkMax is the most events a read gets one by one (walkBack); more are
+// read at once through a consumer (readForward), which costs about three
+// round trips.
+const walkMax = 8
+
+// readForward returns, oldest first, up to want events ending with last
+// (at pos): through an ephemeral consumer of the topic's history subject,
+// which delivers every event of it the stream keeps (at most the largest
+// size any node asked) in one batch, deleted once read.
+func readForward(ctx context.Context, st jetstream.Stream, last *jetstream.RawStreamMsg, pos rpcws.Position, want int, now time.Time) ([]rpcws.HistoryEvent, error) {
+	c, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     last.Subject,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: flushTimeout,
+		MemoryStorage:     true,
+		Replicas:          1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer st.DeleteConsumer(ctx, c.CachedInfo().Name) // or the server does, once inactive
+	n := int(min(c.CachedInfo().NumPending, maxRead))
+	if n == 0 {
+		return nil, nil
+	}
+	batch, err := c.FetchNoWait(n)
+	if err != nil {
+		return nil, err
+	}
+	var evs []rpcws.HistoryEvent
+	for {
+		select {
+		case m, ok := <-batch.Messages():
+			if !ok {
+				return contiguous(evs, pos, want), batch.Error()
+			}
+			meta, err := m.Metadata()
+			if err != nil || meta.Sequence.Stream > last.Sequence {
+				continue // newer than the position read
+			}
+			if off := atOf(m.Headers(), meta.Timestamp, pos.Epoch, now); off > 0 {
+				evs = append(evs, rpcws.HistoryEvent{Offset: off, Msg: m.Data()})
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// maxRead bounds the events readForward reads of one topic.
+const maxRead = 1 << 16
+
+// contiguous returns the last want events of evs (ascending offsets) that
+// run without a gap up to pos.
+func contiguous(evs []rpcws.HistoryEvent, pos rpcws.Position, want int) []rpcws.HistoryEvent {
+	i := len(evs)
+	for i > 0 && len(evs)-i < want && evs[i-1].Offset == pos.Offset-uint64(len(evs)-i) {
+		i--
+	}
+	return evs[i:]
 }
 
 // walkBack returns, oldest first, up to want events ending with m (the
@@ -316,15 +408,24 @@ func walkBack(ctx context.Context, st jetstream.Stream, m *jetstream.RawStreamMs
 	return evs, nil
 }
 
-// expected reports whether m is the event at epoch and off, of the same
-// subject, and still within its TTL at now.
+// expected reports whether m is the event at epoch and off, still within
+// its TTL at now.
 func expected(m *jetstream.RawStreamMsg, epoch string, off uint64, now time.Time) bool {
-	pos, err := positionOf(m.Header)
-	if err != nil || pos.Epoch != epoch || pos.Offset != off {
-		return false
+	return atOf(m.Header, m.Time, epoch, now) == off
+}
+
+// atOf returns the offset of an event with headers h, stored at stored,
+// when it is of epoch and still within its TTL at now; 0 otherwise.
+func atOf(h gonats.Header, stored time.Time, epoch string, now time.Time) uint64 {
+	pos, err := positionOf(h)
+	if err != nil || pos.Epoch != epoch {
+		return 0
 	}
-	ttl, _ := strconv.ParseInt(m.Header.Get(hdrTTL), 10, 64)
-	return ttl <= 0 || now.Sub(m.Time) < time.Duration(ttl)*time.Millisecond
+	ttl, _ := strconv.ParseInt(h.Get(hdrTTL), 10, 64)
+	if ttl > 0 && now.Sub(stored) >= time.Duration(ttl)*time.Millisecond {
+		return 0
+	}
+	return pos.Offset
 }
 
 // noteLast records l as the last event of hs unless a later one is known.
@@ -354,21 +455,4 @@ func (s *store) forgetLast(hs string) {
 	s.mu.Lock()
 	delete(s.lasts, hs)
 	s.mu.Unlock()
-}
-
-// republished returns the position of a message that the history stream
-// republished, and notes it as its topic's last event; ok is false for
-// any other message.
-func (s *store) republished(m *gonats.Msg) (pos rpcws.Position, ok bool) {
-	if len(m.Header) == 0 || m.Header.Get(jetstream.StreamHeader) != historyStream {
-		return rpcws.Position{}, false
-	}
-	pos, err := positionOf(m.Header)
-	if err != nil {
-		return rpcws.Position{}, false
-	}
-	if seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64); err == nil {
-		s.noteLast(m.Header.Get(jetstream.SubjectHeader), last{seq, pos})
-	}
-	return pos, true
 }

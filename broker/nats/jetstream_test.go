@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	gonats "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rpcws/rpcws/broker/nats"
 	"golang.org/x/sync/errgroup"
 
@@ -241,5 +244,161 @@ func TestJetStreamStall(t *testing.T) {
 				t.Errorf("%s with NATS stopped: %v after %v (context of %v)", name, err, took.Round(time.Millisecond), timeout)
 			}
 		}
+	}
+}
+
+// A history stream deleted by hand, its epochs' bucket kept, is made
+// again with new epochs: the old offsets are gone.
+func TestHistoryStreamDeleted(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	bs, _ := startHistory(t, srv.URL(), 1)
+	const subject = "rpcws.t.deleted"
+	p := rpcws.HistoryPolicy{Size: 10, TTL: time.Minute}
+	before, err := bs[0].PublishHistory(ctxT(t), subject, []byte("x"), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := gonats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctxT(t), "RPCWS_HISTORY"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := bs[0].PublishHistory(ctxT(t), subject, []byte("y"), p)
+	if err != nil || after.Offset != 1 || after.Epoch == before.Epoch {
+		t.Fatalf("publish after the stream was deleted: %+v, %v; want offset 1 in an epoch other than %q", after, err, before.Epoch)
+	}
+	if pos, _, err := bs[0].History(ctxT(t), subject, 0, 10); err != nil || pos != after {
+		t.Fatalf("history: %+v, %v; want %+v", pos, err, after)
+	}
+}
+
+// Sessions and recovery end to end, with three replicas on NATS.
+func TestRecovery(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	brokertest.RunRecovery(t, func(t *testing.T) rpcws.Broker { return newBroker(t, srv.URL()) })
+}
+
+// Takers on three brokers race for sessions that another broker keeps
+// touching: each session is taken exactly once, and touching never brings
+// a taken one back.
+func TestTakeWhileTouched(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	bs, _ := startHistory(t, srv.URL(), 4)
+	takers, toucher := bs[:3], bs[3]
+	for round := range 10 {
+		id := fmt.Sprintf("touched-%d", round)
+		if err := toucher.SaveSession(ctxT(t), id, []byte(id), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		touched := make(chan error, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					touched <- nil
+					return
+				default:
+				}
+				if err := toucher.TouchSessions(ctxT(t), []string{id}, time.Minute); err != nil {
+					touched <- err
+					return
+				}
+			}
+		}()
+		var wins, wg = make(chan string, 12), sync.WaitGroup{}
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rec, err := takers[i%3].TakeSession(ctxT(t), id)
+				switch {
+				case err == nil:
+					wins <- string(rec)
+				case !errors.Is(err, rpcws.ErrNoSession):
+					wins <- "error: " + err.Error()
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		if err := <-touched; err != nil {
+			t.Fatal(err)
+		}
+		close(wins)
+		var got []string
+		for w := range wins {
+			got = append(got, w)
+		}
+		if len(got) != 1 || got[0] != id {
+			t.Fatalf("round %d: 12 takers got %q, want %q once", round, got, id)
+		}
+		if rec, err := takers[0].TakeSession(ctxT(t), id); !errors.Is(err, rpcws.ErrNoSession) {
+			t.Fatalf("round %d: a taken session, touched, taken again: %q, %v", round, rec, err)
+		}
+	}
+}
+
+// Reads of more than a few events (through a consumer): the topic's own
+// size applies, a smaller size of the last publish too, and events past
+// their own TTL are left out while younger ones stay.
+func TestHistoryReadForward(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	bs, _ := startHistory(t, srv.URL(), 1)
+	b := bs[0]
+	publish := func(subject string, n, size int, ttl time.Duration) {
+		t.Helper()
+		for range n {
+			if _, err := b.PublishHistory(ctxT(t), subject, []byte("x"), rpcws.HistoryPolicy{Size: size, TTL: ttl}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	read := func(subject string, after uint64, limit int) []uint64 {
+		t.Helper()
+		_, evs, err := b.History(ctxT(t), subject, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var offs []uint64
+		for _, e := range evs {
+			offs = append(offs, e.Offset)
+		}
+		return offs
+	}
+	span := func(from, to uint64) []uint64 {
+		var s []uint64
+		for o := from; o <= to; o++ {
+			s = append(s, o)
+		}
+		return s
+	}
+	publish("rpcws.t.sized", 30, 20, time.Minute)
+	if got := read("rpcws.t.sized", 0, 100); !slices.Equal(got, span(11, 30)) {
+		t.Fatalf("size 20 after 30 publishes: %v", got)
+	}
+	if got := read("rpcws.t.sized", 15, 12); !slices.Equal(got, span(19, 30)) {
+		t.Fatalf("after 15, limit 12: %v", got)
+	}
+	publish("rpcws.t.shrunk", 30, 50, time.Minute)
+	publish("rpcws.t.shrunk", 5, 10, time.Minute)
+	if got := read("rpcws.t.shrunk", 0, 100); !slices.Equal(got, span(26, 35)) {
+		t.Fatalf("size 10 after size 50: %v", got)
+	}
+	publish("rpcws.t.aged", 10, 100, 500*time.Millisecond)
+	publish("rpcws.t.aged", 10, 100, time.Minute)
+	deadline := time.Now().Add(brokertest.Wait)
+	for got := read("rpcws.t.aged", 0, 100); !slices.Equal(got, span(11, 20)); got = read("rpcws.t.aged", 0, 100) {
+		if time.Now().After(deadline) || len(got) < 10 || got[len(got)-1] != 20 {
+			t.Fatalf("events with a TTL of 500ms, then of a minute: %v", got)
+		}
+		time.Sleep(50 * time.Millisecond) // the first ten expire by the clock
 	}
 }

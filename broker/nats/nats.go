@@ -1,22 +1,3 @@
-// Package nats is an [rpcws.Broker] on NATS core pub/sub, through
-// github.com/nats-io/nats.go: replicas of an rpcws service that share a
-// NATS server (or cluster) reach each other's connections with
-// [rpcws.Handler.Publish].
-//
-//	b, err := nats.New("nats://127.0.0.1:4222")
-//	h := rpcws.NewHandler(srv, &rpcws.HandlerOptions{Broker: b})
-//
-// All subscriptions of a broker feed one bounded channel, read by one
-// goroutine that hands every message to the handler at once (the handler
-// never waits on a client). When that channel is full, nats.go drops the
-// message and reports a slow consumer; the broker reports the gap on that
-// subject ([rpcws.BrokerReceiver.Lost]) and its members receive
-// rpcws.resync. When the connection drops, nats.go reconnects and
-// subscribes again by itself; once it is back, every connection receives
-// rpcws.resync. A connection that goes silent without closing is found by
-// nats.go's own pings (nats.PingInterval, nats.MaxPingsOutstanding) and
-// handled the same way. The handler's subjects contain no wildcards: topic
-// names are escaped.
 package nats
 
 import (
@@ -41,11 +22,13 @@ const flushTimeout = 10 * time.Second
 // Broker is an [rpcws.Broker] on one NATS connection. Its methods are safe
 // for concurrent use.
 type Broker struct {
-	nc   *gonats.Conn
-	st   *store // JetStream: history, sessions, presence
-	in   chan *gonats.Msg
-	quit chan struct{}
-	done chan struct{}
+	nc     *gonats.Conn
+	st     *store     // JetStream: history, sessions, presence
+	topics topicLocks // one publish with history per topic at a time
+	order  orderer    // republished events back in offset order
+	in     chan *gonats.Msg
+	quit   chan struct{}
+	done   chan struct{}
 
 	ready chan struct{} // closed once New knows whether it connected at once
 	late  bool          // the first connection was not made at once: its making is a gap; set before ready
@@ -89,6 +72,7 @@ func New(url string, opts ...gonats.Option) (*Broker, error) {
 		gonats.ReconnectHandler(func(nc *gonats.Conn) {
 			<-b.ready
 			b.st.reset() // the server may have come back without its streams
+			b.order.forget(nil)
 			b.logger().Info("rpcws nats broker: connection to NATS is back; subscribed again", "server", nc.ConnectedUrlRedacted())
 			b.lost(nc, nil)
 		}),
@@ -97,6 +81,9 @@ func New(url string, opts ...gonats.Option) (*Broker, error) {
 			if nc.IsClosed() {
 				return // Close, not a loss
 			}
+			<-b.ready
+			b.st.reset()
+			b.order.forget(nil)
 			b.logger().Warn("rpcws nats broker: lost the connection to NATS; reconnecting", "error", err)
 		}),
 		gonats.ErrorHandler(func(nc *gonats.Conn, sub *gonats.Subscription, err error) {
@@ -169,22 +156,67 @@ func (b *Broker) Start(r rpcws.BrokerReceiver) error {
 	return nil
 }
 
-// read hands every message to r: through ReceiveAt, with its position,
-// those the history stream republished, when r takes them.
+// read hands every message to r: through ReceiveAt, with its position
+// and in offset order (see orderer), those the history stream
+// republished, when r takes them.
 func (b *Broker) read(r rpcws.BrokerReceiver) {
 	defer close(b.done)
 	hr, _ := r.(rpcws.HistoryReceiver)
+	wait := time.NewTimer(reorderWait)
+	wait.Stop()
+	waiting := false
 	for {
 		select {
 		case m := <-b.in:
-			if pos, ok := b.st.republished(m); ok && hr != nil {
-				hr.ReceiveAt(m.Subject, pos, m.Data)
+			p, ok := parsePositioned(m)
+			if !ok || hr == nil {
+				r.Receive(m.Subject, m.Data)
 				continue
 			}
-			r.Receive(m.Subject, m.Data)
+			b.st.noteLast(historyPrefix+p.subject, last{p.seq, p.pos})
+			if b.ordered(hr, p) && !waiting {
+				wait.Reset(reorderWait)
+				waiting = true
+			}
+		case <-wait.C:
+			waiting = false
+			next := b.order.expire(time.Now(), func(subject string, out []positioned) {
+				b.lost(nil, []string{subject})
+				deliverAt(hr, out)
+			})
+			if !next.IsZero() {
+				wait.Reset(time.Until(next))
+				waiting = true
+			}
 		case <-b.quit:
+			wait.Stop()
 			return
 		}
+	}
+}
+
+// ordered delivers p, and the events it lets follow, in offset order
+// when this broker is subscribed to its subject (the handler discards
+// the others); it reports whether events wait.
+func (b *Broker) ordered(hr rpcws.HistoryReceiver, p positioned) (waiting bool) {
+	b.mu.Lock()
+	_, subscribed := b.subs[p.subject]
+	b.mu.Unlock()
+	if !subscribed {
+		hr.ReceiveAt(p.subject, p.pos, p.data)
+		return false
+	}
+	out, lost, waiting := b.order.add(p, time.Now())
+	if lost {
+		b.lost(nil, []string{p.subject})
+	}
+	deliverAt(hr, out)
+	return waiting
+}
+
+func deliverAt(hr rpcws.HistoryReceiver, out []positioned) {
+	for _, e := range out {
+		hr.ReceiveAt(e.subject, e.pos, e.data)
 	}
 }
 
@@ -229,6 +261,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, subject string) error {
 	sub := b.subs[subject]
 	delete(b.subs, subject)
 	b.mu.Unlock()
+	b.order.forget(&subject)
 	if sub == nil {
 		return nil
 	}

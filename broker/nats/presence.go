@@ -66,6 +66,8 @@ func (b *Broker) presencePublish(ctx context.Context, ttl time.Duration, entries
 	if b.isClosed() {
 		return rpcws.ErrBrokerClosed
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	if len(entries) == 0 {
 		return nil
 	}
@@ -111,6 +113,8 @@ func (b *Broker) Presence(ctx context.Context, subject string) ([]rpcws.Presence
 	if b.isClosed() {
 		return nil, rpcws.ErrBrokerClosed
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	var out []rpcws.PresenceEntry
 	err := b.st.withBucket(ctx, presenceBucket, 0, func(kv jetstream.KeyValue) error {
 		var err error

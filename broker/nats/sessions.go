@@ -20,7 +20,7 @@ const touchParallel = 32
 
 // takeAttempts bounds the tries of TakeSession that lose to a concurrent
 // touch of the session.
-const takeAttempts = 8
+const takeAttempts = 32
 
 // sessionKey is the key of session id in sessionBucket: a hash, so that
 // the secret id never appears in a subject (which the server may log or
@@ -37,7 +37,9 @@ func (b *Broker) SaveSession(ctx context.Context, id string, record []byte, ttl 
 	if b.isClosed() {
 		return rpcws.ErrBrokerClosed
 	}
-	err := b.st.withBucket(ctx, sessionBucket, ttl, func(kv jetstream.KeyValue) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	err := b.st.withBucket(ctx, sessionBucket, max(ttl, time.Millisecond), func(kv jetstream.KeyValue) error {
 		_, err := kv.Put(ctx, sessionKey(id), expiring(ttl, record))
 		return err
 	})
@@ -55,7 +57,9 @@ func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Durat
 	if b.isClosed() {
 		return rpcws.ErrBrokerClosed
 	}
-	err := b.st.withBucket(ctx, sessionBucket, ttl, func(kv jetstream.KeyValue) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	err := b.st.withBucket(ctx, sessionBucket, max(ttl, time.Millisecond), func(kv jetstream.KeyValue) error {
 		g, ctx := errgroup.WithContext(ctx)
 		g.SetLimit(touchParallel)
 		for _, id := range ids {
@@ -96,6 +100,8 @@ func (b *Broker) TakeSession(ctx context.Context, id string) ([]byte, error) {
 	if b.isClosed() {
 		return nil, rpcws.ErrBrokerClosed
 	}
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	var rec []byte
 	err := b.st.withBucket(ctx, sessionBucket, 0, func(kv jetstream.KeyValue) error {
 		var err error

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -95,18 +96,13 @@ func (s *store) unlock() { <-s.sem }
 // (nothing answers on its subjects): the server lost it, or it was never
 // made.
 func missing(err error) bool {
-	return errors.Is(err, gonats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+	return errors.Is(err, errRemade) || errors.Is(err, gonats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound)
 }
 
-// errNoStream is historyStreamFor's answer when the stream does not exist
-// and was not to be made.
-var errNoStream = errors.New("nats broker: no history stream")
-
 // historyStreamFor returns the history stream with limits covering want,
-// made or raised when needed; with make false, errNoStream when it does
-// not exist.
-func (s *store) historyStreamFor(ctx context.Context, want limits, create bool) (jetstream.Stream, error) {
+// made or raised when needed.
+func (s *store) historyStreamFor(ctx context.Context, want limits) (jetstream.Stream, error) {
 	s.mu.Lock()
 	st, have := s.stream, s.limits
 	s.mu.Unlock()
@@ -119,9 +115,6 @@ func (s *store) historyStreamFor(ctx context.Context, want limits, create bool) 
 	defer s.unlock()
 	st, err := s.js.Stream(ctx, historyStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		if !create {
-			return nil, errNoStream
-		}
 		st, err = s.js.CreateStream(ctx, historyConfig(want))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // made by another node meanwhile
 			st, err = s.js.Stream(ctx, historyStream)
@@ -153,8 +146,8 @@ func (s *store) historyStreamFor(ctx context.Context, want limits, create bool) 
 
 // historyConfig is the history stream's configuration: events stored on
 // historyPrefix + subject and republished, once stored, to subject itself
-// (with their headers, in stream order), where the topic's subscribers
-// receive them; direct gets for reading.
+// with their headers (see orderer for their order), where the topic's
+// subscribers receive them; direct gets for reading.
 func historyConfig(l limits) jetstream.StreamConfig {
 	src := historyPrefix + "*.>"
 	return jetstream.StreamConfig{
@@ -193,10 +186,27 @@ func awaitReady(ctx context.Context, probe func(context.Context) error) error {
 	}
 }
 
+// bounded returns ctx, with a deadline of flushTimeout from now when it
+// has none: every call of the broker waits on NATS for a bounded time.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, flushTimeout)
+}
+
 // probeTimeout bounds one probe of awaitReady.
 const probeTimeout = 200 * time.Millisecond
 
-// forgetStream drops the history stream that the server no longer has.
+// generation names one life of the history stream, by the time it was
+// made: a stream deleted and made again has a new one, and so do the
+// epochs of its topics (see epochOf).
+func generation(st jetstream.Stream) string {
+	return strconv.FormatInt(st.CachedInfo().Created.UnixNano(), 36)
+}
+
+// forgetStream drops the history stream: the server lost it, or a read
+// failed and the stream should be looked up again.
 func (s *store) forgetStream() {
 	s.mu.Lock()
 	s.stream, s.limits = nil, limits{}
