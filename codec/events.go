@@ -57,23 +57,22 @@ func readEvent(frame, typ, data []byte, ev *Event) {
 	}
 }
 
-// note keeps val if key is one of the position's fields, of the JSON kind
-// the protocol gives it.
+// note keeps val if key is one of the position's fields and val of the
+// JSON kind the protocol gives it; of another kind, the field counts as
+// absent. As with encoding/json, the last of a repeated field decides.
 func (ev *Event) note(key, val []byte) {
 	switch string(key) {
-	case "topic", "epoch":
-		s, ok := stringValue(val)
-		if !ok {
-			return
-		}
-		if key[0] == 't' {
-			ev.Topic = string(s)
-		} else {
-			ev.Epoch = string(s)
-		}
+	case "topic":
+		s, _ := stringValue(val)
+		ev.Topic = string(s)
+	case "epoch":
+		s, _ := stringValue(val)
+		ev.Epoch = string(s)
 	case "offset":
-		if n, err := strconv.ParseUint(string(val), 10, 64); err == nil {
-			ev.Offset = n
+		n, err := strconv.ParseUint(string(val), 10, 64)
+		if err != nil { // not a plain integer, or too large
+			n = 0
 		}
+		ev.Offset = n
 	}
 }

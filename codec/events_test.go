@@ -2,6 +2,7 @@ package codec_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/rpcws/rpcws/codec"
@@ -43,4 +44,56 @@ func TestOnEventFrame(t *testing.T) {
 			t.Errorf("%s:\n got %+v\nwant %+v", f.frame, ev, f.want)
 		}
 	}
+}
+
+// A client without OnEvent ignores events: they are no bad frames.
+func TestEventsWithoutOnEvent(t *testing.T) {
+	client, cc, srv := newClient(t, nil)
+	defer client.Close()
+	srv.send(`{"type":"demo.tick","data":{"n":1}}`)
+	done := client.Go("Demo.Echo", 1, new(int), nil)
+	srv.reply(srv.next(), `1`)
+	if call := <-done.Done; call.Error != nil {
+		t.Fatal(call.Error)
+	}
+	if got := cc.Stats(); got != (codec.ClientStats{}) {
+		t.Fatalf("stats: %+v, want none", got)
+	}
+}
+
+// FuzzEventFrame feeds any frame to a client with OnEventFrame: an event
+// (an object with a string type and no id) reaches it with the position
+// fields that encoding/json reads in the frame, of the right JSON kind.
+func FuzzEventFrame(f *testing.F) {
+	f.Add([]byte(`{"type":"t","data":1,"topic":"a","epoch":"e","offset":3}`))
+	f.Add([]byte(`{"type":"t","topic":"a","topic":7,"offset":1e3,"epoch":"\u00e9"}`))
+	f.Add([]byte(`{"type":"t","offset":18446744073709551616,"to\u0070ic":"x"}`))
+	f.Add([]byte(`{"id":"x","type":"t","topic":"a"}`))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		got := make(chan codec.Event, 1)
+		client, _, srv := newClient(t, &codec.ClientOptions{OnEventFrame: func(ev codec.Event) { got <- ev }})
+		defer client.Close()
+		srv.send("%s", frame)
+		srv.send(`{"type":"end"}`)
+		ev := <-got
+		var fields map[string]json.RawMessage
+		var typ string
+		isEvent := json.Unmarshal(frame, &fields) == nil && json.Unmarshal(fields["type"], &typ) == nil && typ != "" &&
+			(fields["id"] == nil || string(fields["id"]) == "null")
+		if !isEvent {
+			if ev.Type != "end" {
+				t.Fatalf("%s: OnEventFrame got %+v, want nothing before the end", frame, ev)
+			}
+			return
+		}
+		var want codec.Event
+		json.Unmarshal(fields["topic"], &want.Topic)
+		json.Unmarshal(fields["epoch"], &want.Epoch)
+		if raw := string(fields["offset"]); !strings.ContainsAny(raw, ".eE-") {
+			json.Unmarshal(fields["offset"], &want.Offset)
+		}
+		if ev.Type != typ || ev.Topic != want.Topic || ev.Epoch != want.Epoch || ev.Offset != want.Offset {
+			t.Fatalf("%s: got %+v, want type %q and %+v", frame, ev, typ, want)
+		}
+	})
 }

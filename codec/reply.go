@@ -77,8 +77,10 @@ func (c *ClientCodec) noID(frame []byte, env *envelope) {
 		var ev Event
 		readEvent(frame, typ, env.data, &ev)
 		c.onFrame(ev)
-	case len(typ) > 0 && c.events.Enabled():
-		c.events.Add(string(typ), env.data)
+	case len(typ) > 0:
+		if c.events.Enabled() {
+			c.events.Add(string(typ), env.data)
+		}
 	default:
 		c.badFrame("frame without id and type")
 	}

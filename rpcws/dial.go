@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/rpc"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +61,9 @@ type DialOptions struct {
 
 	// OnEvent, if set, receives the server's pushed events, one call at a
 	// time and in arrival order, on a goroutine of its own: it never holds up
-	// replies. data is the event's raw JSON, which OnEvent may keep.
+	// replies. data is the event's raw JSON, which OnEvent may keep. The
+	// library's own frames (reserved "rpcws." types) never reach it, but
+	// for [ResyncEvent], which tells the application of a gap.
 	OnEvent func(eventType string, data json.RawMessage)
 
 	// MaxQueuedEventBytes caps the memory of the events waiting for OnEvent,
@@ -160,20 +163,25 @@ func DialCodec(ctx context.Context, url string, opts *DialOptions) (*codec.Clien
 }
 
 // applicationEvents wraps an OnEvent so that it never sees the library's
-// frames of sessions and recovery, which a client that does not reconnect
-// has no use for (and whose session id is a secret): rpcws.resync, which
-// tells the application, still reaches it.
+// own frames (see [libraryEvent]), which a client that does not reconnect
+// has no use for.
 func applicationEvents(onEvent func(string, json.RawMessage)) func(string, json.RawMessage) {
 	if onEvent == nil {
 		return nil
 	}
 	return func(typ string, data json.RawMessage) {
-		switch typ {
-		case SessionEvent, JoinedEvent, LeftEvent:
-			return
+		if !libraryEvent(typ) {
+			onEvent(typ, data)
 		}
-		onEvent(typ, data)
 	}
+}
+
+// libraryEvent reports whether an event is the library's business alone:
+// a reserved "rpcws." type (rpcws.session, whose id is a secret,
+// rpcws.joined, rpcws.left, ...) other than rpcws.resync, which tells the
+// application of a gap.
+func libraryEvent(typ string) bool {
+	return strings.HasPrefix(typ, "rpcws.") && typ != ResyncEvent
 }
 
 // dialCodec makes one connection to url with o's transport options, and

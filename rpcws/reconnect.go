@@ -2,8 +2,11 @@ package rpcws
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"math/rand/v2"
 	"net/rpc"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +39,8 @@ const (
 // may have run them); calls made while the client reconnects wait for the
 // new connection, within their deadline or [DialOptions].Timeout. Each
 // attempt (the dial and the recovery) is bounded by DialOptions.Timeout
-// too.
+// too, and dials as Dial did: with the same [DialOptions].WebSocket (its
+// headers, cookies and HTTP client).
 //
 // When the server keeps history (PROTOCOL.md, "Sessions and recovery"),
 // the client recovers its session as the first request of the new
@@ -62,8 +66,8 @@ type ReconnectOptions struct {
 	// Disconnected. Zero or negative means no limit.
 	MaxAttempts int
 
-	// OnState, if set, is told each change of the client's state after
-	// Dial returns: [StateReconnecting] at a drop, [StateConnected] once a
+	// OnState, if set, is told each change of the client's state after its
+	// first connection: [StateReconnecting] at a drop, [StateConnected] once a
 	// new connection (and its recovery) is ready, [StateClosed] at the end.
 	// It is called on the client's reconnecting goroutine, one call at a
 	// time, in order: it must not block, nor call Close.
@@ -256,7 +260,7 @@ func (r *reconnector) redial(snap snapshot) (*link, *codec.Error) {
 		if r.ctx.Err() != nil {
 			return nil, closedError()
 		}
-		r.logf("reconnecting failed", "attempt", n+1, "error", err)
+		r.logf("reconnecting failed", "attempt", n+1, "error", r.redacted(err))
 	}
 	return nil, &codec.Error{Code: codec.CodeDisconnected,
 		Message: "connection closed; reconnecting gave up after " + strconv.Itoa(n) + " attempts: " + err.Error(), Err: err}
@@ -289,14 +293,18 @@ func (r *reconnector) attempt(snap snapshot) (*link, snapshot, error) {
 	return &link{cc: cc, tr: tr, next: make(chan struct{})}, snapshot{}, nil
 }
 
-// recoverSession sends rpcws.recover as the first request of the connection cc
-// and takes in its reply. An error means the connection failed (it went,
+// recoverSession sends rpcws.recover as the first request of the
+// connection cc and takes in its reply. An error means the connection failed (it went,
 // or did not answer in time): the attempt failed. A server that refuses the
 // request has lost the session's topics: the application is told with an
 // rpcws.resync naming them, as a server would.
 func (r *reconnector) recoverSession(ctx context.Context, cc *codec.ClientCodec, tr *tracker, snap snapshot) error {
 	var reply RecoverReply
-	err := cc.Call(ctx, RecoverMethod, &RecoverArgs{Session: snap.session, Topics: snap.topics}, &reply)
+	args := RecoverArgs{Session: snap.session, Topics: snap.topics}
+	if args.Topics == nil {
+		args.Topics = map[string]Position{} // {}, not null
+	}
+	err := cc.Call(ctx, RecoverMethod, &args, &reply)
 	switch codec.ErrorCode(err) {
 	case "":
 		tr.recovered(&reply)
@@ -316,16 +324,10 @@ func (r *reconnector) resync(snap snapshot) {
 	if len(snap.topics) == 0 {
 		return
 	}
-	data := []byte(`{"topics":[`)
-	first := true
-	for topic := range snap.topics {
-		if !first {
-			data = append(data, ',')
-		}
-		first = false
-		data = strconv.AppendQuote(data, topic)
-	}
-	r.events.Add(ResyncEvent, append(data, "]}"...))
+	data, _ := json.Marshal(struct {
+		Topics []string `json:"topics"`
+	}{slices.Sorted(maps.Keys(snap.topics))})
+	r.events.Add(ResyncEvent, data)
 }
 
 // live returns the current connection, or nil while there is none.
@@ -428,6 +430,16 @@ func (r *reconnector) stats() ClientStats {
 	r.mu.Unlock()
 	s.DroppedEvents += r.events.Dropped()
 	return s
+}
+
+// redacted is err's text for the log, without the URL's query, which may
+// carry a token.
+func (r *reconnector) redacted(err error) string {
+	msg := err.Error()
+	if _, query, ok := strings.Cut(r.url, "?"); ok && query != "" {
+		msg = strings.ReplaceAll(msg, query, "…")
+	}
+	return msg
 }
 
 func (r *reconnector) logf(msg string, args ...any) {

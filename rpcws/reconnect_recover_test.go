@@ -1,12 +1,14 @@
 package rpcws_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rpcws/rpcws/rpcws"
@@ -187,6 +189,7 @@ func TestClientHidesLibraryFrames(t *testing.T) {
 	fc.send(`{"type":"rpcws.session","data":{"id":"secret","window":120000}}`)
 	fc.send(`{"type":"rpcws.joined","data":{"topic":"room","epoch":"e1","offset":0}}`)
 	fc.send(`{"type":"rpcws.left","data":{"topic":"room"}}`)
+	fc.send(`{"type":"rpcws.future","data":1}`) // reserved for the library
 	fc.send(`{"type":"rpcws.resync","data":{"topics":["room"]}}`)
 	fc.event("room", "e1", 1)
 	want := []string{`rpcws.resync {"topics":["room"]}`, msg("room", 1)}
@@ -201,4 +204,49 @@ func TestClientHidesLibraryFrames(t *testing.T) {
 	if got := c.State(); got != rpcws.StateClosed {
 		t.Fatalf("State after the drop: %v", got)
 	}
+}
+
+// A server that does not answer rpcws.recover within the client's timeout
+// fails the attempt: the application's calls, held meanwhile, are never
+// sent on that connection, and the next attempt recovers the same session.
+func TestReconnectRecoveryTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScripted(t, true)
+		defer s.close()
+		o := s.options(&rpcws.ReconnectOptions{Delay: -1})
+		o.Timeout = 2 * time.Second
+		c, fc := s.dial(o)
+		defer c.Close()
+		fc.send(`{"type":"rpcws.session","data":{"id":"S1","window":120000}}`)
+		fc.send(`{"type":"rpcws.joined","data":{"topic":"room","epoch":"e1","offset":4}}`)
+		synctest.Wait()
+		fc.drop()
+
+		fc2 := s.accept()
+		start := time.Now()
+		readRecover(t, fc2)
+		held := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			held <- c.CallContext(ctx, "Demo.Echo", "held", nil)
+		}()
+		fc3 := s.accept()
+		// The attempt's 2 s, the closing handshake (1 s at most, cut short:
+		// this server reads no more) and a wait of 200 ms at most.
+		if d := time.Since(start); d < 2*time.Second || d > 3200*time.Millisecond {
+			t.Fatalf("next attempt after %v, want 2 to 3.2 s", d)
+		}
+		f, args := readRecover(t, fc3)
+		wantRecover(t, args, "S1", map[string]rpcws.Position{"room": {Epoch: "e1", Offset: 4}})
+		fc3.reply(f, `{"recovered":true,"topics":{"room":{"epoch":"e1","offset":4,"recovered":true}}}`)
+		h := fc3.read()
+		if h.Type != "demo.echo" {
+			t.Fatalf("after the recovery: %s", h.Type)
+		}
+		fc3.reply(h, `null`)
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+	})
 }

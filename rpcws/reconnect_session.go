@@ -3,7 +3,6 @@ package rpcws
 import (
 	"encoding/json"
 	"maps"
-	"strings"
 	"sync"
 
 	"github.com/rpcws/rpcws/codec"
@@ -53,7 +52,7 @@ func newTracker(snap snapshot, events *eventq.Queue, logf func(string, ...any)) 
 // to itself, drops an event it has had already, notes a topic event's
 // position and queues the event for the application.
 func (t *tracker) onEvent(ev codec.Event) {
-	if strings.HasPrefix(ev.Type, "rpcws.") && ev.Type != ResyncEvent {
+	if libraryEvent(ev.Type) {
 		t.libraryFrame(ev)
 		return
 	}

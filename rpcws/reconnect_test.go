@@ -333,6 +333,15 @@ func TestReconnectCallDuringOutage(t *testing.T) {
 			t.Fatalf("call past its deadline: %v after %v", err, time.Since(start))
 		}
 
+		// A cancelled context: Canceled, at once.
+		cctx, cancelNow := context.WithCancel(context.Background())
+		time.AfterFunc(time.Second, cancelNow)
+		start = time.Now()
+		err = c.CallContext(cctx, "Demo.Echo", "x", nil)
+		if !errors.Is(err, context.Canceled) || rpcws.ErrorCode(err) != rpcws.CodeCanceled || time.Since(start) != time.Second {
+			t.Fatalf("call cancelled while waiting: %v after %v", err, time.Since(start))
+		}
+
 		// A call with a long deadline, one bounded by the client's timeout
 		// (10 s) and a notification wait for the server to come back in 3 s.
 		long, cancelLong := context.WithTimeout(context.Background(), time.Minute)
