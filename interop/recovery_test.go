@@ -35,37 +35,38 @@ func TestNodeClientRecovery(t *testing.T) {
 	nodeTest(t, time.Minute, nil, "test/recovery.test.mjs")
 }
 
-// In Node: every event exactly once, in order, across a cut; and past the history,
-// one resync and the live events.
+// In Node: every event exactly once, in order, across a cut and across the restart
+// of the replica the client is on; and past the history, one resync and the live
+// events.
 func TestNodeRecovery(t *testing.T) {
 	t.Parallel()
-	s := startRecovery(t, nil, nil)
+	s := startRecovery(t, false, nil)
 	out := nodeTest(t, 2*time.Minute, []string{
 		"RPCWS_RECOVERY_URL=" + s.wsURL,
 		"RPCWS_RECOVERY_CONTROL=" + s.hs.URL + "/run",
 	}, "test/recovery-e2e.test.mjs")
-	for _, name := range []string{"recovery: every event once, in order", "recovery: past the history"} {
+	for _, name := range []string{"recovery: every event once, in order", "recovery: past the history", "recovery: across a replica restart"} {
 		if !strings.Contains(out, "✔ "+name) {
 			t.Errorf("%q did not pass in Node", name)
 		}
 	}
 }
 
-// In Chromium and Firefox: the same check, in a page (test/recovery.html) served by
-// the server itself, its WebSocket through the proxy.
+// In Chromium and Firefox: the same checks, in a page (test/recovery.html) served
+// beside the replicas, its WebSocket through the proxy. Each browser gets servers
+// of its own: a replica restarts once.
 func TestBrowserRecovery(t *testing.T) {
 	t.Parallel()
-	reports := make(chan []byte, 1)
-	s := startRecovery(t, func(pageOrigin string) []string { return []string{pageOrigin} }, reports)
-	host := fmt.Sprintf("%s:%d", pageHost, s.hs.Listener.Addr().(*net.TCPAddr).Port)
 	eachBrowser(t, func(t *testing.T, open openPage) {
-		name := t.Name()[strings.LastIndex(t.Name(), "/")+1:]
-		page := fmt.Sprintf("http://%s/test/recovery.html?url=%s&topic=%s", host, url.QueryEscape(s.wsURL), name)
-		checkRecoveryReport(t, open(t, page, reports, time.Minute))
+		reports := make(chan []byte, 1)
+		s := startRecovery(t, true, reports)
+		host := fmt.Sprintf("%s:%d", pageHost, s.hs.Listener.Addr().(*net.TCPAddr).Port)
+		page := fmt.Sprintf("http://%s/test/recovery.html?url=%s", host, url.QueryEscape(s.wsURL))
+		checkRecoveryReport(t, open(t, page, reports, 2*time.Minute))
 	})
 }
 
-// checkRecoveryReport checks what test/recovery.html reported: both checks passed.
+// checkRecoveryReport checks what test/recovery.html reported: every check passed.
 func checkRecoveryReport(t *testing.T, body []byte) {
 	t.Helper()
 	var rep struct {
@@ -80,8 +81,8 @@ func checkRecoveryReport(t *testing.T, body []byte) {
 		t.Fatalf("the page failed: %s", rep.Fatal)
 	}
 	t.Logf("browser: %s", rep.UserAgent)
-	if len(rep.Results) != 2 {
-		t.Errorf("the page reported %d checks, want 2: %+v", len(rep.Results), rep.Results)
+	if len(rep.Results) != 3 {
+		t.Errorf("the page reported %d checks, want 3: %+v", len(rep.Results), rep.Results)
 	}
 	for _, r := range rep.Results {
 		if r.Status != "pass" {
@@ -96,69 +97,89 @@ func checkRecoveryReport(t *testing.T, body []byte) {
 // outage of recovery-e2e's first run misses, fewer than its second.
 const recoveryHistory = 50
 
-// recoveryServer is an rpcws endpoint that keeps history, with the service
-// topic.join, behind a proxy that /run cuts in the middle of a run of events.
+// recoveryServer is two replicas of an rpcws endpoint that keeps history, with the
+// service topic.join, on one MemoryBus; a proxy that leads to the first, and that
+// /run cuts in the middle of a run of events, or switches to the second when /run
+// shuts the first down.
 type recoveryServer struct {
-	h     *rpcws.Handler
-	proxy *cutProxy
-	hs    *httptest.Server // /rpc direct, /run, /report and the files of interop/js
-	wsURL string           // /rpc through the proxy
+	replicas [2]*recoveryReplica
+	proxy    *cutProxy
+	hs       *httptest.Server // /run, /report and the files of interop/js
+	wsURL    string           // /rpc through the proxy
+
+	mu        sync.Mutex // guards restarted
+	restarted bool       // the first replica was shut down
 }
 
-// startRecovery starts a recovery server for the length of the test. origins, if
-// not nil, gives the origin patterns allowed besides the server's own, from the
-// origin of pages it serves (the proxy is another origin); reports, if not nil,
-// receives the first report POSTed to /report.
-func startRecovery(t *testing.T, origins func(pageOrigin string) []string, reports chan<- []byte) *recoveryServer {
+// recoveryReplica is one replica of the recovery server.
+type recoveryReplica struct {
+	h  *rpcws.Handler
+	hs *httptest.Server
+}
+
+// startRecovery starts a recovery server for the length of the test. With pages,
+// the replicas let in WebSocket connections from the pages it serves (the proxy
+// is another origin); reports, if not nil, receives the first report POSTed to
+// /report.
+func startRecovery(t *testing.T, pages bool, reports chan<- []byte) *recoveryServer {
 	t.Helper()
 	s := &recoveryServer{}
-	srv := rpc.NewServer()
-	if err := srv.RegisterName("Topic", recoveryTopics{}); err != nil {
-		t.Fatal(err)
-	}
-	// Everything is in place before the server starts serving: its goroutines then
-	// see it all.
+	// Everything is in place before the servers start serving: their goroutines
+	// then see it all.
 	mux := http.NewServeMux()
 	s.hs = httptest.NewUnstartedServer(mux)
-	opts := &rpcws.HandlerOptions{History: &rpcws.HistoryOptions{Size: recoveryHistory}}
-	if origins != nil {
-		port := s.hs.Listener.Addr().(*net.TCPAddr).Port
-		opts.AcceptOptions = &websocket.AcceptOptions{OriginPatterns: origins(fmt.Sprintf("%s:%d", pageHost, port))}
-	}
-	s.h = rpcws.NewHandler(srv, opts)
-	mux.Handle("/rpc", s.h)
+	t.Cleanup(s.hs.Close)
 	mux.HandleFunc("POST /run", s.run)
 	if reports != nil {
 		mux.Handle("POST /report", reportHandler(reports))
 	}
 	mux.Handle("/", http.FileServerFS(os.DirFS(jsDir)))
-	s.proxy = newCutProxy(t, s.hs.Listener.Addr().String())
+	opts := rpcws.HandlerOptions{History: &rpcws.HistoryOptions{Size: recoveryHistory}}
+	if pages {
+		origin := fmt.Sprintf("%s:%d", pageHost, s.hs.Listener.Addr().(*net.TCPAddr).Port)
+		opts.AcceptOptions = &websocket.AcceptOptions{OriginPatterns: []string{origin}}
+	}
+	var bus rpcws.MemoryBus
+	for i := range s.replicas {
+		s.replicas[i] = startRecoveryReplica(t, &bus, opts)
+	}
+	s.proxy = newCutProxy(t, s.replicas[0].hs.Listener.Addr().String())
 	s.wsURL = "ws://" + s.proxy.addr() + "/rpc"
 	s.hs.Start()
-	t.Cleanup(s.hs.Close) // after the handler's shutdown, before the proxy's close
-	t.Cleanup(func() {    // first: cleanups run last-registered first
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.h.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
 	return s
 }
 
-// run publishes count events {"n": 1..count} to topic, 5 ms apart: after event cut
-// it cuts every connection through the proxy and refuses new ones, after event
-// resume it lets them through again and waits until a new connection is in the
-// topic (the client recovered its session) before it publishes the rest. It
-// answers once it has published the last, or with the error that stopped it.
+// startRecoveryReplica starts one replica on bus with opts, for the length of the test.
+func startRecoveryReplica(t *testing.T, bus *rpcws.MemoryBus, opts rpcws.HandlerOptions) *recoveryReplica {
+	t.Helper()
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Topic", recoveryTopics{}); err != nil {
+		t.Fatal(err)
+	}
+	opts.Broker = bus.NewBroker()
+	h := rpcws.NewHandler(srv, &opts)
+	mux := http.NewServeMux()
+	mux.Handle("/rpc", h)
+	return &recoveryReplica{h: h, hs: serveRPC(t, mux, h.Shutdown)}
+}
+
+// run publishes count events {"n": 1..count} to topic, 5 ms apart, through the
+// second replica, which never goes down. After event cut it cuts every connection
+// through the proxy (mode "cut") or shuts the first replica down and switches the
+// proxy to the second (mode "restart": once per server), and refuses new
+// connections; after event resume it lets them through again and waits until a new
+// connection is in the topic (the client recovered its session) before it publishes
+// the rest. It answers once it has published the last, or with the error that
+// stopped it.
 func (s *recoveryServer) run(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	topic := q.Get("topic")
+	topic, mode := q.Get("topic"), q.Get("mode")
 	count, err1 := strconv.Atoi(q.Get("count"))
 	cut, err2 := strconv.Atoi(q.Get("cut"))
 	resume, err3 := strconv.Atoi(q.Get("resume"))
-	if err := errors.Join(err1, err2, err3); err != nil || !(1 <= cut && cut < resume && resume < count && count <= 1000) {
-		http.Error(w, fmt.Sprintf("want 1 ≤ cut < resume < count ≤ 1000 (%v)", err), http.StatusBadRequest)
+	if err := errors.Join(err1, err2, err3); err != nil || !(1 <= cut && cut < resume && resume < count && count <= 1000) ||
+		(mode != "cut" && mode != "restart") {
+		http.Error(w, fmt.Sprintf("want mode cut or restart, and 1 ≤ cut < resume < count ≤ 1000 (%v)", err), http.StatusBadRequest)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
@@ -167,20 +188,22 @@ func (s *recoveryServer) run(w http.ResponseWriter, r *http.Request) {
 	defer tick.Stop()
 	var before []string // the connections in the topic when it was cut
 	for n := 1; n <= count; n++ {
-		if err := s.h.Publish(ctx, rpcws.Topic(topic), "room.event", map[string]int{"n": n}); err != nil {
+		if err := s.replicas[1].h.Publish(ctx, rpcws.Topic(topic), "room.event", map[string]int{"n": n}); err != nil {
 			http.Error(w, fmt.Sprintf("publish %d: %v", n, err), http.StatusInternalServerError)
 			return
 		}
+		var err error
 		switch n {
 		case cut:
 			before = s.members(topic)
-			s.proxy.cut()
+			err = s.drop(ctx, mode)
 		case resume:
 			s.proxy.resume()
-			if err := s.awaitNewMember(ctx, topic, before, 10*time.Second); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
+			err = s.awaitNewMember(ctx, topic, before, 10*time.Second)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
 		}
 		select {
 		case <-tick.C:
@@ -192,12 +215,32 @@ func (s *recoveryServer) run(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "published\n")
 }
 
-// members returns the ids of the connections in topic.
+// drop takes the connections through the proxy down as mode says, and refuses new
+// ones until the proxy resumes.
+func (s *recoveryServer) drop(ctx context.Context, mode string) error {
+	if mode == "cut" {
+		s.proxy.cut()
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.restarted {
+		return errors.New("the first replica is already down: a restart runs once per server")
+	}
+	s.restarted = true
+	s.proxy.switchTo(s.replicas[1].hs.Listener.Addr().String())
+	// Its connections are closed with 1001, by the server: a deploy.
+	return s.replicas[0].h.Shutdown(ctx)
+}
+
+// members returns the ids of the connections in topic, on either replica.
 func (s *recoveryServer) members(topic string) []string {
 	var ids []string
-	for _, p := range s.h.Peers() {
-		if slices.Contains(p.Topics(), topic) {
-			ids = append(ids, p.ID())
+	for _, r := range s.replicas {
+		for _, p := range r.h.Peers() {
+			if slices.Contains(p.Topics(), topic) {
+				ids = append(ids, p.ID())
+			}
 		}
 	}
 	return ids
@@ -267,13 +310,13 @@ func (recoveryTopics) Mine(args *RecoveryMineArgs, reply *RecoveryMineReply) err
 // demand, as a network that drops does: both ends see their connection end, with no
 // close frame. While cut, it refuses new connections (closes them at once).
 type cutProxy struct {
-	ln      net.Listener
-	backend string
-	wg      sync.WaitGroup // the accept loop and the forwarding goroutines
+	ln net.Listener
+	wg sync.WaitGroup // the accept loop and the forwarding goroutines
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{} // both ends of every forwarded connection
-	down  bool
+	mu      sync.Mutex
+	backend string                // the address connections are forwarded to
+	conns   map[net.Conn]struct{} // both ends of every forwarded connection
+	down    bool
 }
 
 // newCutProxy starts a proxy to backend on 127.0.0.1 for the length of the test.
@@ -314,7 +357,10 @@ func (p *cutProxy) forward(c net.Conn) {
 	if down {
 		return
 	}
-	b, err := net.DialTimeout("tcp", p.backend, 5*time.Second)
+	p.mu.Lock()
+	backend := p.backend
+	p.mu.Unlock()
+	b, err := net.DialTimeout("tcp", backend, 5*time.Second)
 	if err != nil {
 		return
 	}
@@ -362,6 +408,15 @@ func (p *cutProxy) cut() {
 	for c := range p.conns {
 		c.Close()
 	}
+}
+
+// switchTo refuses new connections, as cut does, and forwards those let through
+// after resume to backend. The connections in place stay.
+func (p *cutProxy) switchTo(backend string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	p.backend = backend
 }
 
 // resume lets new connections through again.

@@ -488,7 +488,7 @@ export class Client {
   #write(frame, id) {
     if (this.#recovering === null) return this.#ws.send(frame);
     if (this.#held.length >= MAX_HELD) {
-      throw new RpcError('Unavailable', `rpcws: ${MAX_HELD} requests already wait for the session's recovery`);
+      throw new RpcError('Unavailable', `rpcws: ${MAX_HELD} requests and notifications already wait for the session's recovery`);
     }
     this.#held.push({ id, frame });
   }

@@ -5,11 +5,13 @@
 // holds, one rpcws.resync for the topic and every event after the reconnection.
 //
 // The Go tests in interop/ (recovery_test.go) serve it: url is the WebSocket endpoint
-// of a server that keeps history, reached through a proxy that the server can cut, and
-// control the server's /run, which, POSTed to, publishes count events
-// {"type": "room.event", "data": {"n": 1..count}} to topic at a steady rate, cuts every
-// connection through the proxy after event cut, lets connections through again after
-// event resume, and answers once it has published the last. Its topic.mine answers the
+// of two replicas of a server that keeps history, reached through a proxy that leads to
+// the first, and control the servers' /run, which, POSTed to, publishes count events
+// {"type": "room.event", "data": {"n": 1..count}} to topic at a steady rate; after event
+// cut it cuts every connection through the proxy (mode "cut"), or shuts the first
+// replica down, which closes its connections with 1001, and leads the proxy to the
+// second (mode "restart"); it lets connections through again after event resume, and
+// answers once it has published the last. Its topic.mine answers the
 // topics the calling connection is in: asked while the client recovers (on the first
 // frame after the drop, a replayed event or the resync), it must be held until the
 // recovery's reply, and then see the topic restored.
@@ -21,7 +23,7 @@
  * @param {any} t.assert node:assert/strict, or suite/assert.mjs in a browser.
  * @param {typeof import('../rpcws.js').connect} t.connect
  * @param {string} t.topic A topic no one else uses.
- * @param {{count: number, cut: number, resume: number}} t.run
+ * @param {{count: number, cut: number, resume: number, mode?: 'cut' | 'restart'}} t.run
  * @param {boolean} [t.lost] Whether the outage outlasts the history: a resync is expected.
  * @param {number} [t.timeoutMs] How long the events may take to arrive.
  */
@@ -53,7 +55,7 @@ export async function checkRecovery({ url, control, assert, connect, topic, run,
   client.on('reconnect', (info) => seen.push({ reconnect: info }));
   try {
     assert.deepEqual(await client.request('topic.join', { topic }), { topic });
-    const q = new URLSearchParams({ topic, count: run.count, cut: run.cut, resume: run.resume });
+    const q = new URLSearchParams({ topic, mode: run.mode ?? 'cut', count: run.count, cut: run.cut, resume: run.resume });
     const res = await fetch(`${control}?${q}`, { method: 'POST' });
     assert.equal(res.status, 200, `the control's /run: ${res.status} ${await res.text()}`);
     await within(last, timeoutMs, () => `event ${run.count} did not arrive within ${timeoutMs} ms; seen: ${JSON.stringify(seen)}`);

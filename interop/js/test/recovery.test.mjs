@@ -337,3 +337,20 @@ test('malformed session frames are ignored and still hidden', async () => {
   assert.deepEqual(fresh.sent, [], 'no valid session: nothing to recover');
   assert.deepEqual(seen, [['reconnect', { attempt: 1 }]]);
 });
+
+test('a live event that overtakes the reply keeps its position; topics the reply does not list are forgotten', async () => {
+  const { client, ws } = await inTopics();
+  const fresh = await dropAndReopen(ws);
+  fresh.receive({ type: 'rpcws.session', data: { id: 'S2', window: 120000 } });
+  fresh.receive(event('a', 'ea', 6, 'a6')); // replayed
+  fresh.receive(event('a', 'ea', 7, 'a7')); // live, before the reply
+  fresh.receive({ type: 'other.topic', data: 1, topic: 'z', epoch: 'ez', offset: 3 }); // a topic it is not in
+  fresh.receive({
+    id: fresh.requests[0].id,
+    type: 'rpcws.recover.response',
+    data: { recovered: true, topics: { a: { epoch: 'ea', offset: 6, recovered: true } } },
+  });
+  const third = await dropAndReopen(fresh);
+  assert.deepEqual(third.requests[0].data, { session: 'S2', topics: { a: { epoch: 'ea', offset: 7 } } });
+  assert.equal(client.connected, true);
+});
