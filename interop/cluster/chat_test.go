@@ -20,8 +20,9 @@ import (
 
 // chatCheck is a page that loads the chat (/chat/) in a frame, uses it as a
 // person would, and POSTs what it shows to /report: once the page's own
-// message is in the room ("ready"), and once the messages the test sent
-// while the replica was down are in too ("done").
+// message is in the room ("ready"), once the messages the test sent while
+// the replica was down are in too ("done"), and once, the room lost, it
+// joined again and its new message came back ("rejoined").
 const chatCheck = `<!doctype html>
 <meta charset="utf-8">
 <title>chat check</title>
@@ -52,6 +53,14 @@ const chatCheck = `<!doctype html>
 
     await until(doc, () => texts().includes('missed 5') && $('conn').dataset.state === 'open');
     await report({ stage: 'done', messages: texts(), ...state(), errors });
+
+    // The replica comes back with nothing of the room: the page joins again.
+    const logs = () => [...$('log').children].map((e) => e.textContent);
+    await until(doc, () => logs().some((l) => l.endsWith('joining again')) && $('conn').dataset.state === 'open');
+    $('text').value = 'hello again';
+    $('send').requestSubmit();
+    await until(doc, () => texts().includes('hello again'));
+    await report({ stage: 'rejoined', messages: texts(), ...state(), errors });
   } catch (err) {
     await report({ stage: 'failed', errors: [...errors, String(err)] });
   }
@@ -72,7 +81,8 @@ type chatReport struct {
 // restart of the replica it is on: it shows the room's scrollback, sends a
 // message, loses its replica while another replica's client sends five
 // more, and once its replica is back shows all of them, in order, once
-// each, recovered by the JS client alone.
+// each, recovered by the JS client alone. When its replica comes back with
+// nothing of the room, the page joins it again.
 func TestChatSurvivesRestart(t *testing.T) {
 	for _, b := range []struct {
 		name string
@@ -141,6 +151,16 @@ func chatSurvivesRestart(t *testing.T, open func(t *testing.T, page string)) {
 	}
 	if !strings.Contains(rep.Conn, "recovered") {
 		t.Errorf("the page's connection says %q, want it recovered", rep.Conn)
+	}
+
+	// Its replica restarts on a bus of its own: the session and the room's
+	// history are gone, and the page, told so, joins the room again.
+	page.Term(t)
+	page.bus = new(rpcws.MemoryBus)
+	page.Start(t)
+	rep = awaitReport(t, reports, "rejoined")
+	if want := append(want, "hello again"); !slices.Equal(rep.Messages, want) || len(rep.Errors) > 0 {
+		t.Errorf("after a restart that lost the room the page shows %q, errors %q; want %q", rep.Messages, rep.Errors, want)
 	}
 }
 
