@@ -141,6 +141,15 @@ var errDropped = errors.New("connection dropped")
 // serve runs one connection: the joins (first) or the recovery, then reads
 // until it drops.
 func (c *rclient) serve(ctx context.Context, conn *websocket.Conn, first bool) error {
+	// The old session and positions, taken before the new connection's
+	// rpcws.session (its first frame) can replace them.
+	c.mu.Lock()
+	args := rpcws.RecoverArgs{Session: c.session, Topics: maps(c.pos)}
+	if !first {
+		c.recovering, c.jumps = true, map[string]string{}
+		c.trace = append(c.trace, "recover")
+	}
+	c.mu.Unlock()
 	replies := make(chan frame, 1)
 	readErr := make(chan error, 1)
 	go func() { readErr <- c.read(ctx, conn, replies) }()
@@ -173,11 +182,6 @@ func (c *rclient) serve(ctx context.Context, conn *websocket.Conn, first bool) e
 		c.record(func() { c.connected = true })
 		c.ready <- nil
 	} else {
-		c.mu.Lock()
-		args := rpcws.RecoverArgs{Session: c.session, Topics: maps(c.pos)}
-		c.recovering, c.jumps = true, map[string]string{}
-		c.trace = append(c.trace, "recover")
-		c.mu.Unlock()
 		f, err := call("r", rpcws.RecoverMethod, args)
 		if err != nil {
 			return err
