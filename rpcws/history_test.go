@@ -788,3 +788,46 @@ func TestReplayWaitsForRoom(t *testing.T) {
 		t.Fatalf("replayed %d events", len(got))
 	}
 }
+
+// Topics returns the caller's topics.
+func (c *HChat) Topics(a *ChatArgs, topics *[]string) error {
+	*topics = a.Peer().Topics()
+	return nil
+}
+
+// Joins and leaves of one topic racing on one connection leave the client
+// with the last word the server's: the last of its rpcws.joined and
+// rpcws.left frames tells whether it is a member.
+func TestJoinLeaveRace(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	nd := newHistNodes(t, &bus, 1, nil)[0]
+	c := dialWire(t, nd.url, "")
+	c.session(t)
+	for round := range 20 {
+		ids := map[string]bool{}
+		for i := range 10 {
+			typ := "chat.join"
+			if i%2 == 1 {
+				typ = "chat.leave"
+			}
+			ids[c.send(t, typ, map[string]any{"topic": "r"})] = true
+		}
+		member := false
+		for len(ids) > 0 {
+			f := c.next(t)
+			switch {
+			case ids[string(f.ID)]:
+				delete(ids, string(f.ID))
+			case f.Type == rpcws.JoinedEvent:
+				member = true
+			case f.Type == rpcws.LeftEvent:
+				member = false
+			}
+		}
+		_, r := c.call(t, "chat.topics", nil)
+		if got := string(r.Data) == `["r"]`; got != member {
+			t.Fatalf("round %d: the frames say member %v, the server %s", round, member, r.Data)
+		}
+	}
+}

@@ -307,11 +307,18 @@ func (c *cluster) joinAt(ctx, ectx context.Context, p *Peer, name, subject strin
 // rpcws.left, as Notify writes; with presence or sessions it waits for the
 // engine at most the join timeout.
 func (c *cluster) leave(ctx context.Context, p *Peer, name string) {
-	was := c.exit(p, name)
+	var was bool
 	if c.hist.on() {
+		// No join of the topic writes its joined frame between the exit
+		// and the left frame.
+		p.pos.writing.Lock()
+		was = c.exit(p, name)
 		if frame, err := codec.EncodeEvent(LeftEvent, LeftData{Topic: name}); err == nil {
 			p.send(ctx, frame) // as Notify writes
 		}
+		p.pos.writing.Unlock()
+	} else {
+		was = c.exit(p, name)
 	}
 	if was && c.hist.engine() {
 		ectx, cancel := c.joinContext(ctx)

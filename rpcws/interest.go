@@ -40,6 +40,12 @@ func (c *cluster) reconcile(s *subscription) {
 	case !want && s.held:
 		c.unsubQ = append(c.unsubQ, s)
 	default:
+		if !want && s.ready != nil {
+			// Its members left before it was subscribed: a join that
+			// waits for it waits no more.
+			close(s.ready)
+			s.ready = nil
+		}
 		if !want && c.subs[s.subject] == s {
 			delete(c.subs, s.subject)
 		}
@@ -90,6 +96,9 @@ func (c *cluster) work() {
 		s.busy = true
 		if !want {
 			c.unsubscribing++
+			// From now on the broker may drop the subscription: a join
+			// meanwhile waits for it to be made again.
+			s.confirmed = false
 		}
 		c.mu.Unlock()
 		err := c.callBroker(want, s.subject)

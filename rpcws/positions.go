@@ -22,6 +22,11 @@ import (
 type positions struct {
 	mu    sync.Mutex
 	gates map[string]*gate
+
+	// writing is held while a gate opens and while rpcws.left is written,
+	// so that a leave's frame never comes before the joined frame of a
+	// join it overtook.
+	writing sync.Mutex
 }
 
 // gate is one topic's position on one connection; guarded by positions.mu.
@@ -195,8 +200,17 @@ func resyncFrame(topics []string) ([]byte, error) {
 // position at, and opens the gate. It waits for room in p's outbox as
 // Notify does. It reports whether events were dropped while the gate was
 // held (the topic then needs a resync); on a write error the gate stays
-// held and the error is returned.
+// held and the error is returned. A gate that p left meanwhile is not
+// opened, and nothing is written.
 func (c *cluster) open(ctx context.Context, p *Peer, topic string, g *gate, at Position, first [][]byte) (overflow bool, err error) {
+	p.pos.writing.Lock()
+	defer p.pos.writing.Unlock()
+	p.pos.mu.Lock()
+	left := p.pos.gates[topic] != g
+	p.pos.mu.Unlock()
+	if left {
+		return false, nil // the connection left the topic meanwhile
+	}
 	for _, f := range first {
 		if err := p.send(ctx, f); err != nil {
 			return false, err

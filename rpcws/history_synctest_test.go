@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/rpc"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -208,6 +209,68 @@ func TestPresenceRefreshed(t *testing.T) {
 			if m, err := h.Presence(context.Background(), "p"); err != nil || len(m) != 1 {
 				t.Fatalf("presence after a while: %v %v", m, err)
 			}
+		}
+	})
+}
+
+// gatedUnsubscribe is a broker whose Unsubscribe drops the subscription,
+// then waits for the test's release.
+type gatedUnsubscribe struct {
+	rpcws.Broker
+	release chan struct{}
+}
+
+func (g gatedUnsubscribe) Unsubscribe(ctx context.Context, subject string) error {
+	err := g.Broker.Unsubscribe(ctx, subject)
+	<-g.release
+	return err
+}
+
+// A join made while its topic is being unsubscribed waits for the
+// subscription to be made again: an event published once it returns
+// reaches the connection.
+func TestJoinDuringUnsubscribe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var h *rpcws.Handler
+		srv := rpc.NewServer()
+		srv.RegisterName("Chat", &HChat{h: func() *rpcws.Handler { return h }})
+		release := make(chan struct{})
+		h = rpcws.NewHandler(srv, &rpcws.HandlerOptions{
+			Broker:      gatedUnsubscribe{new(rpcws.MemoryBus).NewBroker(), release},
+			JoinTimeout: time.Hour,
+			Logger:      slog.New(slog.DiscardHandler),
+		})
+		defer h.Shutdown(context.Background())
+		var once sync.Once
+		open := func() { once.Do(func() { close(release) }) }
+		defer open() // before Shutdown, when the test fails
+		a, b := codec.Pipe()
+		go h.ServeConn(b)
+		defer a.Close()
+		c := &bubbleClient{t: t, conn: a}
+		c.call("chat.join", map[string]any{"topic": "x"})
+		c.call("chat.leave", map[string]any{"topic": "x"})
+		synctest.Wait() // the worker is in Unsubscribe
+		frames := make(chan wframe, 10)
+		go func() {
+			_, reply := c.call("chat.join", map[string]any{"topic": "x"})
+			frames <- reply
+		}()
+		synctest.Wait()
+		select {
+		case f := <-frames:
+			t.Fatalf("the join returned while its topic was being unsubscribed: %s", f.raw)
+		default:
+		}
+		open()
+		if f := <-frames; f.Type == "error" {
+			t.Fatal(f.raw)
+		}
+		if err := h.Publish(context.Background(), rpcws.Topic("x"), "m", 1); err != nil {
+			t.Fatal(err)
+		}
+		if f := c.read(); f.raw != `{"type":"m","data":1}` {
+			t.Fatalf("after the join: %s", f.raw)
 		}
 	})
 }
