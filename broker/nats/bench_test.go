@@ -146,3 +146,41 @@ func BenchmarkHistory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSessionsPresence: a replica vouching for 1,000 sessions and
+// 1,000 presence entries, and listing a topic of 1,000 entries.
+func BenchmarkSessionsPresence(b *testing.B) {
+	srv := engines.StartT(b, engines.NATS)
+	bs, _ := startHistory(b, srv.URL(), 1)
+	x, ctx := bs[0], context.Background()
+	ids := make([]string, 1000)
+	entries := make([]rpcws.PresenceEntry, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("session-%d", i)
+		if err := x.SaveSession(ctx, ids[i], []byte(`{"topics":["a"]}`), time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		entries[i] = rpcws.PresenceEntry{Topic: "rpcws.t.room", Peer: fmt.Sprintf("node.%d", i), Info: []byte(`{"user":"u"}`)}
+	}
+	b.Run("TouchSessions-1000", func(b *testing.B) {
+		for range b.N {
+			if err := x.TouchSessions(ctx, ids, time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("AddPresence-1000", func(b *testing.B) {
+		for range b.N {
+			if err := x.AddPresence(ctx, time.Minute, entries...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Presence-1000", func(b *testing.B) {
+		for range b.N {
+			if got, err := x.Presence(ctx, "rpcws.t.room"); err != nil || len(got) != 1000 {
+				b.Fatalf("%d entries, %v", len(got), err)
+			}
+		}
+	})
+}

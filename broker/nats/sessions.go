@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
+	gonats "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rpcws/rpcws/rpcws"
 	"golang.org/x/sync/errgroup"
@@ -50,9 +52,10 @@ func (b *Broker) SaveSession(ctx context.Context, id string, record []byte, ttl 
 }
 
 // TouchSessions puts again, with ttl, every session of ids that is alive:
-// a get and a conditional update (on the revision read) for each, up to
-// touchParallel at once, so that a session taken or replaced meanwhile is
-// left as it is.
+// it reads them (touchParallel at once), then puts each back on the
+// condition that it is still the revision read (so that a session taken
+// or replaced meanwhile is left as it is), in batches of asynchronous
+// publishes whose acknowledgements it awaits.
 func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Duration) error {
 	if b.isClosed() {
 		return rpcws.ErrBrokerClosed
@@ -60,12 +63,16 @@ func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Durat
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	err := b.st.withBucket(ctx, sessionBucket, max(ttl, time.Millisecond), func(kv jetstream.KeyValue) error {
-		g, ctx := errgroup.WithContext(ctx)
-		g.SetLimit(touchParallel)
-		for _, id := range ids {
-			g.Go(func() error { return touch(ctx, kv, sessionKey(id), ttl) })
+		alive, err := readSessions(ctx, kv, ids)
+		if err != nil {
+			return err
 		}
-		return g.Wait()
+		for start := 0; start < len(alive); start += presenceBatch {
+			if err := b.putBack(ctx, alive[start:min(start+presenceBatch, len(alive))], ttl); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("nats broker: touch sessions: %w", err)
@@ -73,23 +80,59 @@ func (b *Broker) TouchSessions(ctx context.Context, ids []string, ttl time.Durat
 	return nil
 }
 
-func touch(ctx context.Context, kv jetstream.KeyValue, key string, ttl time.Duration) error {
-	e, err := kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil
+// readSessions returns the sessions of ids that are alive.
+func readSessions(ctx context.Context, kv jetstream.KeyValue, ids []string) ([]jetstream.KeyValueEntry, error) {
+	entries := make([]jetstream.KeyValueEntry, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(touchParallel)
+	for i, id := range ids {
+		g.Go(func() error {
+			e, err := kv.Get(gctx, sessionKey(id))
+			if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if _, ok := unexpired(e.Value(), e.Created(), time.Now()); ok {
+				entries[i] = e
+			}
+			return nil
+		})
 	}
-	if err != nil {
-		return err
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
-	rec, alive := unexpired(e.Value(), e.Created(), time.Now())
-	if !alive {
-		return nil
+	alive := entries[:0]
+	for _, e := range entries {
+		if e != nil {
+			alive = append(alive, e)
+		}
 	}
-	_, err = kv.Update(ctx, key, expiring(ttl, rec), e.Revision())
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return nil // taken, saved or touched meanwhile
+	return alive, nil
+}
+
+// putBack puts entries back with ttl, each on the condition that it is
+// still the revision read; those that changed meanwhile are left.
+func (b *Broker) putBack(ctx context.Context, entries []jetstream.KeyValueEntry, ttl time.Duration) error {
+	acks := make([]jetstream.PubAckFuture, 0, len(entries))
+	for _, e := range entries {
+		rec, _ := unexpired(e.Value(), e.Created(), time.Now())
+		m := gonats.NewMsg("$KV." + sessionBucket + "." + e.Key())
+		m.Data = expiring(ttl, rec)
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(e.Revision(), 10))
+		f, err := b.st.js.PublishMsgAsync(m)
+		if err != nil {
+			return err
+		}
+		acks = append(acks, f)
 	}
-	return err
+	for _, f := range acks {
+		if err := awaitAcks(ctx, []jetstream.PubAckFuture{f}); err != nil && !isWrongLast(err) {
+			return err // a session taken, saved or touched meanwhile is no error
+		}
+	}
+	return nil
 }
 
 // TakeSession gets the session and purges it on the condition that it is
