@@ -148,50 +148,116 @@ func (r *replicas) close() {
 	}
 }
 
-// Against the real Handler with history: a call pending at a drop fails at
-// once with Disconnected, a call made during the outage succeeds after it,
-// and a client that drops three times (its connection cut twice, its
-// replica restarted once) while 300 events are published gets every one
-// through OnEvent, in order, once, with no code of its own and no resync.
-func TestReconnectEndToEnd(t *testing.T) {
-	r := newReplicas(t)
-	defer r.close()
-	const events = 300
-	var (
-		mu      sync.Mutex
-		got     []int
-		resyncs []string
-	)
-	all := make(chan struct{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	client, err := rpcws.Dial(ctx, r.url, &rpcws.DialOptions{
-		OnEvent: func(typ string, data json.RawMessage) {
-			mu.Lock()
-			defer mu.Unlock()
-			if typ != "feed.item" {
-				resyncs = append(resyncs, typ+" "+string(data))
-				return
-			}
-			n, _ := strconv.Atoi(string(data))
-			if got = append(got, n); len(got) == events {
-				close(all)
-			}
-		},
+// follower is a client that records the feed's events.
+type follower struct {
+	c       *rpcws.Client
+	mu      sync.Mutex
+	got     []int
+	others  []string // any other event: a resync
+	all     chan struct{}
+	pending int // events until all closes
+}
+
+func newFollower(t *testing.T, ctx context.Context, url string, events int) *follower {
+	f := &follower{all: make(chan struct{}), pending: events}
+	c, err := rpcws.Dial(ctx, url, &rpcws.DialOptions{
+		OnEvent:   f.onEvent,
 		Reconnect: &rpcws.ReconnectOptions{Delay: 5 * time.Millisecond, MaxDelay: 50 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	f.c = c
 	var ok bool
-	if err := client.CallContext(ctx, "Feed.Join", &FeedArgs{Topic: "news"}, &ok); err != nil {
+	if err := c.CallContext(ctx, "Feed.Join", &FeedArgs{Topic: "news"}, &ok); err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+func (f *follower) onEvent(typ string, data json.RawMessage) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if typ != "feed.item" {
+		f.others = append(f.others, typ+" "+string(data))
+		return
+	}
+	n, _ := strconv.Atoi(string(data))
+	f.got = append(f.got, n)
+	if f.pending--; f.pending == 0 {
+		close(f.all)
+	}
+}
+
+// check waits for every event and fails t unless they came in order, once
+// each, with nothing else; then it checks that the client is connected
+// (a call waits for the recovery's reply, which may come after the
+// replayed events).
+func (f *follower) check(t *testing.T, ctx context.Context, i, events int) {
+	t.Helper()
+	select {
+	case <-f.all:
+	case <-ctx.Done():
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		t.Fatalf("client %d: OnEvent got %d events of %d, others %q, state %v", i, len(f.got), events, f.others, f.c.State())
+	}
+	f.mu.Lock()
+	got, others := f.got, f.others
+	f.mu.Unlock()
+	for k, n := range got {
+		if n != k+1 {
+			t.Fatalf("client %d: event %d is %d: %v", i, k+1, n, got)
+		}
+	}
+	if len(others) > 0 {
+		t.Fatalf("client %d: other events %q", i, others)
+	}
+	var out string
+	if err := f.c.CallContext(ctx, "Feed.Echo", "after", &out); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.c.State(); s != rpcws.StateConnected {
+		t.Fatalf("client %d: state %v", i, s)
+	}
+}
+
+// connected waits until every client is connected, its recovery done.
+func connected(t *testing.T, fs []*follower) {
+	t.Helper()
+	testutil.WaitFor(t, "the clients to reconnect", func() bool {
+		for _, f := range fs {
+			if f.c.State() != rpcws.StateConnected {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Against the real Handler with history: a call pending at a drop fails at
+// once with Disconnected, a call made during the outage succeeds after it,
+// and ten clients that drop three times (their connections cut twice,
+// their replica restarted once) while 300 events are published get every
+// one through OnEvent, in order, once, with no code of their own and no
+// resync.
+func TestReconnectEndToEnd(t *testing.T) {
+	r := newReplicas(t)
+	defer r.close()
+	const clients, events = 10, 300
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var fs []*follower
+	for range clients {
+		f := newFollower(t, ctx, r.url, events)
+		defer f.c.Close()
+		fs = append(fs, f)
+	}
+	client := fs[0].c
 
 	// A call pending at the first drop.
 	held := make(chan error, 1)
-	go func() { held <- client.CallContext(ctx, "Feed.Hold", &FeedArgs{}, &ok) }()
+	go func() { held <- client.CallContext(ctx, "Feed.Hold", &FeedArgs{}, new(bool)) }()
 	<-r.feed.held
 
 	pub := r.handler() // a replica of the publisher's, never restarted
@@ -223,37 +289,15 @@ func TestReconnectEndToEnd(t *testing.T) {
 				t.Fatalf("call during the outage: %v", err)
 			}
 		case 150:
+			connected(t, fs) // a drop during a recovery may end in a resync
 			r.restart()
 		case 240:
+			connected(t, fs)
 			r.ln.kill()
 		}
 	}
-	select {
-	case <-all:
-	case <-ctx.Done():
-		mu.Lock()
-		t.Fatalf("OnEvent got %d events of %d", len(got), events)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	want := make([]int, events)
-	for i := range want {
-		want[i] = i + 1
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("OnEvent got %v", got)
-	}
-	if len(resyncs) > 0 {
-		t.Fatalf("other events: %q", resyncs)
-	}
-	// The replayed events may all have come before the recovery's reply:
-	// a call waits for it.
-	var out string
-	if err := client.CallContext(ctx, "Feed.Echo", "after", &out); err != nil {
-		t.Fatal(err)
-	}
-	if s := client.State(); s != rpcws.StateConnected {
-		t.Fatalf("state: %v", s)
+	for i, f := range fs {
+		f.check(t, ctx, i, events)
 	}
 }
 
@@ -316,4 +360,62 @@ func TestReconnectPastHistoryEndToEnd(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("Close while reconnecting took %v", d)
 	}
+}
+
+// Drops that fall during recoveries too: each client gets the events in
+// order and none twice; a gap, if any, is told by a resync. After the last
+// drop, once every client is connected, a last event reaches every client
+// still in the topic, and the others were told.
+func TestReconnectDropsDuringRecovery(t *testing.T) {
+	r := newReplicas(t)
+	defer r.close()
+	const clients, events = 10, 300
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var fs []*follower
+	for range clients {
+		f := newFollower(t, ctx, r.url, events+1)
+		defer f.c.Close()
+		fs = append(fs, f)
+	}
+	pub := r.handler()
+	for i := 1; i <= events; i++ {
+		if err := pub.Publish(ctx, rpcws.Topic("news"), "feed.item", i); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if i%25 == 0 {
+			if i%100 == 0 {
+				r.restart()
+			} else {
+				r.ln.kill()
+			}
+		}
+	}
+	connected(t, fs)
+	if err := pub.Publish(ctx, rpcws.Topic("news"), "feed.item", events+1); err != nil {
+		t.Fatal(err)
+	}
+	told := 0
+	for i, f := range fs {
+		testutil.WaitFor(t, "the last event or a resync", func() bool {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return len(f.got) > 0 && f.got[len(f.got)-1] == events+1 || len(f.others) > 0
+		})
+		f.mu.Lock()
+		got, others := slices.Clone(f.got), slices.Clone(f.others)
+		f.mu.Unlock()
+		for k := 1; k < len(got); k++ {
+			if got[k] <= got[k-1] {
+				t.Fatalf("client %d: %d after %d", i, got[k], got[k-1])
+			}
+		}
+		if gap := len(got) == 0 || got[0] != 1 || got[len(got)-1]-got[0] != len(got)-1 || len(got) < events+1; gap && len(others) == 0 {
+			t.Fatalf("client %d: a gap with no resync: %v", i, got)
+		}
+		if len(others) > 0 {
+			told++
+		}
+	}
+	t.Logf("%d of %d clients were told of a gap", told, clients)
 }

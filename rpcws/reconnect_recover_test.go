@@ -139,8 +139,11 @@ func TestReconnectRecovers(t *testing.T) {
 }
 
 // A recovery cut short (the new connection drops before the reply) is
-// tried again with the old session, from the positions of the events the
-// cut connection delivered: none is shown twice.
+// tried again, from the positions of the events the cut connection
+// delivered, so that none is shown twice: with the old session while
+// nothing shows that the server took it, and with the cut connection's
+// own once an event of the old topics (or a resync of them) came there,
+// since the server then moved the topics to it.
 func TestReconnectRecoveryInterrupted(t *testing.T) {
 	s := newScripted(t, false)
 	defer s.close()
@@ -156,24 +159,47 @@ func TestReconnectRecoveryInterrupted(t *testing.T) {
 	ev.wait(t, 2)
 	fc.drop()
 
+	// Cut before anything of the old session came: S1 again.
 	fc2 := s.accept()
 	_, args := readRecover(t, fc2)
 	wantRecover(t, args, "S1", map[string]rpcws.Position{"room": {Epoch: "e1", Offset: 2}})
 	fc2.send(`{"type":"rpcws.session","data":{"id":"S2","window":120000}}`)
-	fc2.event("room", "e1", 3)
+	fc2.send(`{"type":"rpcws.joined","data":{"topic":"own","epoch":"o1","offset":0}}`)
+	fc2.event("own", "o1", 1) // of a topic this connection joined: no sign
 	ev.wait(t, 3)
 	fc2.drop()
 
+	// Cut after a replayed event: the server took S1, S3 holds the topics.
 	fc3 := s.accept()
-	f, args := readRecover(t, fc3)
-	wantRecover(t, args, "S1", map[string]rpcws.Position{"room": {Epoch: "e1", Offset: 3}})
+	_, args = readRecover(t, fc3)
+	wantRecover(t, args, "S1", map[string]rpcws.Position{"room": {Epoch: "e1", Offset: 2}, "own": {Epoch: "o1", Offset: 1}})
 	fc3.send(`{"type":"rpcws.session","data":{"id":"S3","window":120000}}`)
-	fc3.event("room", "e1", 4)
-	fc3.reply(f, `{"recovered":true,"topics":{"room":{"epoch":"e1","offset":4,"recovered":true}}}`)
-	want := []string{msg("room", 1), msg("room", 2), msg("room", 3), msg("room", 4)}
-	if got := ev.wait(t, 4); !slices.Equal(got, want) {
+	fc3.event("room", "e1", 3)
+	ev.wait(t, 4)
+	fc3.drop()
+
+	fc4 := s.accept()
+	f, args := readRecover(t, fc4)
+	wantRecover(t, args, "S3", map[string]rpcws.Position{"room": {Epoch: "e1", Offset: 3}, "own": {Epoch: "o1", Offset: 1}})
+	fc4.send(`{"type":"rpcws.session","data":{"id":"S4","window":120000}}`)
+	fc4.event("room", "e1", 3) // again: dropped
+	fc4.event("room", "e1", 4)
+	fc4.reply(f, `{"recovered":true,"topics":{"room":{"epoch":"e1","offset":4,"recovered":true}}}`)
+	want := []string{msg("room", 1), msg("room", 2), msg("own", 1), msg("room", 3), msg("room", 4)}
+	if got := ev.wait(t, len(want)); !slices.Equal(got, want) {
 		t.Fatalf("OnEvent got %q, want %q", got, want)
 	}
+
+	// A resync of the old topics is a sign too.
+	fc4.drop()
+	fc5 := s.accept()
+	readRecover(t, fc5)
+	fc5.send(`{"type":"rpcws.session","data":{"id":"S5","window":120000}}`)
+	fc5.send(`{"type":"rpcws.resync","data":{"topics":["room"]}}`)
+	ev.wait(t, len(want)+1)
+	fc5.drop()
+	_, args = readRecover(t, s.accept())
+	wantRecover(t, args, "S5", map[string]rpcws.Position{"room": {Epoch: "e1", Offset: 4}})
 }
 
 // A client without Reconnect never shows the library's frames of sessions

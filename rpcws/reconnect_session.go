@@ -34,18 +34,35 @@ type tracker struct {
 	mu      sync.Mutex // guards the fields below
 	session string     // from the connection's rpcws.session
 	topics  map[string]Position
-	joined  map[string]bool // topics of rpcws.joined on this connection
+	joined  map[string]bool     // topics of rpcws.joined on this connection
+	old     map[string]struct{} // the topics of the session it recovers
+	taken   bool                // the server has restored that session here: see took
 }
 
 // newTracker returns the tracker of a new connection that will recover
 // snap: it starts from snap's positions, which the replayed events move
 // on. Without a session to recover, it starts with no topic.
 func newTracker(snap snapshot, events *eventq.Queue, logf func(string, ...any)) *tracker {
-	t := &tracker{events: events, logf: logf, topics: make(map[string]Position), joined: make(map[string]bool)}
+	t := &tracker{events: events, logf: logf, topics: make(map[string]Position), joined: make(map[string]bool), old: make(map[string]struct{})}
 	if snap.session != "" {
 		maps.Copy(t.topics, snap.topics)
+		for topic := range snap.topics {
+			t.old[topic] = struct{}{}
+		}
 	}
 	return t
+}
+
+// took notes whether an event shows that the server restored the old
+// session on this connection: an event of one of its topics that this
+// connection did not join itself (restoring writes no rpcws.joined), or a
+// resync of them. A recovery cut short before its reply is then tried
+// again with this connection's session, which now holds the topics: the
+// old one is used up.
+func (t *tracker) took(topic string) {
+	if _, ok := t.old[topic]; ok && !t.joined[topic] {
+		t.taken = true
+	}
 }
 
 // onEvent takes one event of the connection: it keeps the library's frames
@@ -66,9 +83,27 @@ func (t *tracker) onEvent(ev codec.Event) {
 		if ok || len(t.topics) < maxTrackedTopics {
 			t.topics[ev.Topic] = Position{Epoch: ev.Epoch, Offset: ev.Offset}
 		}
+		t.took(ev.Topic)
 		t.mu.Unlock()
 	}
+	if ev.Type == ResyncEvent && len(t.old) > 0 {
+		t.resynced(ev.Data)
+	}
 	t.events.Add(ev.Type, ev.Data)
+}
+
+// resynced notes the topics of a resync (all of them when it names none).
+func (t *tracker) resynced(data []byte) {
+	var gap struct{ Topics []string }
+	json.Unmarshal(data, &gap)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(gap.Topics) == 0 {
+		t.taken = true
+	}
+	for _, topic := range gap.Topics {
+		t.took(topic)
+	}
 }
 
 // libraryFrame takes an event of the library's: rpcws.session,
@@ -115,13 +150,14 @@ func validPosition(topic, epoch string) bool {
 func (t *tracker) snapshot() snapshot { return t.snapshotAs("") }
 
 // snapshotAs is snapshot with session in place of the connection's own
-// (when session is not ""): after a failed recovery, the session to
-// recover is still the old one, and the positions those of the events
-// received meanwhile.
+// (when session is not ""). After a recovery cut short, the session to
+// recover next is the old one, unless the server has restored it here
+// (see took), and the positions are those of the events received
+// meanwhile.
 func (t *tracker) snapshotAs(session string) snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if session == "" {
+	if session == "" || t.taken && t.session != "" {
 		session = t.session
 	}
 	return snapshot{session: session, topics: maps.Clone(t.topics)}

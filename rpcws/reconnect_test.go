@@ -262,6 +262,7 @@ func TestReconnectPendingCallFailsAtDrop(t *testing.T) {
 	if f := fc.read(); f.Type != "demo.echo" {
 		t.Fatalf("request: got %q", f.Type)
 	}
+	fc.send(`not a frame`)
 	fc.drop()
 	select {
 	case err := <-done:
@@ -297,6 +298,11 @@ func TestReconnectPendingCallFailsAtDrop(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	fc2.send(`[]`)
+	fc2.send(`{"id":"unknown","type":"x.response"}`)
+	testutil.WaitFor(t, "the stats of both connections", func() bool {
+		return c.Stats() == rpcws.ClientStats{BadFrames: 2, LateReplies: 1}
+	})
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
