@@ -20,8 +20,9 @@ import (
 
 // chatCheck is a page that loads the chat (/chat/) in a frame, uses it as a
 // person would, and POSTs what it shows to /report: once the page's own
-// message is in the room ("ready"), and once the messages the test sent
-// while the replica was down are in too ("done").
+// message is in the room ("ready"), once the messages the test sent while
+// the replica was down are in too ("done"), and once, the room lost, it
+// joined again and its new message came back ("rejoined").
 const chatCheck = `<!doctype html>
 <meta charset="utf-8">
 <title>chat check</title>
@@ -52,6 +53,14 @@ const chatCheck = `<!doctype html>
 
     await until(doc, () => texts().includes('missed 5') && $('conn').dataset.state === 'open');
     await report({ stage: 'done', messages: texts(), ...state(), errors });
+
+    // The replica comes back with nothing of the room: the page joins again.
+    const logs = () => [...$('log').children].map((e) => e.textContent);
+    await until(doc, () => logs().some((l) => l.endsWith('joining again')) && $('conn').dataset.state === 'open');
+    $('text').value = 'hello again';
+    $('send').requestSubmit();
+    await until(doc, () => texts().includes('hello again'));
+    await report({ stage: 'rejoined', messages: texts(), ...state(), errors });
   } catch (err) {
     await report({ stage: 'failed', errors: [...errors, String(err)] });
   }
@@ -68,12 +77,22 @@ type chatReport struct {
 	Errors   []string
 }
 
-// The chat page in Chromium survives the restart of the replica it is on:
-// it shows the room's scrollback, sends a message, loses its replica while
-// another replica's client sends five more, and once its replica is back
-// shows all of them, in order, once each, recovered by the JS client alone.
+// The chat page, in headless Chromium and Firefox ESR, survives the
+// restart of the replica it is on: it shows the room's scrollback, sends a
+// message, loses its replica while another replica's client sends five
+// more, and once its replica is back shows all of them, in order, once
+// each, recovered by the JS client alone. When its replica comes back with
+// nothing of the room, the page joins it again.
 func TestChatSurvivesRestart(t *testing.T) {
-	chromium := needProgram(t, "chromium")
+	for _, b := range []struct {
+		name string
+		open func(t *testing.T, page string)
+	}{{"chromium", runChromium}, {"firefox", runFirefox}} {
+		t.Run(b.name, func(t *testing.T) { chatSurvivesRestart(t, b.open) })
+	}
+}
+
+func chatSurvivesRestart(t *testing.T, open func(t *testing.T, page string)) {
 	reports := make(chan chatReport, 4)
 	wrap := func(next http.Handler) http.Handler {
 		mux := http.NewServeMux()
@@ -111,7 +130,7 @@ func TestChatSurvivesRestart(t *testing.T) {
 	}
 	say("before")
 
-	runBrowser(t, chromium, "http://"+hostOf(page.URL())+"/chat-check.html")
+	open(t, "http://"+hostOf(page.URL())+"/chat-check.html")
 	rep := awaitReport(t, reports, "ready")
 	if want := []string{"before", "hello from the page"}; !slices.Equal(rep.Messages, want) {
 		t.Fatalf("the page shows %q, want %q", rep.Messages, want)
@@ -133,6 +152,16 @@ func TestChatSurvivesRestart(t *testing.T) {
 	if !strings.Contains(rep.Conn, "recovered") {
 		t.Errorf("the page's connection says %q, want it recovered", rep.Conn)
 	}
+
+	// Its replica restarts on a bus of its own: the session and the room's
+	// history are gone, and the page, told so, joins the room again.
+	page.Term(t)
+	page.bus = new(rpcws.MemoryBus)
+	page.Start(t)
+	rep = awaitReport(t, reports, "rejoined")
+	if want := append(want, "hello again"); !slices.Equal(rep.Messages, want) || len(rep.Errors) > 0 {
+		t.Errorf("after a restart that lost the room the page shows %q, errors %q; want %q", rep.Messages, rep.Errors, want)
+	}
 }
 
 // awaitReport waits for the check page's report of stage.
@@ -150,10 +179,11 @@ func awaitReport(t *testing.T, reports <-chan chatReport, stage string) chatRepo
 	return chatReport{}
 }
 
-// runBrowser opens page in headless Chromium, in a process group of its
+// runChromium opens page in headless Chromium, in a process group of its
 // own that is killed at cleanup.
-func runBrowser(t *testing.T, chromium, page string) {
+func runChromium(t *testing.T, page string) {
 	t.Helper()
+	chromium := needProgram(t, "chromium")
 	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-quic", "--no-first-run", "--disable-breakpad", "--enable-logging=stderr", "--v=0", "--user-data-dir="+t.TempDir(), page)
@@ -189,4 +219,58 @@ func needProgram(t *testing.T, name string) string {
 	}
 	t.Skipf("%s is not installed (Debian: apt-get install %s); set CI to make this a failure", name, name)
 	return ""
+}
+
+// runFirefox opens page in headless Firefox ESR, driven over WebDriver BiDi
+// by interop/js's suite/browse.mjs (puppeteer-core, which npm ci installs
+// there), and closes it at cleanup.
+func runFirefox(t *testing.T, page string) {
+	t.Helper()
+	firefox := needProgram(t, "firefox-esr")
+	node := needProgram(t, "node")
+	const jsDir = "../js"
+	if _, err := os.Stat(jsDir + "/node_modules/puppeteer-core/package.json"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("interop/js/node_modules/puppeteer-core is missing, and CI needs it: npm ci --prefix interop/js")
+		}
+		t.Skipf("interop/js/node_modules/puppeteer-core is missing (npm ci --prefix interop/js); set CI to make this a failure")
+	}
+	cmd := exec.Command(node, "suite/browse.mjs", "firefox", firefox, page)
+	cmd.Dir = jsDir
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // the profile goes there
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var logs testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting suite/browse.mjs: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		stdin.Close() // browse.mjs closes Firefox, then exits
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			t.Errorf("suite/browse.mjs did not close Firefox within 30 s: killing both")
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+			// Firefox runs in a process group of its own: browse.mjs told its pid.
+			var pid int
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if _, err := fmt.Sscanf(line, "PID %d", &pid); err == nil && pid > 0 {
+					syscall.Kill(-pid, syscall.SIGKILL)
+				}
+			}
+		}
+		if t.Failed() {
+			t.Logf("suite/browse.mjs's output:\n%s", logs.String())
+		}
+	})
 }

@@ -37,25 +37,27 @@ func startProxy(t *testing.T, replicas []string) string {
 }
 
 // The recovery test through nginx: the 30 clients dial nginx, which spreads
-// them over three replicas on one broker; one replica is killed while the
-// events go out, and its clients, redialling nginx, land on another (or on
-// it, back again) and recover every event they missed, exactly once, in
-// order.
+// them over three replicas on one broker; one replica is killed (or
+// restarted gracefully) while the events go out, and its clients,
+// redialling nginx, land on another (or on it, back again) and recover
+// every event they missed, exactly once, in order.
 func TestRecoveryBehindNginx(t *testing.T) {
 	binDir := t.TempDir()
 	for _, kind := range []string{"redis", "nats"} {
-		t.Run(kind, func(t *testing.T) {
-			engine := engines.StartT(t, kind)
-			bin := buildServer(t, binDir)
-			var nodes []node
-			var addrs []string
-			for range 3 {
-				p := startProc(t, bin, replicaFlags(engine.URL())...)
-				nodes = append(nodes, p)
-				addrs = append(addrs, p.addr)
-			}
-			entry := "ws://" + startProxy(t, addrs) + "/rpc"
-			runRecovery(t, scenario{nodes: nodes, entry: []string{entry}, kill: true})
-		})
+		for _, kill := range []bool{true, false} {
+			t.Run(kind+"/"+map[bool]string{true: "kill", false: "term"}[kill], func(t *testing.T) {
+				engine := engines.StartT(t, kind)
+				bin := buildServer(t, binDir)
+				var nodes []node
+				var addrs []string
+				for range 3 {
+					p := startProc(t, bin, replicaFlags(engine.URL())...)
+					nodes = append(nodes, p)
+					addrs = append(addrs, p.addr)
+				}
+				entry := "ws://" + startProxy(t, addrs) + "/rpc"
+				runRecovery(t, scenario{nodes: nodes, entry: []string{entry}, kill: kill})
+			})
+		}
 	}
 }

@@ -43,6 +43,16 @@ type rclient struct {
 	lastErr   error
 	connected bool
 
+	// While a recovery is under way (from rpcws.recover to its reply), a
+	// topic's live events may come before the resync that names it: a
+	// jump then waits here until the resync excuses it, or the reply
+	// finds it unexcused.
+	recovering bool
+	jumps      map[string]string
+	fresh      map[string]bool // topics a resync named: their next event may jump
+
+	trace []string // the first frames after each reconnection, for failure messages
+
 	changed chan struct{} // a value after each recorded change
 	ready   chan error    // the first connection's joins: nil, or why not
 	done    chan struct{} // run has returned
@@ -51,7 +61,7 @@ type rclient struct {
 func newRClient(name string, urls, topics []string) *rclient {
 	return &rclient{
 		name: name, urls: urls, topics: topics,
-		pos: map[string]rpcws.Position{}, seqs: map[string][]int{},
+		pos: map[string]rpcws.Position{}, seqs: map[string][]int{}, fresh: map[string]bool{},
 		changed: make(chan struct{}, 1), ready: make(chan error, 1), done: make(chan struct{}),
 	}
 }
@@ -131,6 +141,15 @@ var errDropped = errors.New("connection dropped")
 // serve runs one connection: the joins (first) or the recovery, then reads
 // until it drops.
 func (c *rclient) serve(ctx context.Context, conn *websocket.Conn, first bool) error {
+	// The old session and positions, taken before the new connection's
+	// rpcws.session (its first frame) can replace them.
+	c.mu.Lock()
+	args := rpcws.RecoverArgs{Session: c.session, Topics: maps(c.pos)}
+	if !first {
+		c.recovering, c.jumps = true, map[string]string{}
+		c.trace = append(c.trace, "recover")
+	}
+	c.mu.Unlock()
 	replies := make(chan frame, 1)
 	readErr := make(chan error, 1)
 	go func() { readErr <- c.read(ctx, conn, replies) }()
@@ -163,9 +182,6 @@ func (c *rclient) serve(ctx context.Context, conn *websocket.Conn, first bool) e
 		c.record(func() { c.connected = true })
 		c.ready <- nil
 	} else {
-		c.mu.Lock()
-		args := rpcws.RecoverArgs{Session: c.session, Topics: maps(c.pos)}
-		c.mu.Unlock()
 		f, err := call("r", rpcws.RecoverMethod, args)
 		if err != nil {
 			return err
@@ -174,7 +190,10 @@ func (c *rclient) serve(ctx context.Context, conn *websocket.Conn, first bool) e
 		if err := json.Unmarshal(f.Data, &reply); err != nil {
 			return fmt.Errorf("%s: recover reply %s: %v", c.name, f.Data, err)
 		}
-		c.record(func() { c.recovered(reply) })
+		c.record(func() {
+			c.tracef("reply %s", f.Data)
+			c.recovered(reply)
+		})
 	}
 	select {
 	case <-readErr:
@@ -198,13 +217,21 @@ func maps(m map[string]rpcws.Position) map[string]rpcws.Position {
 func (c *rclient) recovered(reply rpcws.RecoverReply) {
 	c.recovers = append(c.recovers, reply)
 	c.connected = true
+	c.recovering = false
+	for _, jump := range c.jumps {
+		c.broken = append(c.broken, jump+", and no resync named the topic")
+	}
 	for topic := range c.pos {
 		if _, ok := reply.Topics[topic]; !ok {
 			delete(c.pos, topic)
 		}
 	}
 	for topic, r := range reply.Topics {
-		if p, ok := c.pos[topic]; !ok || p.Epoch != r.Epoch || p.Offset < r.Offset {
+		p, ok := c.pos[topic]
+		switch {
+		case ok && r.Recovered && (p.Epoch != r.Epoch || p.Offset < r.Offset):
+			c.broken = append(c.broken, fmt.Sprintf("%s recovered at %s/%d, but the last event replayed was %s/%d", topic, r.Epoch, r.Offset, p.Epoch, p.Offset))
+		case !ok || p.Epoch != r.Epoch || p.Offset < r.Offset:
 			c.pos[topic] = rpcws.Position{Epoch: r.Epoch, Offset: r.Offset}
 		}
 	}
@@ -235,8 +262,16 @@ func (c *rclient) read(ctx context.Context, conn *websocket.Conn, replies chan<-
 	}
 }
 
+// tracef adds a line to the trace of a reconnection.
+func (c *rclient) tracef(format string, args ...any) {
+	if c.drops > 0 && len(c.trace) < 40 {
+		c.trace = append(c.trace, fmt.Sprintf(format, args...))
+	}
+}
+
 // event records one event frame.
 func (c *rclient) event(f frame) {
+	c.tracef("%s %s %d %s", f.Type, f.Topic, f.Offset, f.Data)
 	switch f.Type {
 	case rpcws.SessionEvent:
 		var d rpcws.SessionData
@@ -258,8 +293,10 @@ func (c *rclient) event(f frame) {
 		var d struct{ Topics []string }
 		json.Unmarshal(f.Data, &d)
 		for _, topic := range d.Topics {
-			if _, ok := c.pos[topic]; ok {
-				c.pos[topic] = rpcws.Position{} // unknown: the next event starts anew
+			if _, jumped := c.jumps[topic]; jumped {
+				delete(c.jumps, topic) // that event was the fresh start
+			} else {
+				c.fresh[topic] = true
 			}
 		}
 	case "topic.message":
@@ -276,8 +313,18 @@ func (c *rclient) message(f frame) {
 		c.broken = append(c.broken, "an event without its position: "+string(f.Data))
 	case !ok:
 		c.broken = append(c.broken, fmt.Sprintf("an event of %q, a topic the client is not in", f.Topic))
-	case p.Epoch != "" && (f.Epoch != p.Epoch || f.Offset != p.Offset+1):
-		c.broken = append(c.broken, fmt.Sprintf("%s: offset %s/%d after %s/%d", f.Topic, f.Epoch, f.Offset, p.Epoch, p.Offset))
+	case c.fresh[f.Topic]:
+		if f.Epoch == p.Epoch && f.Offset <= p.Offset {
+			c.broken = append(c.broken, fmt.Sprintf("%s: offset %d again after a resync", f.Topic, f.Offset))
+		}
+		delete(c.fresh, f.Topic)
+	case f.Epoch != p.Epoch || f.Offset != p.Offset+1:
+		jump := fmt.Sprintf("%s: offset %s/%d after %s/%d", f.Topic, f.Epoch, f.Offset, p.Epoch, p.Offset)
+		if _, seen := c.jumps[f.Topic]; c.recovering && !seen {
+			c.jumps[f.Topic] = jump
+		} else {
+			c.broken = append(c.broken, jump)
+		}
 	}
 	c.pos[f.Topic] = rpcws.Position{Epoch: f.Epoch, Offset: f.Offset}
 	var d struct {

@@ -57,25 +57,25 @@ function show(epoch, offset, msg) {
   li.scrollIntoView({ block: 'end' });
 }
 
-// Live messages that arrive while the scrollback loads wait here, so that the
-// older messages are shown first; null when none is loading.
-let held = null;
+// Live messages that arrive while the scrollback loads wait in held, so that
+// the older messages are shown first; loading counts the loads under way.
+const held = [];
+let loading = 0;
 
 function receive(epoch, offset, msg) {
-  if (held) held.push([epoch, offset, msg]);
-  else show(epoch, offset, msg);
+  if (loading === 0) return show(epoch, offset, msg);
+  if (held.length >= MAX_SHOWN) held.shift(); // the page keeps no more anyway
+  held.push([epoch, offset, msg]);
 }
 
 // Loads the room's recent messages: at the start, and after a gap.
 async function scrollback(client) {
-  held ??= [];
+  loading++;
   try {
     const h = await client.request('topic.history', { topic: room, limit: SCROLLBACK });
     for (const e of h.events) show(h.epoch, e.offset, e.data?.data);
   } finally {
-    const waiting = held;
-    held = null;
-    for (const m of waiting) show(...m);
+    if (--loading === 0) for (const m of held.splice(0)) show(...m);
   }
 }
 
