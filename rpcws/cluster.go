@@ -370,6 +370,7 @@ func (c *cluster) resync(subjects []string, why string) {
 		if err != nil {
 			continue
 		}
+		p.forgetEpochs(topics) // told now: the next epoch is taken without a resync of its own
 		c.resyncs.Add(1)
 		c.push(p, frame, ResyncEvent)
 	}

@@ -254,6 +254,20 @@ func (c *cluster) open(ctx context.Context, p *Peer, topic string, g *gate, at P
 	}
 }
 
+// forgetEpochs makes p's open gates of topics take the next event's epoch
+// and offset as they come, with no resync of their own: p was just sent
+// one naming them (the broker lost messages, and the engine may have lost
+// the topics' history with them).
+func (p *Peer) forgetEpochs(topics []string) {
+	p.pos.mu.Lock()
+	defer p.pos.mu.Unlock()
+	for _, t := range topics {
+		if g := p.pos.gates[t]; g != nil && !g.held {
+			g.epoch, g.last = "", 0
+		}
+	}
+}
+
 // positionOf returns p's position in topic, and whether it has one.
 func (p *Peer) positionOf(topic string) (Position, bool) {
 	p.pos.mu.Lock()
