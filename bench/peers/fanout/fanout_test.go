@@ -29,3 +29,24 @@ func TestFanout(t *testing.T) {
 		}
 	}
 }
+
+// A small run of the recovery cells: every client of the restarted replica
+// gets back every event it missed, once each and in order.
+func TestRecoveryCells(t *testing.T) {
+	cfg := config{Conns: 30, Missed: 20, Reps: 1, Brokers: []string{"memory", "redis", "nats"}, Timeout: 30 * time.Second}
+	rs, err := runRecovery(cfg, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Unavailable != "" {
+			if os.Getenv("CI") != "" {
+				t.Errorf("%s: %s, and CI needs it", r.Broker, r.Unavailable)
+			}
+			continue
+		}
+		if r.Recovered != cfg.Conns || r.Faults != 0 || r.Last <= 0 {
+			t.Errorf("%s: %+v: want every client recovered with no fault", r.Broker, r)
+		}
+	}
+}

@@ -272,7 +272,7 @@ func cell(cfg config, kind, url string, history bool) (result, error) {
 		if err := srv.Register(Room{}); err != nil {
 			return result{}, err
 		}
-		opts := &rpcws.HandlerOptions{Broker: b, MaxConns: cfg.Conns + 16}
+		opts := &rpcws.HandlerOptions{Broker: b, MaxConns: cfg.Conns + 16, MaxConnsPerClient: -1}
 		if history {
 			opts.History = &rpcws.HistoryOptions{}
 		}

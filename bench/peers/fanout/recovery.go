@@ -161,7 +161,7 @@ func recoveryCell(cfg config, kind string, engine *engines.Server) (recoveryResu
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	p.target.Store(0) // joined: every client at offset 0
+	p.arm(0) // joined: every client at offset 0
 	for i := range clients {
 		clients[i] = &rclient{url: "ws://" + addr + "/", topic: room, p: p}
 		wg.Add(1)
@@ -226,30 +226,22 @@ func publishN(ctx context.Context, h *rpcws.Handler, p *progress, room string, n
 	return p.wait(ctx, "received the events before the restart")
 }
 
-// progress counts the clients that reached the offset target.
+// progress counts the clients that reached the offset target of the
+// phase under way.
 type progress struct {
 	n       int64
+	phase   atomic.Int32
 	target  atomic.Uint64
 	reached atomic.Int64
 	start   atomic.Int64 // UnixNano of the restart; 0 before it
 	all     chan struct{}
 }
 
-// arm sets a new target.
+// arm starts a phase with a new target.
 func (p *progress) arm(target uint64) {
 	p.reached.Store(0)
 	p.target.Store(target)
-}
-
-// at is called by a client whose offset is now off.
-func (p *progress) at(off uint64) bool {
-	if off != p.target.Load() {
-		return false
-	}
-	if p.reached.Add(1) == p.n {
-		p.all <- struct{}{}
-	}
-	return true
+	p.phase.Add(1)
 }
 
 func (p *progress) wait(ctx context.Context, what string) error {
@@ -268,14 +260,16 @@ type rclient struct {
 	topic string
 	p     *progress
 
-	mu        sync.Mutex // guards what follows
-	session   string
-	pos       rpcws.Position
-	faults    int // events missing, repeated or out of order
-	recovered bool
-	took      time.Duration
-	drops     int
-	dropped   chan struct{} // closed at each drop; made at each connection
+	mu         sync.Mutex // guards what follows
+	session    string
+	pos        rpcws.Position
+	faults     int // events missing, repeated or out of order
+	recovered  bool
+	recovering bool  // a recover request is unanswered
+	phase      int32 // the last phase whose target the client reached
+	took       time.Duration
+	drops      int
+	dropped    chan struct{} // closed at each drop; made at each connection
 }
 
 // frame is what the client reads of a frame.
@@ -310,6 +304,7 @@ func (c *rclient) dial(ctx context.Context) *websocket.Conn {
 			c.mu.Lock()
 			c.dropped = make(chan struct{})
 			first, _ := c.firstRequest()
+			c.recovering = c.session != ""
 			c.mu.Unlock()
 			if conn.Write(ctx, websocket.MessageText, first) == nil {
 				return conn
@@ -370,11 +365,13 @@ func (c *rclient) handle(f frame) {
 		json.Unmarshal(f.Data, &j)
 		c.pos = rpcws.Position{Epoch: j.Epoch, Offset: j.Offset}
 	case "rejoin.join.response":
-		c.p.at(c.pos.Offset)
+		c.check()
 	case rpcws.RecoverMethod + ".response":
 		var r rpcws.RecoverReply
 		json.Unmarshal(f.Data, &r)
 		c.recovered = r.Recovered && r.Topics[c.topic].Recovered
+		c.recovering = false
+		c.check()
 	case "m":
 		if f.Topic != c.topic {
 			return
@@ -385,11 +382,23 @@ func (c *rclient) handle(f frame) {
 		if f.Offset > c.pos.Offset || f.Epoch != c.pos.Epoch {
 			c.pos = rpcws.Position{Epoch: f.Epoch, Offset: f.Offset}
 		}
-		if c.p.at(c.pos.Offset) {
-			if start := c.p.start.Load(); start != 0 {
-				c.took = time.Since(time.Unix(0, start))
-			}
-		}
+		c.check()
+	}
+}
+
+// check counts the client in the phase under way once it is at the
+// phase's target with no recovery unanswered; c.mu held.
+func (c *rclient) check() {
+	ph := c.p.phase.Load()
+	if c.phase == ph || c.recovering || c.pos.Offset < c.p.target.Load() {
+		return
+	}
+	c.phase = ph
+	if start := c.p.start.Load(); start != 0 {
+		c.took = time.Since(time.Unix(0, start))
+	}
+	if c.p.reached.Add(1) == c.p.n {
+		c.p.all <- struct{}{}
 	}
 }
 
