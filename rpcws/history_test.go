@@ -866,3 +866,81 @@ func TestReplayWithinBudget(t *testing.T) {
 		t.Fatalf("replayed big %v, small %v", offsetsOf(before, "big"), offsetsOf(before, "small"))
 	}
 }
+
+// gatedHistory is an in-process broker whose History waits, once armed,
+// until the test lets it go.
+type gatedHistory struct {
+	rpcws.HistoryBroker
+	rpcws.SessionBroker
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGatedHistory(bus *rpcws.MemoryBus) *gatedHistory {
+	b := bus.NewBroker()
+	return &gatedHistory{HistoryBroker: b.(rpcws.HistoryBroker), SessionBroker: b.(rpcws.SessionBroker),
+		entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (g *gatedHistory) Start(r rpcws.BrokerReceiver) error { return g.HistoryBroker.Start(r) }
+func (g *gatedHistory) Subscribe(ctx context.Context, s string) error {
+	return g.HistoryBroker.Subscribe(ctx, s)
+}
+func (g *gatedHistory) Unsubscribe(ctx context.Context, s string) error {
+	return g.HistoryBroker.Unsubscribe(ctx, s)
+}
+func (g *gatedHistory) Publish(ctx context.Context, s string, m []byte) error {
+	return g.HistoryBroker.Publish(ctx, s, m)
+}
+func (g *gatedHistory) Close() error { return g.HistoryBroker.Close() }
+
+func (g *gatedHistory) History(ctx context.Context, s string, after uint64, limit int) (rpcws.Position, []rpcws.HistoryEvent, error) {
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+		}
+	}
+	return g.HistoryBroker.History(ctx, s, after, limit)
+}
+
+// A recovery whose connection closes before its reply puts the session
+// back: the client, which never had the reply, recovers with it again.
+func TestRecoveryCutPutsSessionBack(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	g := newGatedHistory(&bus)
+	nd := newHistNodes(t, &bus, 1, func(o *rpcws.HandlerOptions) { o.Broker = g; o.Presence = nil })[0]
+	c := dialWire(t, nd.url, "ann")
+	s := c.session(t)
+	c.ok(t, "chat.join", map[string]any{"topic": "a"})
+	pos := quietPosition(t, nd.h, "a")
+	dropped(t, nd, c, 0)
+	if err := nd.h.Publish(context.Background(), rpcws.Topic("a"), "m", 1); err != nil {
+		t.Fatal(err)
+	}
+	g.armed.Store(true)
+	c2 := dialWire(t, nd.url, "ann")
+	c2.session(t)
+	c2.send(t, rpcws.RecoverMethod, recoverArgs(s.ID, map[string]rpcws.Position{"a": pos}))
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the recovery never read the topic's history")
+	}
+	nd.h.Peers()[0].Cut()
+	close(g.release)
+	dropped(t, nd, c2, 0)
+
+	c3 := dialWire(t, nd.url, "ann")
+	c3.session(t)
+	before, reply := c3.call(t, rpcws.RecoverMethod, recoverArgs(s.ID, map[string]rpcws.Position{"a": pos}))
+	if r := recoverReply(t, reply); !r.Recovered || !r.Topics["a"].Recovered {
+		t.Fatalf("the second recovery with the session put back: %s", reply.raw)
+	}
+	if got := offsetsOf(before, "a"); fmt.Sprint(got) != "[1]" {
+		t.Fatalf("replayed %v", got)
+	}
+}

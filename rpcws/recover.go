@@ -112,11 +112,16 @@ func (c *cluster) recoverRequest(p *Peer, id, data json.RawMessage) {
 			return
 		}
 	}
-	reply, ok := c.recover(p.Context(), p, args)
-	if !ok {
-		return // the connection closed
+	reply, taken, ok := c.recover(p.Context(), p, args)
+	if ok && p.reply(id, RecoverMethod, reply) == nil {
+		return
 	}
-	p.reply(id, RecoverMethod, reply)
+	// The connection closed before its client had the reply: the client
+	// will recover again with the session it sent, so the session is put
+	// back as it was, for the recovery window.
+	if taken != nil {
+		c.putBack(args.Session, *taken)
+	}
 }
 
 // restoring is one topic of a session being restored.
@@ -128,10 +133,11 @@ type restoring struct {
 }
 
 // recover restores p's session from args: its topics, the events they
-// missed, a resync for what cannot be, and the reply. It reports false
-// when the connection closed meanwhile.
-func (c *cluster) recover(ctx context.Context, p *Peer, args RecoverArgs) (RecoverReply, bool) {
-	reply := RecoverReply{Topics: map[string]TopicRecovery{}}
+// missed, a resync for what cannot be, and the reply. taken is the
+// session's record when it was taken for p; ok is false when the
+// connection closed meanwhile.
+func (c *cluster) recover(ctx context.Context, p *Peer, args RecoverArgs) (reply RecoverReply, taken *sessionRecord, ok bool) {
+	reply = RecoverReply{Topics: map[string]TopicRecovery{}}
 	// The engine's reads of a recovery share brokerTimeout: past it, the
 	// topics left are joined, unrecovered.
 	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
@@ -144,9 +150,9 @@ func (c *cluster) recover(ctx context.Context, p *Peer, args RecoverArgs) (Recov
 				lost = append(lost, t)
 			}
 		}
-		return reply, c.sendResync(p, lost)
+		return reply, nil, c.sendResync(p, lost)
 	}
-	reply.Recovered = true
+	reply.Recovered, taken = true, &rec
 	c.takeOver(ctx, rec, args.Session)
 	var topics []restoring
 	var lost []string
@@ -171,7 +177,7 @@ func (c *cluster) recover(ctx context.Context, p *Peer, args RecoverArgs) (Recov
 	for _, r := range topics {
 		tr, err := c.restore(ctx, p, r, rec.Peer, args.Topics)
 		if err != nil {
-			return reply, false
+			return reply, taken, false
 		}
 		if !tr.Recovered {
 			lost = append(lost, r.name)
@@ -180,11 +186,11 @@ func (c *cluster) recover(ctx context.Context, p *Peer, args RecoverArgs) (Recov
 		subjects = append(subjects, r.subject)
 	}
 	if !c.sendResync(p, lost) {
-		return reply, false
+		return reply, taken, false
 	}
 	c.addPresence(p.Context(), p, subjects...)
 	c.changed(p.Context(), p)
-	return reply, true
+	return reply, taken, true
 }
 
 // restore replays one topic's missed events to p, if they are all still

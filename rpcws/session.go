@@ -204,6 +204,21 @@ func (c *cluster) takeSession(ctx context.Context, p *Peer, id string) (sessionR
 	return rec, true
 }
 
+// putBack saves a session taken by a recovery that did not reach its
+// client, under its id, for the recovery window: the client sends it
+// again. It is bounded by the join timeout.
+func (c *cluster) putBack(id string, rec sessionRecord) {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return
+	}
+	ctx, cancel := c.joinContext(context.Background())
+	defer cancel()
+	if err := c.hist.sb.SaveSession(ctx, id, raw, c.hist.window); err != nil && !errors.Is(err, ErrBrokerClosed) {
+		c.warn(&c.logSubscribe, "could not put back a session whose recovery did not reach its client", "error", err)
+	}
+}
+
 // The control message that closes a connection whose session another
 // connection took over: version byte controlVersion, the target peer's ID
 // (uvarint length and bytes), then the SHA-256 of the session's id. It
