@@ -78,7 +78,9 @@
 // [SessionEvent]): a client that reconnects within the recovery window and
 // sends [RecoverMethod] first gets its topics back and the events it
 // missed, in order and exactly once, or a [ResyncEvent] naming what could
-// not be recovered (PROTOCOL.md, "Sessions and recovery"). With
+// not be recovered (PROTOCOL.md, "Sessions and recovery"). The Go client
+// does all of it by itself with [DialOptions].Reconnect, as the JS client
+// does with reconnect: true; see docs/reconnect.md. With
 // [HandlerOptions].Presence, [Handler.Presence] lists the connections in a
 // topic on every replica; [Handler.History] reads a topic's last events.
 // See docs/topics-and-brokers.md.
