@@ -405,9 +405,15 @@ func testForeign(t *testing.T, url string, errs []errorCase) {
 func TestForeignPythonJSClient(t *testing.T) {
 	t.Parallel()
 	url := startPython(t, pythonServer)
-	out := nodeTest(t, 2*time.Minute, []string{"RPCWS_URL=" + url, "RPCWS_STRICT=0"}, "test/scenarios.test.mjs", "test/transcripts.test.mjs")
+	// aiohttp closes a connection that sends invalid UTF-8 with 1007 before
+	// the server's code sees the frame: a known deviation (see
+	// TestConformanceForeignServers).
+	out := nodeTest(t, 2*time.Minute, []string{"RPCWS_URL=" + url, "RPCWS_STRICT=0", "RPCWS_DEVIATIONS=utf8"}, "test/scenarios.test.mjs", "test/transcripts.test.mjs")
 	if !strings.Contains(out, "\u2139 fail 0") {
 		t.Errorf("the node test run did not report 0 failures")
+	}
+	if !strings.Contains(out, "known deviation") {
+		t.Errorf("the utf8 check did not fail as the known deviation says")
 	}
 	if strings.Contains(out, "target lacks") {
 		t.Errorf("a check was skipped for a service the Python server has")
