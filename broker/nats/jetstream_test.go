@@ -402,3 +402,35 @@ func TestHistoryReadForward(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the first ten expire by the clock
 	}
 }
+
+// Replicas that start together on an empty engine all make, or open, the
+// history stream and the buckets: whichever loses the race to create one
+// opens the winner's (nats-server 2.9 answers some losers "subjects
+// overlap with an existing stream").
+func TestFirstUseRace(t *testing.T) {
+	srv := engines.StartT(t, engines.NATS)
+	for round := range 4 {
+		if round > 0 {
+			srv.RestartEmptyT(t)
+		}
+		bs, _ := startHistory(t, srv.URL(), 6)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		var g errgroup.Group
+		for i, b := range bs {
+			g.Go(func() error {
+				if _, _, err := b.History(ctx, "rpcws.t.race", 0, 0); err != nil {
+					return fmt.Errorf("replica %d, history: %w", i, err)
+				}
+				if err := b.SaveSession(ctx, fmt.Sprint("race-", round, "-", i), []byte("r"), time.Minute); err != nil {
+					return fmt.Errorf("replica %d, session: %w", i, err)
+				}
+				return b.AddPresence(ctx, time.Minute, rpcws.PresenceEntry{Topic: "rpcws.t.race", Peer: fmt.Sprint(i), Info: []byte("p")})
+			})
+		}
+		err := g.Wait()
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}

@@ -100,6 +100,19 @@ func missing(err error) bool {
 		errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound)
 }
 
+// errCodeSubjectOverlap is the code nats-server 2.9 answers a stream's
+// creation with when another node's creation of the same stream is under
+// way ("subjects overlap with an existing stream").
+const errCodeSubjectOverlap jetstream.ErrorCode = 10065
+
+// madeMeanwhile reports whether err says that another node made the
+// stream or bucket while this one tried to: it is there to be opened.
+func madeMeanwhile(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) ||
+		errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeSubjectOverlap || apiErr.ErrorCode == jetstream.JSErrCodeStreamNameInUse)
+}
+
 // historyStreamFor returns the history stream with limits covering want,
 // made or raised when needed.
 func (s *store) historyStreamFor(ctx context.Context, want limits) (jetstream.Stream, error) {
@@ -116,7 +129,7 @@ func (s *store) historyStreamFor(ctx context.Context, want limits) (jetstream.St
 	st, err := s.js.Stream(ctx, historyStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		st, err = s.js.CreateStream(ctx, historyConfig(want))
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // made by another node meanwhile
+		if madeMeanwhile(err) {
 			st, err = s.js.Stream(ctx, historyStream)
 		}
 	}
@@ -238,7 +251,7 @@ func (s *store) bucket(ctx context.Context, name string, age time.Duration) (jet
 			return nil, errNoBucket
 		}
 		kv, err = s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, TTL: age, Storage: jetstream.FileStorage})
-		if errors.Is(err, jetstream.ErrBucketExists) {
+		if errors.Is(err, jetstream.ErrBucketExists) || madeMeanwhile(err) {
 			kv, err = s.js.KeyValue(ctx, name)
 		}
 	}
