@@ -252,50 +252,14 @@ func cell(cfg config, kind, url string, history bool) (result, error) {
 	if kind == "memory" {
 		replicas = 1
 	}
-	var bus rpcws.MemoryBus
-	var handlers []*rpcws.Handler
-	var servers []*httptest.Server
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for i, h := range handlers {
-			h.Shutdown(ctx)
-			servers[i].Close()
-		}
-	}()
-	for range replicas {
-		b, err := newBroker(kind, url, &bus)
-		if err != nil {
-			return result{}, err
-		}
-		srv := rpc.NewServer()
-		if err := srv.Register(Room{}); err != nil {
-			return result{}, err
-		}
-		opts := &rpcws.HandlerOptions{Broker: b, MaxConns: cfg.Conns + 16, MaxConnsPerClient: -1}
-		if history {
-			opts.History = &rpcws.HistoryOptions{}
-		}
-		h := rpcws.NewHandler(srv, opts)
-		handlers = append(handlers, h)
-		servers = append(servers, httptest.NewServer(h))
+	handlers, servers, stop, err := startReplicas(cfg, kind, url, history, replicas)
+	defer stop()
+	if err != nil {
+		return result{}, err
 	}
 
 	var current atomic.Pointer[phase] // the phase under way
-	onEvent := func(typ string, data json.RawMessage) {
-		now := time.Now()
-		var s stamp
-		ph := current.Load()
-		if typ != "m" || ph == nil || json.Unmarshal(data, &s) != nil || s.Phase != ph.id || s.N < 0 || s.N >= len(ph.received) {
-			return
-		}
-		ph.mu.Lock()
-		ph.latencies = append(ph.latencies, now.Sub(time.Unix(0, s.Sent)))
-		ph.mu.Unlock()
-		if int(ph.received[s.N].Add(1)) == cfg.Conns {
-			ph.complete <- s.N
-		}
-	}
+	onEvent := counter(&current, cfg.Conns)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	defer cancel()
 	var clients []*rpcws.Client
@@ -337,6 +301,57 @@ func cell(cfg config, kind, url string, history bool) (result, error) {
 		PerSecond: float64(len(rate.latencies)) / rate.elapsed.Seconds(),
 		P50:       pct(0.50), P99: pct(0.99), Dropped: dropped, Elapsed: rate.elapsed,
 	}, nil
+}
+
+// counter returns the clients' OnEvent: it counts each event of the phase
+// under way, and notes its latency.
+func counter(current *atomic.Pointer[phase], conns int) func(string, json.RawMessage) {
+	return func(typ string, data json.RawMessage) {
+		now := time.Now()
+		var s stamp
+		ph := current.Load()
+		if typ != "m" || ph == nil || json.Unmarshal(data, &s) != nil || s.Phase != ph.id || s.N < 0 || s.N >= len(ph.received) {
+			return
+		}
+		ph.mu.Lock()
+		ph.latencies = append(ph.latencies, now.Sub(time.Unix(0, s.Sent)))
+		ph.mu.Unlock()
+		if int(ph.received[s.N].Add(1)) == conns {
+			ph.complete <- s.N
+		}
+	}
+}
+
+// startReplicas starts n replicas of the Room service on broker kind;
+// stop shuts down those started, whatever the error.
+func startReplicas(cfg config, kind, url string, history bool, n int) (handlers []*rpcws.Handler, servers []*httptest.Server, stop func(), err error) {
+	var bus rpcws.MemoryBus
+	stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i, h := range handlers {
+			h.Shutdown(ctx)
+			servers[i].Close()
+		}
+	}
+	for range n {
+		b, err := newBroker(kind, url, &bus)
+		if err != nil {
+			return handlers, servers, stop, err
+		}
+		srv := rpc.NewServer()
+		if err := srv.Register(Room{}); err != nil {
+			return handlers, servers, stop, err
+		}
+		opts := &rpcws.HandlerOptions{Broker: b, MaxConns: cfg.Conns + 16, MaxConnsPerClient: -1}
+		if history {
+			opts.History = &rpcws.HistoryOptions{}
+		}
+		h := rpcws.NewHandler(srv, opts)
+		handlers = append(handlers, h)
+		servers = append(servers, httptest.NewServer(h))
+	}
+	return handlers, servers, stop, nil
 }
 
 // phase is one round of publishing and what the clients received of it.

@@ -157,16 +157,10 @@ func recoveryCell(cfg config, kind string, engine *engines.Server) (recoveryResu
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	defer cancel()
 	p := &progress{n: int64(cfg.Conns), all: make(chan struct{}, 1)}
-	clients := make([]*rclient, cfg.Conns)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
 	p.arm(0) // joined: every client at offset 0
-	for i := range clients {
-		clients[i] = &rclient{url: "ws://" + addr + "/", topic: room, p: p}
-		wg.Add(1)
-		go func() { defer wg.Done(); clients[i].run(ctx) }()
-	}
+	clients, wait := startClients(ctx, cfg.Conns, "ws://"+addr+"/", room, p)
+	defer wait()
+	defer cancel()
 	if err := p.wait(ctx, "joined the topic"); err != nil {
 		return recoveryResult{}, err
 	}
@@ -196,9 +190,27 @@ func recoveryCell(cfg config, kind string, engine *engines.Server) (recoveryResu
 	if err := p.wait(ctx, "recovered every missed event"); err != nil {
 		return recoveryResult{}, err
 	}
-	cpu := engineCPU(engine) - cpu0
+	r := tally(clients)
+	r.Broker, r.Clients, r.Missed, r.EngineCPU = kind, cfg.Conns, cfg.Missed, engineCPU(engine)-cpu0
+	return r, nil
+}
 
-	r := recoveryResult{Broker: kind, Clients: cfg.Conns, Missed: cfg.Missed, EngineCPU: cpu}
+// startClients starts n clients of url in topic; wait waits for their
+// goroutines, which end with ctx.
+func startClients(ctx context.Context, n int, url, topic string, p *progress) (clients []*rclient, wait func()) {
+	var wg sync.WaitGroup
+	clients = make([]*rclient, n)
+	for i := range clients {
+		clients[i] = &rclient{url: url, topic: topic, p: p}
+		wg.Add(1)
+		go func() { defer wg.Done(); clients[i].run(ctx) }()
+	}
+	return clients, wg.Wait
+}
+
+// tally sums up what the clients recovered, and how long it took them.
+func tally(clients []*rclient) recoveryResult {
+	var r recoveryResult
 	var took []time.Duration
 	for _, c := range clients {
 		c.mu.Lock()
@@ -211,7 +223,7 @@ func recoveryCell(cfg config, kind string, engine *engines.Server) (recoveryResu
 	}
 	slices.Sort(took)
 	r.P50, r.Last = took[len(took)/2], took[len(took)-1]
-	return r, nil
+	return r
 }
 
 // publishN publishes events numbered from 0 and waits until every client
