@@ -267,15 +267,8 @@ func (c *cluster) Receive(subject string, msg []byte) {
 		c.control(subject, msg)
 		return
 	}
-	c.received.Add(1)
-	env, ok := parseBrokerEnvelope(msg)
+	env, frame, ok := c.readEvent(subject, msg)
 	if !ok {
-		c.refuse(subject, errNotEnvelope, len(msg))
-		return
-	}
-	frame, err := rebuildEvent(env.frame, c.maxFrame)
-	if err != nil {
-		c.refuse(subject, err, len(msg))
 		return
 	}
 	for _, p := range c.recipients(subject, env.target) {
@@ -284,6 +277,23 @@ func (c *cluster) Receive(subject string, msg []byte) {
 		}
 		c.push(p, frame, subject)
 	}
+}
+
+// readEvent counts a message from the broker and returns its envelope
+// and its event frame built anew (see rebuildEvent); a message that is
+// not a valid event is refused (counted and logged) and ok is false.
+func (c *cluster) readEvent(subject string, msg []byte) (env brokerEnvelope, frame []byte, ok bool) {
+	c.received.Add(1)
+	if env, ok = parseBrokerEnvelope(msg); !ok {
+		c.refuse(subject, errNotEnvelope, len(msg))
+		return env, nil, false
+	}
+	frame, err := rebuildEvent(env.frame, c.maxFrame)
+	if err != nil {
+		c.refuse(subject, err, len(msg))
+		return env, nil, false
+	}
+	return env, frame, true
 }
 
 // refuse counts and logs, rate-limited, a message dropped unread.

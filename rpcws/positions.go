@@ -83,15 +83,8 @@ func (c *cluster) ReceiveAt(subject string, pos Position, msg []byte) {
 		c.Receive(subject, msg)
 		return
 	}
-	c.received.Add(1)
-	env, ok := parseBrokerEnvelope(msg)
+	env, frame, ok := c.readEvent(subject, msg)
 	if !ok {
-		c.refuse(subject, errNotEnvelope, len(msg))
-		return
-	}
-	frame, err := rebuildEvent(env.frame, c.maxFrame)
-	if err != nil {
-		c.refuse(subject, err, len(msg))
 		return
 	}
 	c.mu.RLock()
