@@ -895,15 +895,19 @@ func (g *gatedHistory) Publish(ctx context.Context, s string, m []byte) error {
 }
 func (g *gatedHistory) Close() error { return g.HistoryBroker.Close() }
 
+// History reads, then, once armed, waits before it answers: what is
+// published meanwhile is not in its answer, and reaches the connection live.
 func (g *gatedHistory) History(ctx context.Context, s string, after uint64, limit int) (rpcws.Position, []rpcws.HistoryEvent, error) {
+	pos, events, err := g.HistoryBroker.History(ctx, s, after, limit)
 	if g.armed.CompareAndSwap(true, false) {
 		close(g.entered)
 		select {
 		case <-g.release:
 		case <-ctx.Done():
+			return pos, events, ctx.Err()
 		}
 	}
-	return g.HistoryBroker.History(ctx, s, after, limit)
+	return pos, events, err
 }
 
 // A recovery whose connection closes before its reply puts the session
@@ -942,5 +946,55 @@ func TestRecoveryCutPutsSessionBack(t *testing.T) {
 	}
 	if got := offsetsOf(before, "a"); fmt.Sprint(got) != "[1]" {
 		t.Fatalf("replayed %v", got)
+	}
+}
+
+// Live events held while a recovery reads the history count in the
+// handler's byte budget: past it they are dropped, and the topic is
+// resynced rather than held without bound.
+func TestHeldEventsWithinBudget(t *testing.T) {
+	t.Parallel()
+	var bus rpcws.MemoryBus
+	g := newGatedHistory(&bus)
+	nd := newHistNodes(t, &bus, 1, func(o *rpcws.HandlerOptions) {
+		o.Broker, o.Presence, o.MaxBytes = g, nil, 256<<10
+	})[0]
+	c := dialWire(t, nd.url, "")
+	s := c.session(t)
+	c.ok(t, "chat.join", map[string]any{"topic": "a"})
+	pos := quietPosition(t, nd.h, "a")
+	dropped(t, nd, c, 0)
+	g.armed.Store(true)
+	c2 := dialWire(t, nd.url, "")
+	c2.session(t)
+	id := c2.send(t, rpcws.RecoverMethod, recoverArgs(s.ID, map[string]rpcws.Position{"a": pos}))
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the recovery never read the topic's history")
+	}
+	large := strings.Repeat("x", 100<<10)
+	for range 4 { // 400 KiB held, over the 256 KiB budget
+		if err := nd.h.Publish(context.Background(), rpcws.Topic("a"), "m", large); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(g.release)
+	var before []wframe
+	for {
+		f := c2.next(t)
+		if string(f.ID) == id {
+			if r := recoverReply(t, f); !r.Recovered || r.Topics["a"].Recovered {
+				t.Fatalf("reply %s: want the session restored and topic a not recovered", f.raw)
+			}
+			break
+		}
+		before = append(before, f)
+	}
+	if got := resyncTopics(before); fmt.Sprint(got) != "[[a]]" {
+		t.Fatalf("resyncs %v, want one naming a", got)
+	}
+	if n := len(offsetsOf(before, "a")); n >= 4 {
+		t.Fatalf("%d of 4 held events of 100 KiB written with a 256 KiB budget", n)
 	}
 }

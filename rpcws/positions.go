@@ -59,16 +59,34 @@ func (p *Peer) hold(topic string) *gate {
 	if p.pos.gates == nil {
 		p.pos.gates = make(map[string]*gate)
 	}
+	if old := p.pos.gates[topic]; old != nil {
+		p.release(old.bufBytes) // replaced: what it held is given back
+		old.buf, old.bufBytes = nil, 0
+	}
 	g := &gate{held: true}
 	p.pos.gates[topic] = g
 	return g
 }
 
-// dropGate forgets p's gate for topic: its events reach it no more.
+// dropGate forgets p's gate for topic: its events reach it no more, and
+// the bytes it held are given back.
 func (p *Peer) dropGate(topic string) {
 	p.pos.mu.Lock()
+	g := p.pos.gates[topic]
 	delete(p.pos.gates, topic)
+	var held int
+	if g != nil {
+		held, g.buf, g.bufBytes = g.bufBytes, nil, 0
+	}
 	p.pos.mu.Unlock()
+	p.release(held)
+}
+
+// release gives back n bytes that p's held gates had charged.
+func (p *Peer) release(n int) {
+	if n > 0 && p.adm != nil {
+		p.adm.Charge(-int64(n))
+	}
 }
 
 // The cluster takes positioned messages from a [HistoryBroker].
@@ -136,7 +154,7 @@ func (c *cluster) deliverAt(p *Peer, topic string, pos Position, frame []byte) {
 	case g == nil:
 		return // left meanwhile
 	case g.held:
-		c.keepHeld(g, pos, frame)
+		c.keepHeld(p, g, pos, frame)
 		return
 	}
 	if pos.Epoch != g.epoch {
@@ -154,13 +172,17 @@ func (c *cluster) deliverAt(p *Peer, topic string, pos Position, frame []byte) {
 	}
 }
 
-// keepHeld keeps an event in a held gate, within its bounds.
-func (c *cluster) keepHeld(g *gate, pos Position, frame []byte) {
+// keepHeld keeps an event in p's held gate g, within its bounds: the
+// gate's own, and the handler's byte budget, which the event is charged to
+// until written (a frame shared with other connections is charged to each,
+// as their outboxes do).
+func (c *cluster) keepHeld(p *Peer, g *gate, pos Position, frame []byte) {
 	limit := minHeld
 	if c.hist != nil {
 		limit = max(2*c.hist.policy.Size, minHeld)
 	}
-	if g.overflow || len(g.buf) >= limit || g.bufBytes+len(frame) > maxHeldBytes {
+	if g.overflow || len(g.buf) >= limit || g.bufBytes+len(frame) > maxHeldBytes ||
+		p.adm != nil && !p.adm.Hold(int64(len(frame))) {
 		g.overflow = true
 		return
 	}
@@ -212,7 +234,7 @@ func (c *cluster) open(ctx context.Context, p *Peer, topic string, g *gate, at P
 	p.pos.mu.Lock()
 	g.epoch, g.last = at.Epoch, at.Offset
 	for {
-		buf := g.buf
+		buf, held := g.buf, g.bufBytes
 		g.buf, g.bufBytes = nil, 0
 		if len(buf) == 0 {
 			g.held = false
@@ -237,11 +259,10 @@ func (c *cluster) open(ctx context.Context, p *Peer, topic string, g *gate, at P
 			}
 		}
 		p.pos.mu.Unlock()
-		for _, f := range out {
-			if err := p.send(ctx, f); err != nil {
-				return false, err
-			}
-			c.delivered.Add(1)
+		err := c.sendAll(ctx, p, out)
+		p.release(held) // written, or never will be
+		if err != nil {
+			return false, err
 		}
 		p.pos.mu.Lock()
 	}
@@ -259,6 +280,17 @@ func (p *Peer) forgetEpochs(topics []string) {
 			g.epoch, g.last = "", 0
 		}
 	}
+}
+
+// sendAll writes frames to p, waiting for room as Notify does.
+func (c *cluster) sendAll(ctx context.Context, p *Peer, frames [][]byte) error {
+	for _, f := range frames {
+		if err := p.send(ctx, f); err != nil {
+			return err
+		}
+		c.delivered.Add(1)
+	}
+	return nil
 }
 
 // positionOf returns p's position in topic, and whether it has one.
