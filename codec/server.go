@@ -480,15 +480,3 @@ func (c *ServerCodec) debug(msg string, args ...any) {
 		c.logger.Debug("codec: "+msg, args...)
 	}
 }
-
-// EncodeEvent returns the frame of an unsolicited event:
-// {"type":typ,"data":data}. A transport that offers push writes it to the
-// connection; see package rpcws.
-func EncodeEvent(typ string, data any) ([]byte, error) {
-	e := newEncoder()
-	e.start(nil, typ, "")
-	if err := e.data(data); err != nil {
-		return nil, err
-	}
-	return e.buf.Bytes(), nil
-}

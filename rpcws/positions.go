@@ -1,10 +1,7 @@
 package rpcws
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"strconv"
 	"sync"
 
 	"github.com/rpcws/rpcws/codec"
@@ -115,7 +112,7 @@ func (c *cluster) ReceiveAt(subject string, pos Position, msg []byte) {
 	if s == nil || s.kind != kindTopic {
 		return // no member here any more
 	}
-	frame = appendPosition(frame, name, pos)
+	frame = codec.AppendPosition(make([]byte, 0, len(frame)+len(name)+len(pos.Epoch)+48), frame, name, pos.Epoch, pos.Offset)
 	if c.maxFrame > 0 && len(frame) > c.maxFrame {
 		c.refuse(subject, errEventTooLarge, len(msg))
 		return
@@ -127,20 +124,6 @@ func (c *cluster) ReceiveAt(subject string, pos Position, msg []byte) {
 		}
 		c.deliverAt(p, name, pos, f)
 	}
-}
-
-// appendPosition turns the event frame {"type":E,"data":D} into
-// {"type":E,"data":D,"topic":T,"epoch":P,"offset":N}, in a new slice.
-func appendPosition(frame []byte, topic string, pos Position) []byte {
-	out := make([]byte, 0, len(frame)+len(topic)+len(pos.Epoch)+48)
-	out = append(out, frame[:len(frame)-1]...) // without its closing brace
-	out = append(out, `,"topic":`...)
-	out = appendJSONString(out, topic)
-	out = append(out, `,"epoch":`...)
-	out = appendJSONString(out, pos.Epoch)
-	out = append(out, `,"offset":`...)
-	out = strconv.AppendUint(out, pos.Offset, 10)
-	return append(out, '}')
 }
 
 // deliverAt hands one positioned event to p's gate for topic: queued at
@@ -302,14 +285,4 @@ func (p *Peer) positionOf(topic string) (Position, bool) {
 		return Position{}, false
 	}
 	return Position{Epoch: g.epoch, Offset: g.last}, true
-}
-
-// appendJSONString appends s as a JSON string, as encoding/json writes it
-// but with no HTML escaping.
-func appendJSONString(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.Encode(s) // a string never fails
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }

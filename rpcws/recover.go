@@ -80,27 +80,17 @@ func parseRecover(frame []byte) (id, data json.RawMessage, ok bool) {
 }
 
 // replyError writes an error reply to request id, waiting for room.
-func (p *Peer) replyError(id []byte, code, message string) {
-	b := append([]byte(`{"id":`), id...)
-	b = append(b, `,"type":"error","code":`...)
-	b = appendJSONString(b, code)
-	b = append(b, `,"message":`...)
-	b = appendJSONString(b, message)
-	p.send(p.Context(), append(b, '}'))
+func (p *Peer) replyError(id json.RawMessage, code, message string) {
+	p.send(p.Context(), codec.EncodeErrorReply(id, code, message))
 }
 
 // reply writes the success reply to request id of type typ.
-func (p *Peer) reply(id []byte, typ string, v any) error {
-	data, err := json.Marshal(v)
+func (p *Peer) reply(id json.RawMessage, typ string, v any) error {
+	frame, err := codec.EncodeReply(id, typ, v)
 	if err != nil {
 		return err
 	}
-	b := append([]byte(`{"id":`), id...)
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, typ+".response")
-	b = append(b, `,"data":`...)
-	b = append(b, data...)
-	return p.send(p.Context(), append(b, '}'))
+	return p.send(p.Context(), frame)
 }
 
 // recoverRequest serves one rpcws.recover request of p.
@@ -265,7 +255,7 @@ func (c *cluster) replayFrames(topic, epoch string, events []HistoryEvent, oldPe
 		if err != nil {
 			continue
 		}
-		frame = appendPosition(frame, topic, Position{Epoch: epoch, Offset: e.Offset})
+		frame = codec.AppendPosition(nil, frame, topic, epoch, e.Offset)
 		if c.maxFrame > 0 && len(frame) > c.maxFrame {
 			continue
 		}
