@@ -165,15 +165,24 @@ func (m *memoryBroker) History(ctx context.Context, subject string, after uint64
 	return t.pos, out, nil
 }
 
-// SaveSession stores record under id until ttl from now.
-func (m *memoryBroker) SaveSession(ctx context.Context, id string, record []byte, ttl time.Duration) error {
+// lockState returns the bus's state, locked, or ErrBrokerClosed.
+func (m *memoryBroker) lockState() (*memoryState, error) {
 	if m.isClosed() {
-		return ErrBrokerClosed
+		return nil, ErrBrokerClosed
 	}
 	s := &m.bus.state
-	now := time.Now()
 	s.mu.Lock()
+	return s, nil
+}
+
+// SaveSession stores record under id until ttl from now.
+func (m *memoryBroker) SaveSession(ctx context.Context, id string, record []byte, ttl time.Duration) error {
+	s, err := m.lockState()
+	if err != nil {
+		return err
+	}
 	defer s.mu.Unlock()
+	now := time.Now()
 	s.sweep(now)
 	if s.sessions == nil {
 		s.sessions = make(map[string]memoryRecord)
@@ -184,13 +193,12 @@ func (m *memoryBroker) SaveSession(ctx context.Context, id string, record []byte
 
 // TouchSessions moves the expiry of the sessions of ids that exist.
 func (m *memoryBroker) TouchSessions(ctx context.Context, ids []string, ttl time.Duration) error {
-	if m.isClosed() {
-		return ErrBrokerClosed
+	s, err := m.lockState()
+	if err != nil {
+		return err
 	}
-	s := &m.bus.state
-	now := time.Now()
-	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	for _, id := range ids {
 		if r, ok := s.sessions[id]; ok && now.Before(r.expires) {
 			r.expires = now.Add(ttl)
@@ -202,11 +210,10 @@ func (m *memoryBroker) TouchSessions(ctx context.Context, ids []string, ttl time
 
 // TakeSession returns and deletes the record of id.
 func (m *memoryBroker) TakeSession(ctx context.Context, id string) ([]byte, error) {
-	if m.isClosed() {
-		return nil, ErrBrokerClosed
+	s, err := m.lockState()
+	if err != nil {
+		return nil, err
 	}
-	s := &m.bus.state
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.sessions[id]
 	delete(s.sessions, id)
@@ -218,13 +225,12 @@ func (m *memoryBroker) TakeSession(ctx context.Context, id string) ([]byte, erro
 
 // AddPresence records entries until ttl from now.
 func (m *memoryBroker) AddPresence(ctx context.Context, ttl time.Duration, entries ...PresenceEntry) error {
-	if m.isClosed() {
-		return ErrBrokerClosed
+	s, err := m.lockState()
+	if err != nil {
+		return err
 	}
-	s := &m.bus.state
-	now := time.Now()
-	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	s.sweep(now)
 	if s.presence == nil {
 		s.presence = make(map[string]map[string]memoryRecord)
@@ -242,11 +248,10 @@ func (m *memoryBroker) AddPresence(ctx context.Context, ttl time.Duration, entri
 
 // RemovePresence deletes entries.
 func (m *memoryBroker) RemovePresence(ctx context.Context, entries ...PresenceEntry) error {
-	if m.isClosed() {
-		return ErrBrokerClosed
+	s, err := m.lockState()
+	if err != nil {
+		return err
 	}
-	s := &m.bus.state
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range entries {
 		if t := s.presence[e.Topic]; t != nil {
@@ -261,13 +266,12 @@ func (m *memoryBroker) RemovePresence(ctx context.Context, entries ...PresenceEn
 
 // Presence returns the topic's entries that have not expired.
 func (m *memoryBroker) Presence(ctx context.Context, subject string) ([]PresenceEntry, error) {
-	if m.isClosed() {
-		return nil, ErrBrokerClosed
+	s, err := m.lockState()
+	if err != nil {
+		return nil, err
 	}
-	s := &m.bus.state
-	now := time.Now()
-	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	var out []PresenceEntry
 	for peer, r := range s.presence[subject] {
 		if now.Before(r.expires) {
