@@ -343,13 +343,7 @@ func offsetsOf(fs []wframe, topic string) []uint64 {
 func dropped(t *testing.T, nd *histNode, c *wireClient, conns int) {
 	t.Helper()
 	c.ws.CloseNow()
-	deadline := time.Now().Add(10 * time.Second)
-	for nd.h.NumConns() > conns {
-		if time.Now().After(deadline) {
-			t.Fatal("the replica never saw the connection close")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, "the replica to see the connection close", func() bool { return nd.h.NumConns() <= conns })
 }
 
 func TestRecoverReplaysMissed(t *testing.T) {
