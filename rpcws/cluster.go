@@ -232,12 +232,8 @@ func (h *Handler) Publish(ctx context.Context, to Address, eventType string, dat
 	}
 	msg := appendBrokerEnvelope(make([]byte, 0, 3+len(to.except)+len(target)+len(frame)), to.except, target)
 	msg = append(msg, frame...)
-	bctx := ctx
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		bctx, cancel = context.WithTimeout(ctx, brokerTimeout)
-		defer cancel()
-	}
+	bctx, cancel := brokerContext(ctx)
+	defer cancel()
 	if err := c.publish(bctx, to, subject, msg); err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return ctx.Err() // the caller gave up: not the engine's fault
