@@ -185,3 +185,52 @@ func TestOutboxAfterClose(t *testing.T) {
 		}
 	})
 }
+
+// While the last send took more than one frame, the connection is busy: a
+// frame handed to the idle outbox is queued for a goroutine that sends it,
+// and Write returns before the send. A send of one frame ends the busy
+// spell, and the next frame is written on the caller's goroutine again.
+func TestOutboxBusyQueuesForAWriter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conn := &sendLog{gate: make(chan struct{})}
+		out, _, _ := newOutbox(conn, 0)
+		go out.Write(context.Background(), []byte("first"), true)
+		synctest.Wait()
+		out.Write(context.Background(), []byte("a"), true)
+		out.Write(context.Background(), []byte("b"), true)
+		conn.gate <- struct{}{}
+		conn.gate <- struct{}{} // [a b]: the outbox is busy
+		out.Flush(context.Background())
+
+		returned := func(frame string) chan error {
+			done := make(chan error, 1)
+			go func() { done <- out.Write(context.Background(), []byte(frame), true) }()
+			synctest.Wait()
+			return done
+		}
+		select {
+		case err := <-returned("c"):
+			if err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatal("a busy outbox wrote on the caller's goroutine: Write waited for its send")
+		}
+		conn.gate <- struct{}{} // [c] alone: no longer busy
+		out.Flush(context.Background())
+		d := returned("d")
+		select {
+		case <-d:
+			t.Fatal("after a send of one frame, Write returned before its send")
+		default:
+		}
+		conn.gate <- struct{}{}
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+		want := [][]string{{"first"}, {"a", "b"}, {"c"}, {"d"}}
+		if got := conn.got(); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("sends %q, want %q", got, want)
+		}
+	})
+}
