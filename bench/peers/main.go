@@ -13,6 +13,7 @@
 //
 //	go run . [-duration 1s] [-reps 3] [-idle 1000] [-peers a,b] [-json | -markdown]
 //	go run . -server-only [-duration 2s] [-reps 3] [-old-server PATH] [-json]
+//	go run . -against OLD [-reps 5] [-peers a,b] [-workloads a,b] [-json]
 //
 // Run with -h for every flag.
 package main
@@ -77,6 +78,10 @@ type config struct {
 	// OldServer is a binary of this command built against other rpcws
 	// code, whose rpcws server the server-only cells measure too.
 	OldServer string `json:"-"`
+
+	// Against is a binary of this command built against other rpcws
+	// code, run alternately with this one (see compare).
+	Against string `json:"-"`
 }
 
 func main() {
@@ -90,6 +95,9 @@ func main() {
 	}
 	if cfg.ServerOnly {
 		os.Exit(runServerOnly(cfg, format, os.Stdout, os.Stderr))
+	}
+	if cfg.Against != "" {
+		os.Exit(compare(cfg, cfg.Against, format, os.Stdout, os.Stderr))
 	}
 	if slices.Contains(cfg.Workloads, "idle") {
 		// Both ends of every idle connection are in this process.
@@ -141,6 +149,7 @@ func parseFlags(args []string) (config, string, error) {
 	wls := fs.String("workloads", "", "comma-separated workloads to run (default all): "+strings.Join(workloadKeys(), ","))
 	fs.BoolVar(&cfg.ServerOnly, "server-only", false, "measure the servers of rpcws, classic-xnet and ceiling-coder alone, each in a child process, loaded with raw frames from this one (see README)")
 	fs.StringVar(&cfg.OldServer, "old-server", "", "with -server-only, also measure the rpcws server of this binary of the command, built against other rpcws code, as "+oldLabel)
+	fs.StringVar(&cfg.Against, "against", "", "run the cells with this binary and with the one at this path (built against other rpcws code), alternately, -reps rounds, and compare their rpcws figures")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	asMarkdown := fs.Bool("markdown", false, "print the report as Markdown")
 	if err := fs.Parse(args); err != nil {
