@@ -34,7 +34,7 @@ func TestCompareRows(t *testing.T) {
 	near("old ×classic", r.OldClassic, 1.1)
 	near("new ×classic", r.NewClassic, 1.1)
 	near("new ×ceiling", r.NewCeiling, 0.55)
-	near("new ÷ old", r.NewOld, 1.1)                         // rounds: 1.1, 1.1, 0.9
+	near("new ÷ old", r.NewOld, 1.1)                     // rounds: 1.1, 1.1, 0.9
 	near("new ÷ old ×classic", r.NewOldClassic, 1.3/1.2) // rounds: 1.1, 1.083, 0.909
 	if r.Rounds != 3 {
 		t.Errorf("rounds = %d, want 3", r.Rounds)
