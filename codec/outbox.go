@@ -79,10 +79,10 @@ func NewOutbox(conn Conn, adm *Admission, maxQueued int) *Outbox {
 // room in the queue until ctx ends (it then returns ctx's error). A frame
 // larger than the queue's bound waits for an empty queue. An idle outbox
 // writes frame on the calling goroutine, unless it is busy (see drain).
-// With own, the caller may reuse
-// frame once Write returns (a queued frame is copied); without, frame must
-// not change afterwards, and may be shared between connections. It returns
-// an error matching [ErrClosed] once the outbox writes no more.
+// With own, the caller may reuse frame once Write returns (a queued frame
+// is copied); without, frame must not change afterwards, and may be shared
+// between connections. It returns an error matching [ErrClosed] once the
+// outbox writes no more.
 func (o *Outbox) Write(ctx context.Context, frame []byte, own bool) error {
 	n := int64(len(frame))
 	o.mu.Lock()

@@ -41,12 +41,12 @@ type compareRow struct {
 	Rounds        int     `json:"rounds"`
 }
 
-// compare runs the selected cells with this binary and with old (a binary
-// of this command built from other rpcws code), alternately, cfg.Reps
+// compare runs the selected cells with this binary and with cfg.Against
+// (a binary of this command built from other rpcws code), alternately, cfg.Reps
 // rounds of one repetition each, every run in a child process of its own,
 // and reports the rpcws figures of both side by side. Alternating spreads
 // the machine's changing load over both binaries alike.
-func compare(cfg config, old string, format string, out, progress io.Writer) int {
+func compare(cfg config, format string, out, progress io.Writer) int {
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(progress, "peers:", err)
@@ -62,7 +62,7 @@ func compare(cfg config, old string, format string, out, progress io.Writer) int
 		for _, which := range order {
 			bin := self
 			if which == againstOld {
-				bin = old
+				bin = cfg.Against
 			}
 			fmt.Fprintf(progress, "round %d/%d: %s\n", round, cfg.Reps, which)
 			r, err := runChildReport(bin, args, progress)
@@ -82,7 +82,7 @@ func compare(cfg config, old string, format string, out, progress io.Writer) int
 		}
 		return 0
 	}
-	writeCompare(out, rows, cfg, old)
+	writeCompare(out, rows, cfg)
 	return 0
 }
 
@@ -182,8 +182,8 @@ func medianOf(v []float64) float64 {
 }
 
 // writeCompare prints rows as a table.
-func writeCompare(w io.Writer, rows []compareRow, cfg config, old string) {
-	fmt.Fprintf(w, "new (this binary) against old (%s): %d rounds, alternated, each run in a child process; medians over the rounds\n", old, cfg.Reps)
+func writeCompare(w io.Writer, rows []compareRow, cfg config) {
+	fmt.Fprintf(w, "new (this binary) against old (%s): %d rounds, alternated, each run in a child process; medians over the rounds\n", cfg.Against, cfg.Reps)
 	fmt.Fprintln(w, "new ÷ old: the median of each round's ratio, of the figures and of their ratios to classic and to the ceiling; above 1 is better where higher is, below 1 where lower is")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "metric\tunit\told\tnew\told ×classic\tnew ×classic\told ×ceiling\tnew ×ceiling\tnew ÷ old\t×classic\t×ceiling\t")

@@ -97,7 +97,7 @@ func main() {
 		os.Exit(runServerOnly(cfg, format, os.Stdout, os.Stderr))
 	}
 	if cfg.Against != "" {
-		os.Exit(compare(cfg, cfg.Against, format, os.Stdout, os.Stderr))
+		os.Exit(compare(cfg, format, os.Stdout, os.Stderr))
 	}
 	if slices.Contains(cfg.Workloads, "idle") {
 		// Both ends of every idle connection are in this process.
