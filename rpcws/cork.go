@@ -28,10 +28,11 @@ type corkConn struct {
 	pool    *sync.Pool    // of *[]byte gather buffers; nil: the connection keeps its own
 	in      io.Reader     // reads the connection, if set (a server's lazyReader); else it is read directly
 
-	mu     sync.Mutex // guards the fields below; held during a send
-	corked bool
-	buf    *[]byte // gathered bytes; nil when none
-	err    error   // the first send error: every later write fails with it
+	mu       sync.Mutex // guards the fields below; held during a send
+	corked   bool
+	buf      *[]byte   // gathered bytes; nil when none
+	err      error     // the first send error: every later write fails with it
+	deadline time.Time // the write deadline last set
 }
 
 // corkLimit is the most bytes gathered while corked: a write that would go
@@ -118,9 +119,7 @@ func (c *corkConn) uncork() error {
 // send writes what was gathered, then p, with one system call, bounded by
 // the write timeout. c.mu is held.
 func (c *corkConn) send(p []byte) error {
-	if c.timeout > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	}
+	c.renewDeadline()
 	var err error
 	switch {
 	case c.gathered() == 0:
@@ -140,6 +139,21 @@ func (c *corkConn) send(p []byte) error {
 		}
 	}
 	return err
+}
+
+// renewDeadline moves the write deadline to the write timeout from now,
+// once the deadline has run down by a 64th of the timeout: a send is
+// bounded by between 63/64 of the timeout and all of it. Setting it on
+// every send resets a runtime timer per frame, which may wake the thread
+// that polls the network. c.mu is held.
+func (c *corkConn) renewDeadline() {
+	if c.timeout <= 0 {
+		return
+	}
+	if d := time.Now().Add(c.timeout); d.Sub(c.deadline) > c.timeout/64 {
+		c.Conn.SetWriteDeadline(d)
+		c.deadline = d
+	}
 }
 
 // putBuf gives the gather buffer back: to the pool, or, without one, keeps

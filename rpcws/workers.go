@@ -19,8 +19,8 @@ type workers struct {
 }
 
 // workerIdle is how long a worker waits for another request before it
-// ends: far longer than the time between a busy server's requests, and
-// short enough that an idle server keeps none.
+// ends, give or take as much again: far longer than the time between a
+// busy server's requests, and short enough that an idle server keeps none.
 const workerIdle = 5 * time.Millisecond
 
 func newWorkers() *workers {
@@ -40,19 +40,32 @@ func (w *workers) Go(f func()) {
 	}
 }
 
-// serve runs f, then the requests handed to it, until none comes for
-// workerIdle.
+// serve runs f, then the requests handed to it, until it has served none
+// for a whole tick of its timer. The timer ticks every workerIdle and is
+// not reset per request: resetting a timer may wake the thread that polls
+// the network, on every request.
 func (w *workers) serve(f func()) {
-	idle := time.NewTimer(workerIdle)
-	for {
+	idle := time.NewTicker(workerIdle)
+	defer idle.Stop()
+	for f != nil {
 		f()
-		idle.Reset(workerIdle)
+		f = w.next(idle.C)
+	}
+}
+
+// next waits for the next request, and returns nil when none came for a
+// whole tick, or when the workers stop.
+func (w *workers) next(tick <-chan time.Time) func() {
+	for served := true; ; served = false {
 		select {
-		case f = <-w.work:
-		case <-idle.C:
-			return
+		case f := <-w.work:
+			return f
+		case <-tick:
+			if !served {
+				return nil
+			}
 		case <-w.quit:
-			return
+			return nil
 		}
 	}
 }

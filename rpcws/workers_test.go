@@ -14,8 +14,10 @@ func goroutineID() string {
 	return strings.Fields(string(buf[:runtime.Stack(buf, false)]))[1]
 }
 
-// A worker serves the next request on its goroutine when it comes within
-// workerIdle, and ends when none comes for that long, or at stop.
+// A worker serves the next request on its goroutine while requests keep
+// coming, however long it lives, and ends once it has served none for a
+// whole tick of workerIdle (between one and two workerIdle after its last
+// request), or at stop.
 func TestWorkers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorkers()
@@ -24,16 +26,19 @@ func TestWorkers(t *testing.T) {
 
 		w.Go(run)
 		first := <-ran
-		synctest.Wait() // the worker waits for more
-		w.Go(run)
-		if second := <-ran; second != first {
-			t.Errorf("a request within workerIdle ran on goroutine %s, want the worker's, %s", second, first)
+		for range 4 * workerIdle / time.Millisecond {
+			time.Sleep(time.Millisecond)
+			synctest.Wait() // the worker waits for more
+			w.Go(run)
+			if next := <-ran; next != first {
+				t.Fatalf("a request within workerIdle of the last ran on goroutine %s, want the worker's, %s", next, first)
+			}
 		}
 
-		time.Sleep(workerIdle + time.Millisecond)
+		time.Sleep(2*workerIdle + time.Millisecond)
 		w.Go(run)
-		if third := <-ran; third == first {
-			t.Errorf("a request after workerIdle ran on the worker that had ended, %s", first)
+		if last := <-ran; last == first {
+			t.Errorf("a request 2×workerIdle after the last ran on the worker that should have ended, %s", first)
 		}
 
 		synctest.Wait()
