@@ -43,7 +43,9 @@ func (w *workers) Go(f func()) {
 // serve runs f, then the requests handed to it, until it has served none
 // for a whole tick of its timer. The timer ticks every workerIdle and is
 // not reset per request: resetting a timer may wake the thread that polls
-// the network, on every request.
+// the network. BenchmarkCallSmall, medians of 5 alternated runs, with the
+// reset / with the tick: 10,286 / 10,471 calls/s, and with the write
+// deadline renewed lazily as well (corkConn.renewDeadline), 11,216.
 func (w *workers) serve(f func()) {
 	idle := time.NewTicker(workerIdle)
 	defer idle.Stop()
