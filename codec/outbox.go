@@ -53,11 +53,15 @@ type Outbox struct {
 	queued  int64         // bytes in queue
 	copies  *[]byte       // holds the queued frames that Write was lent (see keep); nil when none
 	writing bool          // a goroutine is writing
-	busy    bool          // the last send took frames that queued behind another (see drain)
+	busy    int           // sends of one frame to come before the outbox is quiet again (see drain)
 	room    chan struct{} // closed when the queue shrinks or the outbox ends; nil if no one waits
 	idle    chan struct{} // closed when writing stops; nil if no one waits
 	err     error         // after a write failed: every later write fails with it (it matches ErrClosed)
 }
+
+// busyAfterBatch is how many sends of one frame in a row end the busy
+// spell that a send of several frames begins (see drain).
+const busyAfterBatch = 8
 
 // NewOutbox returns the writer of conn, which charges adm with the bytes it
 // holds. maxQueued bounds the bytes queued behind the write under way: zero
@@ -91,7 +95,7 @@ func (o *Outbox) Write(ctx context.Context, frame []byte, own bool) error {
 			o.mu.Unlock()
 			return err
 		}
-		if !o.writing && !o.busy {
+		if !o.writing && o.busy == 0 {
 			return o.writeNow(frame) // unlocks
 		}
 		if o.fits(n) {
@@ -216,14 +220,21 @@ func (o *Outbox) run() {
 // Batching under load: frames that queued during a send, or while the
 // outbox is busy, wait while the drainer yields its processor once, so
 // that the goroutines ready to write (the replies of a burst of requests,
-// the calls of many callers) join the batch; and while the last batch held
-// more than one frame, Write queues its frame for a goroutine that drains
-// so, rather than writing it at once. Neither needs a clock. Side by side
-// in bench/peers (64 callers on one connection, medians of 5 alternated
-// rounds), neither / the yield / the queueing / both: 63,060 / 79,300 /
-// 70,130 / 79,510 calls/s, and on the 1 KiB echo 53,290 / 60,500 / 49,230
-// / 69,730; both ends' writes per call fell from 1.56 to 0.68. A lone call
-// meets neither (see bench/peers/README.md).
+// the calls of many callers) join the batch. After a send of several
+// frames the outbox is busy until busyAfterBatch sends of one frame in a
+// row: meanwhile Write queues its frame for a goroutine that drains so,
+// rather than writing it at once. Neither needs a clock, and a lone call,
+// or one call on each of many connections, meets neither.
+//
+// Side by side in bench/peers (64 callers on one connection, medians of 5
+// alternated rounds), neither / the yield / the queueing (busy for one
+// send) / both: 63,060 / 79,300 / 70,130 / 79,510 calls/s, and on the
+// 1 KiB echo 53,290 / 60,500 / 49,230 / 69,730; both ends' writes per call
+// fell from 1.56 to 0.68. Busy for 1 / 4 / 8 / 16 single sends, in
+// BenchmarkShared64Small (medians of 5 alternated runs): 87,455 / 103,260
+// / 107,116 / 111,227 calls/s, 0.70 / 0.20 / 0.19 / 0.17 writes per call;
+// BenchmarkConns64Small and BenchmarkCallSmall did not move. See
+// bench/peers/README.md.
 func (o *Outbox) drain(first error, sent bool) {
 	err := first
 	yielded := false
@@ -240,7 +251,7 @@ func (o *Outbox) drain(first error, sent bool) {
 		if len(o.queue) == 0 {
 			break
 		}
-		if (sent || o.busy) && !yielded {
+		if (sent || o.busy > 0) && !yielded {
 			o.mu.Unlock()
 			o.yield()
 			o.mu.Lock()
@@ -250,7 +261,11 @@ func (o *Outbox) drain(first error, sent bool) {
 		yielded = false
 		frames, n, copies := o.queue, o.queued, o.copies
 		o.queue, o.queued, o.copies = nil, 0, nil
-		o.busy = len(frames) > 1
+		if len(frames) > 1 {
+			o.busy = busyAfterBatch
+		} else if o.busy > 0 {
+			o.busy--
+		}
 		o.signalRoom()
 		o.mu.Unlock()
 		err = o.send(frames)

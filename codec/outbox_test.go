@@ -3,6 +3,7 @@ package codec_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -186,10 +187,11 @@ func TestOutboxAfterClose(t *testing.T) {
 	})
 }
 
-// While the last send took more than one frame, the connection is busy: a
-// frame handed to the idle outbox is queued for a goroutine that sends it,
-// and Write returns before the send. A send of one frame ends the busy
-// spell, and the next frame is written on the caller's goroutine again.
+// After a send of more than one frame, the connection is busy: a frame
+// handed to the idle outbox is queued for a goroutine that sends it, and
+// Write returns before the send. busyAfterBatch sends of one frame in a
+// row end the busy spell, and the next frame is written on the caller's
+// goroutine again.
 func TestOutboxBusyQueuesForAWriter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		conn := &sendLog{gate: make(chan struct{})}
@@ -208,27 +210,35 @@ func TestOutboxBusyQueuesForAWriter(t *testing.T) {
 			synctest.Wait()
 			return done
 		}
-		select {
-		case err := <-returned("c"):
-			if err != nil {
-				t.Fatal(err)
+		// Busy: until busyAfterBatch sends of one frame in a row, each
+		// Write returns before its send.
+		want := [][]string{{"first"}, {"a", "b"}}
+		for i := range codec.BusyAfterBatch {
+			frame := fmt.Sprint("c", i)
+			select {
+			case err := <-returned(frame):
+				if err != nil {
+					t.Fatal(err)
+				}
+			default:
+				t.Fatalf("a busy outbox wrote %s on the caller's goroutine: Write waited for its send", frame)
 			}
-		default:
-			t.Fatal("a busy outbox wrote on the caller's goroutine: Write waited for its send")
+			conn.gate <- struct{}{} // [frame] alone
+			out.Flush(context.Background())
+			want = append(want, []string{frame})
 		}
-		conn.gate <- struct{}{} // [c] alone: no longer busy
-		out.Flush(context.Background())
+		// Quiet again: Write sends on the caller's goroutine.
 		d := returned("d")
 		select {
 		case <-d:
-			t.Fatal("after a send of one frame, Write returned before its send")
+			t.Fatal("after busyAfterBatch sends of one frame, Write returned before its send")
 		default:
 		}
 		conn.gate <- struct{}{}
 		if err := <-d; err != nil {
 			t.Fatal(err)
 		}
-		want := [][]string{{"first"}, {"a", "b"}, {"c"}, {"d"}}
+		want = append(want, []string{"d"})
 		if got := conn.got(); !slices.EqualFunc(got, want, slices.Equal) {
 			t.Fatalf("sends %q, want %q", got, want)
 		}

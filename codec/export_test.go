@@ -1,0 +1,4 @@
+package codec
+
+// BusyAfterBatch is busyAfterBatch, for the external tests of the Outbox.
+const BusyAfterBatch = busyAfterBatch
