@@ -148,6 +148,12 @@ func (l *lazyReader) fill() {
 // published bytes meanwhile, it reads the socket into a buffer of the pool
 // and publishes what it read, or gives the buffer back to wait without it.
 // It runs under the socket's read lock, so reads publish in their order.
+//
+// It always tries the read before it waits, even after a read that
+// emptied the socket: raw.Read forgets the socket's readiness before it
+// calls readSocket, so a wait without that read could miss bytes that
+// arrived since the last one, and never wake (a 1 MB request, read in
+// pieces as it arrives, stalls so).
 func (l *lazyReader) readSocket(fd uintptr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
