@@ -60,6 +60,17 @@ func newOutbox(conn codec.Conn, maxQueued int) (*codec.Outbox, *codec.Admission,
 	return codec.NewOutbox(conn, adm, maxQueued), adm, budget
 }
 
+// sendingOutbox returns an outbox over a gated sendLog whose first send,
+// of first, is under way: it waits at the gate. It runs in a synctest
+// bubble.
+func sendingOutbox(maxQueued int, first string) (*sendLog, *codec.Outbox, *codec.Admission, *codec.Budget) {
+	conn := &sendLog{gate: make(chan struct{})}
+	out, adm, budget := newOutbox(conn, maxQueued)
+	go out.Write(context.Background(), []byte(first), false)
+	synctest.Wait() // the first send is under way
+	return conn, out, adm, budget
+}
+
 // An idle outbox writes on the caller's goroutine: the frame is sent when
 // Write returns.
 func TestOutboxIdleWritesAtOnce(t *testing.T) {
@@ -81,10 +92,7 @@ func TestOutboxIdleWritesAtOnce(t *testing.T) {
 // the caller owns is copied when queued.
 func TestOutboxBatchesWhatQueues(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		conn := &sendLog{gate: make(chan struct{})}
-		out, _, budget := newOutbox(conn, 0)
-		go out.Write(context.Background(), []byte("first"), true)
-		synctest.Wait() // the first send is under way
+		conn, out, _, budget := sendingOutbox(0, "first")
 		own := []byte("b")
 		for _, f := range [][]byte{[]byte("a"), own} {
 			if err := out.Write(context.Background(), f, true); err != nil {
@@ -118,10 +126,7 @@ func TestOutboxBatchesWhatQueues(t *testing.T) {
 // the bound goes only into an empty queue.
 func TestOutboxQueueBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		conn := &sendLog{gate: make(chan struct{})}
-		out, _, _ := newOutbox(conn, 4)
-		go out.Write(context.Background(), []byte("sending"), false)
-		synctest.Wait()
+		conn, out, _, _ := sendingOutbox(4, "sending")
 		if err := out.TryWrite([]byte("larger than four")); err != nil {
 			t.Fatalf("a large frame into an empty queue: %v", err)
 		}
@@ -158,10 +163,7 @@ func TestOutboxQueueBound(t *testing.T) {
 // is dropped and no longer charged; after a failed send, every write fails.
 func TestOutboxAfterClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		conn := &sendLog{gate: make(chan struct{})}
-		out, adm, budget := newOutbox(conn, 0)
-		go out.Write(context.Background(), []byte("sending"), false)
-		synctest.Wait()
+		conn, out, adm, budget := sendingOutbox(0, "sending")
 		out.TryWrite([]byte("queued"))
 		adm.Close()
 		if err := out.Write(context.Background(), []byte("late"), false); !errors.Is(err, codec.ErrClosed) {
@@ -194,10 +196,7 @@ func TestOutboxAfterClose(t *testing.T) {
 // goroutine again.
 func TestOutboxBusyQueuesForAWriter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		conn := &sendLog{gate: make(chan struct{})}
-		out, _, _ := newOutbox(conn, 0)
-		go out.Write(context.Background(), []byte("first"), true)
-		synctest.Wait()
+		conn, out, _, _ := sendingOutbox(0, "first")
 		out.Write(context.Background(), []byte("a"), true)
 		out.Write(context.Background(), []byte("b"), true)
 		conn.gate <- struct{}{}
@@ -241,6 +240,33 @@ func TestOutboxBusyQueuesForAWriter(t *testing.T) {
 		want = append(want, []string{"d"})
 		if got := conn.got(); !slices.EqualFunc(got, want, slices.Equal) {
 			t.Fatalf("sends %q, want %q", got, want)
+		}
+	})
+}
+
+// After a send, the outbox yields before it takes the frames queued
+// meanwhile: a frame written during the yield, as a goroutine made ready
+// by the send would write it, leaves in the same batch.
+func TestOutboxYieldGathersReadyWriters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conn, out, _, _ := sendingOutbox(0, "first")
+		yields := 0
+		codec.SetYield(out, func() {
+			yields++
+			if err := out.Write(context.Background(), []byte("ready"), true); err != nil {
+				t.Error(err)
+			}
+		})
+		out.Write(context.Background(), []byte("queued"), true)
+		close(conn.gate)
+		out.Flush(context.Background())
+		synctest.Wait()
+		want := [][]string{{"first"}, {"queued", "ready"}}
+		if got := conn.got(); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("sends %q, want %q", got, want)
+		}
+		if yields != 1 {
+			t.Errorf("yielded %d times, want once: before the queued batch", yields)
 		}
 	})
 }
